@@ -1,0 +1,106 @@
+use crate::cache::{CachedModule, DiskCache, ModuleKey};
+use crate::config::EngineConfig;
+use crate::ticker::EpochTicker;
+use std::sync::Arc;
+use wasmtime::{Enabled, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Compile(String),
+}
+
+/// The process's one Wasmtime engine, its compile cache and its epoch clock.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // Declared before `wasmtime` so the ticker thread stops first.
+    _ticker: EpochTicker,
+    wasmtime: wasmtime::Engine,
+    cache: Option<DiskCache>,
+    config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(config.max_instances)
+            .total_memories(config.max_instances)
+            .total_tables(config.max_instances)
+            .total_stacks(config.max_instances)
+            .total_component_instances(config.max_instances)
+            .max_memory_size(config.max_memory as usize)
+            // The microseconds of an invocation go to first-touch page faults
+            // and resets, not to the guest's code: keep pages resident and,
+            // where the kernel can tell us, reset only the dirty ones.
+            .linear_memory_keep_resident(config.keep_resident)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10)
+            .pagemap_scan(Enabled::Auto);
+
+        let mut cfg = wasmtime::Config::new();
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(20));
+
+        let wasmtime =
+            wasmtime::Engine::new(&cfg).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => match DiskCache::open(dir, &wasmtime) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "compile cache disabled: cannot use its directory");
+                    None
+                }
+            },
+            None => None,
+        };
+        let ticker = EpochTicker::start(&wasmtime, config.epoch_tick);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                _ticker: ticker,
+                wasmtime,
+                cache,
+                config,
+            }),
+        })
+    }
+
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.wasmtime
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// A module prepared earlier for `key`, if the disk cache has it.
+    pub fn load_cached(&self, key: &ModuleKey) -> Option<CachedModule> {
+        self.inner.cache.as_ref()?.load(&self.inner.wasmtime, key)
+    }
+
+    /// Compiles `wasm` and records it in the cache under `key` with `tag`.
+    pub fn compile_cached(
+        &self,
+        key: &ModuleKey,
+        tag: &str,
+        wasm: &[u8],
+    ) -> Result<wasmtime::Module, EngineError> {
+        let module = wasmtime::Module::new(&self.inner.wasmtime, wasm)
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        if let Some(cache) = &self.inner.cache
+            && let Err(e) = cache.store(key, tag, &module)
+        {
+            tracing::warn!(error = %e, "could not write the compile cache");
+        }
+        Ok(module)
+    }
+}

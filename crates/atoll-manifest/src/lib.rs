@@ -1,0 +1,38 @@
+//! Parses and validates `atoll.toml`, the one file that describes an Atoll app.
+//!
+//! This crate knows nothing about Wasmtime, HTTP servers or capabilities'
+//! backends: it turns text into a validated [`Manifest`] or into
+//! [`ManifestErrors`] that name the file, line, column and key of every problem,
+//! so a user can fix them all in one pass.
+//!
+//! ```
+//! let text = r#"
+//! [app]
+//! name = "hello"
+//!
+//! [functions.echo]
+//! source = "echo.wasm"
+//!
+//! [[routes]]
+//! method = "POST"
+//! path = "/echo/:name"
+//! steps = [{ fn = "echo" }]
+//! "#;
+//! let manifest = atoll_manifest::Manifest::parse(text, "atoll.toml".as_ref()).unwrap();
+//! assert_eq!(manifest.routes[0].steps[0].op, "handle");
+//! ```
+
+mod error;
+mod model;
+mod path;
+mod raw;
+mod units;
+mod validate;
+
+pub use error::{Location, ManifestError, ManifestErrors, SourceText};
+pub use model::*;
+pub use path::{RoutePath, Segment};
+pub use units::{parse_duration, parse_size};
+
+/// The file name Atoll looks for in an app directory.
+pub const MANIFEST_FILE: &str = "atoll.toml";

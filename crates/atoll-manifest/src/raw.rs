@@ -1,0 +1,70 @@
+//! The manifest exactly as written, with spans, before any validation.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    pub app: Option<Spanned<RawApp>>,
+    #[serde(default)]
+    pub functions: BTreeMap<Spanned<String>, Spanned<RawFunction>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub name: Spanned<String>,
+    pub version: Option<Spanned<String>>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFunction {
+    pub source: Spanned<String>,
+    pub abi: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub memory: Option<Spanned<String>>,
+    pub capabilities: Option<Spanned<Vec<Spanned<String>>>>,
+    pub build: Option<Spanned<RawBuild>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuild {
+    pub command: Spanned<String>,
+    pub workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub watch: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawMethods {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub method: Option<Spanned<RawMethods>>,
+    pub path: Spanned<String>,
+    /// Shorthand for a one-step route: `fn = "echo"`.
+    #[serde(rename = "fn")]
+    pub function: Option<Spanned<String>>,
+    pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub max_body: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    #[serde(rename = "fn")]
+    pub function: Spanned<String>,
+    pub op: Option<Spanned<String>>,
+}

@@ -1,0 +1,491 @@
+//! Turns the raw manifest into the model, collecting every error on the way.
+
+use crate::error::{ManifestError, ManifestErrors, SourceText};
+use crate::model::*;
+use crate::raw::*;
+use crate::{Location, RoutePath, parse_duration, parse_size};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+struct Checker {
+    src: SourceText,
+    errors: Vec<ManifestError>,
+}
+
+impl Checker {
+    fn loc<T>(&self, s: &Spanned<T>) -> Location {
+        self.src.locate(s.span())
+    }
+
+    fn err(&mut self, loc: Location, key: impl Into<String>, msg: impl Into<String>) {
+        self.errors.push(self.src.error(loc, key, msg));
+    }
+}
+
+pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
+    let raw: RawManifest = match toml::from_str(&src.text) {
+        Ok(raw) => raw,
+        Err(e) => return Err(toml_error(&src, &e).into()),
+    };
+    let mut c = Checker {
+        src: src.clone(),
+        errors: Vec::new(),
+    };
+
+    let app = match &raw.app {
+        Some(app) => check_app(&mut c, app),
+        None => {
+            c.errors.push(
+                src.file_error("missing the [app] table (it needs at least `name = \"...\"`)"),
+            );
+            None
+        }
+    };
+
+    let mut functions = BTreeMap::new();
+    for (name, f) in &raw.functions {
+        if let Some(function) = check_function(&mut c, name, f) {
+            functions.insert(name.get_ref().clone(), function);
+        }
+    }
+
+    let mut routes = Vec::new();
+    let mut seen: HashMap<(String, String), Location> = HashMap::new();
+    for (index, r) in raw.routes.iter().enumerate() {
+        if let Some(route) = check_route(&mut c, index, r, &raw.functions) {
+            check_duplicate(&mut c, &route, &mut seen);
+            routes.push(route);
+        }
+    }
+
+    let dir = src.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+
+    match app {
+        Some(app) if c.errors.is_empty() => Ok(Manifest {
+            source: src,
+            dir,
+            app,
+            functions,
+            routes,
+        }),
+        _ => {
+            c.errors
+                .sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
+            Err(ManifestErrors(c.errors))
+        }
+    }
+}
+
+fn check_app(c: &mut Checker, app: &Spanned<RawApp>) -> Option<AppInfo> {
+    let a = app.get_ref();
+    let name = a.name.get_ref();
+    if !is_name(name) {
+        let loc = c.loc(&a.name);
+        c.err(
+            loc,
+            "app.name",
+            format!("\"{name}\" is not a valid app name (letters, digits, - and _)"),
+        );
+        return None;
+    }
+    Some(AppInfo {
+        name: name.clone(),
+        version: a
+            .version
+            .as_ref()
+            .map_or_else(|| "0.0.0".to_string(), |v| v.get_ref().clone()),
+        description: a.description.clone(),
+    })
+}
+
+fn check_function(
+    c: &mut Checker,
+    name: &Spanned<String>,
+    f: &Spanned<RawFunction>,
+) -> Option<Function> {
+    let n = name.get_ref();
+    let key = format!("functions.{n}");
+    let before = c.errors.len();
+    if !is_name(n) {
+        let loc = c.loc(name);
+        c.err(
+            loc,
+            &key,
+            format!("\"{n}\" is not a valid function name (letters, digits, - and _)"),
+        );
+    }
+    let raw = f.get_ref();
+
+    if raw.source.get_ref().trim().is_empty() {
+        let loc = c.loc(&raw.source);
+        c.err(loc, format!("{key}.source"), "the module path is empty");
+    }
+
+    let abi = match raw.abi.as_ref().map(|a| (a, a.get_ref().as_str())) {
+        None | Some((_, "wapc")) => Abi::Wapc,
+        Some((a, other @ ("wasi-http" | "wagi"))) => {
+            let loc = c.loc(a);
+            c.err(
+                loc,
+                format!("{key}.abi"),
+                format!("the \"{other}\" ABI is not available in this version of Atoll yet; use \"wapc\""),
+            );
+            Abi::Wapc
+        }
+        Some((a, other)) => {
+            let loc = c.loc(a);
+            c.err(
+                loc,
+                format!("{key}.abi"),
+                format!("unknown ABI \"{other}\" (expected \"wapc\", \"wasi-http\" or \"wagi\")"),
+            );
+            Abi::Wapc
+        }
+    };
+
+    let timeout = match &raw.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(t) => match parse_duration(t.get_ref()) {
+            Ok(d) if d <= MAX_TIMEOUT => d,
+            Ok(_) => {
+                let loc = c.loc(t);
+                c.err(loc, format!("{key}.timeout"), "must be at most 1h");
+                DEFAULT_TIMEOUT
+            }
+            Err(e) => {
+                let loc = c.loc(t);
+                c.err(loc, format!("{key}.timeout"), e);
+                DEFAULT_TIMEOUT
+            }
+        },
+    };
+
+    let (memory, memory_loc) = match &raw.memory {
+        None => (DEFAULT_MEMORY, c.loc(f)),
+        Some(m) => {
+            let loc = c.loc(m);
+            match parse_size(m.get_ref()) {
+                Ok(bytes) if bytes >= MIN_MEMORY => (bytes, loc),
+                Ok(_) => {
+                    c.err(
+                        loc,
+                        format!("{key}.memory"),
+                        "must be at least 64KiB, one WebAssembly page",
+                    );
+                    (DEFAULT_MEMORY, loc)
+                }
+                Err(e) => {
+                    c.err(loc, format!("{key}.memory"), e);
+                    (DEFAULT_MEMORY, loc)
+                }
+            }
+        }
+    };
+
+    let mut capabilities = BTreeSet::new();
+    if let Some(caps) = &raw.capabilities {
+        for cap in caps.get_ref() {
+            let loc = c.loc(cap);
+            match Capability::from_name(cap.get_ref()) {
+                Some(k) if !capabilities.insert(k) => {
+                    c.err(
+                        loc,
+                        format!("{key}.capabilities"),
+                        format!("\"{k}\" is listed twice"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    let known: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
+                    c.err(
+                        loc,
+                        format!("{key}.capabilities"),
+                        format!(
+                            "unknown capability \"{}\" (known: {})",
+                            cap.get_ref(),
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    let build = raw.build.as_ref().map(|b| {
+        let b = b.get_ref();
+        if b.command.get_ref().trim().is_empty() {
+            let loc = c.loc(&b.command);
+            c.err(
+                loc,
+                format!("{key}.build.command"),
+                "the build command is empty",
+            );
+        }
+        Build {
+            command: b.command.get_ref().clone(),
+            workdir: b.workdir.as_ref().map(|w| PathBuf::from(w.get_ref())),
+            watch: b.watch.clone(),
+        }
+    });
+
+    (c.errors.len() == before).then(|| Function {
+        name: n.clone(),
+        source: PathBuf::from(raw.source.get_ref()),
+        source_loc: c.loc(&raw.source),
+        abi,
+        timeout,
+        memory,
+        memory_loc,
+        capabilities,
+        build,
+        loc: c.loc(name),
+    })
+}
+
+fn check_route(
+    c: &mut Checker,
+    index: usize,
+    r: &Spanned<RawRoute>,
+    functions: &BTreeMap<Spanned<String>, Spanned<RawFunction>>,
+) -> Option<Route> {
+    let key = format!("routes[{index}]");
+    let before = c.errors.len();
+    let raw = r.get_ref();
+    let route_loc = c.loc(r);
+
+    let path = match RoutePath::parse(raw.path.get_ref()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            let loc = c.loc(&raw.path);
+            c.err(loc, format!("{key}.path"), e);
+            None
+        }
+    };
+
+    let methods = match &raw.method {
+        None => Methods::Any,
+        Some(m) => {
+            let loc = c.loc(m);
+            let list = match m.get_ref() {
+                RawMethods::One(one) => vec![one.clone()],
+                RawMethods::Many(many) => many.clone(),
+            };
+            check_methods(c, loc, &format!("{key}.method"), list)
+        }
+    };
+
+    let steps = match (&raw.function, &raw.steps) {
+        (Some(f), None) => vec![check_step_fn(c, &format!("{key}.fn"), f, None, functions)],
+        (None, Some(steps)) => {
+            if steps.get_ref().is_empty() {
+                let loc = c.loc(steps);
+                c.err(
+                    loc,
+                    format!("{key}.steps"),
+                    "a route needs at least one step",
+                );
+            }
+            steps
+                .get_ref()
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let s = s.get_ref();
+                    check_step_fn(
+                        c,
+                        &format!("{key}.steps[{i}].fn"),
+                        &s.function,
+                        s.op.as_ref(),
+                        functions,
+                    )
+                })
+                .collect()
+        }
+        (Some(f), Some(_)) => {
+            let loc = c.loc(f);
+            c.err(
+                loc,
+                format!("{key}.fn"),
+                "give either `fn` (one step) or `steps`, not both",
+            );
+            Vec::new()
+        }
+        (None, None) => {
+            c.err(
+                route_loc,
+                &key,
+                "a route needs `steps = [{ fn = \"...\" }]` or `fn = \"...\"`",
+            );
+            Vec::new()
+        }
+    };
+
+    let max_body = raw
+        .max_body
+        .as_ref()
+        .and_then(|m| match parse_size(m.get_ref()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let loc = c.loc(m);
+                c.err(loc, format!("{key}.max_body"), e);
+                None
+            }
+        });
+
+    match path {
+        Some(path) if c.errors.len() == before => Some(Route {
+            index,
+            methods,
+            path,
+            steps,
+            max_body,
+            loc: c.loc(&raw.path),
+        }),
+        _ => None,
+    }
+}
+
+fn check_step_fn(
+    c: &mut Checker,
+    key: &str,
+    function: &Spanned<String>,
+    op: Option<&Spanned<String>>,
+    functions: &BTreeMap<Spanned<String>, Spanned<RawFunction>>,
+) -> Step {
+    let name = function.get_ref();
+    let loc = c.loc(function);
+    if !functions.keys().any(|k| k.get_ref() == name) {
+        let known: Vec<_> = functions.keys().map(|k| k.get_ref().as_str()).collect();
+        let hint = if known.is_empty() {
+            "no functions are declared; add a [functions.<name>] table".to_string()
+        } else {
+            format!("declared functions: {}", known.join(", "))
+        };
+        c.err(loc, key, format!("unknown function \"{name}\" ({hint})"));
+    }
+    let op = match op {
+        Some(op) if op.get_ref().is_empty() => {
+            let oloc = c.loc(op);
+            c.err(
+                oloc,
+                key.replace(".fn", ".op"),
+                "the operation name is empty",
+            );
+            String::new()
+        }
+        Some(op) => op.get_ref().clone(),
+        None => "handle".to_string(),
+    };
+    Step {
+        function: name.clone(),
+        op,
+        loc,
+    }
+}
+
+fn check_methods(c: &mut Checker, loc: Location, key: &str, list: Vec<String>) -> Methods {
+    if list.is_empty() {
+        c.err(loc, key, "the method list is empty");
+        return Methods::Any;
+    }
+    let upper: Vec<String> = list.iter().map(|m| m.to_ascii_uppercase()).collect();
+    if upper.iter().any(|m| m == "ANY") {
+        if upper.len() > 1 {
+            c.err(loc, key, "\"ANY\" cannot be combined with other methods");
+        }
+        return Methods::Any;
+    }
+    for m in &upper {
+        let token = !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !token {
+            c.err(loc, key, format!("\"{m}\" is not an HTTP method"));
+        }
+    }
+    let mut dedup = upper.clone();
+    dedup.sort();
+    dedup.dedup();
+    if dedup.len() != upper.len() {
+        c.err(loc, key, "a method is listed twice");
+    }
+    Methods::Only(upper)
+}
+
+fn check_duplicate(c: &mut Checker, route: &Route, seen: &mut HashMap<(String, String), Location>) {
+    let methods: Vec<String> = match &route.methods {
+        Methods::Any => vec!["ANY".into()],
+        Methods::Only(list) => list.clone(),
+    };
+    for m in methods {
+        let k = (m.clone(), route.path.shape());
+        if let Some(first) = seen.get(&k) {
+            let line = first.line;
+            c.err(
+                route.loc,
+                format!("routes[{}].path", route.index),
+                format!(
+                    "duplicate route: {m} {} is already declared on line {line}",
+                    route.path
+                ),
+            );
+        } else {
+            seen.insert(k, route.loc);
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A TOML syntax or type error, located, with the key path recovered from the
+/// nearest table header so the message says where as well as what.
+fn toml_error(src: &SourceText, e: &toml::de::Error) -> ManifestError {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let loc = src.locate(span.clone());
+            src.error(loc, key_at(&src.text, span.start), msg)
+        }
+        None => src.file_error(msg),
+    }
+}
+
+fn key_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let header = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    let line = line.lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.starts_with('['))
+        .unwrap_or("");
+    match (header.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (false, true) => header,
+        (false, false) => format!("{header}.{key}"),
+    }
+}
