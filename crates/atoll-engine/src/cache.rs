@@ -71,11 +71,14 @@ impl DiskCache {
         let base = self.entry(key);
         let tag = std::fs::read_to_string(base.with_extension("tag")).ok()?;
         let artifact = base.with_extension("cwasm");
+        // Read, not mmap: a mapped artifact that someone truncates on disk
+        // would kill the server with SIGBUS the next time its code runs.
+        let bytes = std::fs::read(&artifact).ok()?;
         // SAFETY: the artifact was written by `store` below from Wasmtime's own
         // serialisation, into a directory only this user can write, and its
         // name commits to the engine's compatibility hash. Wasmtime still
         // validates the header and refuses artifacts from another engine.
-        match unsafe { wasmtime::Module::deserialize_file(engine, &artifact) } {
+        match unsafe { wasmtime::Module::deserialize(engine, &bytes) } {
             Ok(module) => Some(CachedModule {
                 module,
                 tag: tag.trim().to_string(),

@@ -35,7 +35,7 @@ mod ticker;
 pub use cache::{CachedModule, ModuleKey};
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineError};
-pub use limits::{Failure, InstanceLimiter, Limits, classify_failure};
+pub use limits::{DeadlineExceeded, Failure, InstanceLimiter, Limits, classify_failure};
 pub use snapshot::snapshot;
 
 pub use wasmtime;

@@ -1,0 +1,96 @@
+use crate::grants::Grants;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The HTTP request (or trigger input) an invocation serves, as functions
+/// see it through the `request` namespace.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestInfo {
+    pub method: String,
+    pub path: String,
+    /// Route parameters (`:name`, `*rest`), in route order.
+    pub params: Vec<(String, String)>,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Lower-case names; repeated headers appear once per value.
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub body: Bytes,
+}
+
+/// Status and headers a function set on the response.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseParts {
+    pub status: Option<u16>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Why a host call failed. The `Display` text is what the guest receives
+/// through `__host_error`, so it says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostCallError {
+    #[error(
+        "capability \"{namespace}\" is not granted to function \"{function}\"; add \"{namespace}\" to its `capabilities` in atoll.toml"
+    )]
+    NotGranted { namespace: String, function: String },
+    #[error("unknown namespace \"{0}\" (known: {known})", known = crate::NAMESPACES.join(", "))]
+    UnknownNamespace(String),
+    #[error("namespace \"{namespace}\" has no operation \"{operation}\" (known: {known})")]
+    UnknownOperation {
+        namespace: String,
+        operation: String,
+        known: String,
+    },
+    #[error("bad payload: {0}")]
+    BadPayload(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Everything one invocation of one function may touch. Created per call,
+/// dropped with the instance: nothing here outlives the request.
+#[derive(Debug)]
+pub struct Invocation {
+    pub function: Arc<str>,
+    pub request_id: Arc<str>,
+    pub grants: Arc<Grants>,
+    pub request: Arc<RequestInfo>,
+    pub response: ResponseParts,
+}
+
+impl Invocation {
+    pub fn new(
+        function: impl Into<Arc<str>>,
+        request_id: impl Into<Arc<str>>,
+        grants: Arc<Grants>,
+        request: Arc<RequestInfo>,
+    ) -> Invocation {
+        Invocation {
+            function: function.into(),
+            request_id: request_id.into(),
+            grants,
+            request,
+            response: ResponseParts::default(),
+        }
+    }
+
+    /// The one door to the host. `binding` names a resource within the
+    /// namespace (a key-value store, say) where the namespace has several.
+    pub async fn host_call(
+        &mut self,
+        binding: &str,
+        namespace: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HostCallError> {
+        crate::namespaces::dispatch(self, binding, namespace, operation, payload).await
+    }
+
+    /// waPC's `__console_log`: the guest's log at info level, if granted.
+    /// Returns whether the line was written.
+    pub fn console_log(&self, message: &str) -> bool {
+        crate::namespaces::log::console(self, message)
+    }
+}

@@ -1,0 +1,49 @@
+//! `log`: the guest's lines in the host's structured log, tagged with the
+//! function and request id.
+//!
+//! | operation | payload | result |
+//! |---|---|---|
+//! | `trace` `debug` `info` `warn` `error` | `str` (or raw UTF-8) | empty |
+
+use crate::wire::text;
+use crate::{HostCallError, Invocation};
+use atoll_manifest::Capability;
+
+/// Longer lines are cut: a guest must not be able to flood the log.
+const MAX_LINE: usize = 16 * 1024;
+const OPS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+    let msg = text(payload);
+    let msg = clip(&msg);
+    let (f, id) = (&*inv.function, &*inv.request_id);
+    match op {
+        "trace" => tracing::trace!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
+        "debug" => tracing::debug!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
+        "info" => tracing::info!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
+        "warn" => tracing::warn!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
+        "error" => tracing::error!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
+        _ => return Err(super::unknown_op("log", op, OPS)),
+    }
+    Ok(Vec::new())
+}
+
+pub(crate) fn console(inv: &Invocation, message: &str) -> bool {
+    if !inv.grants.allows(Capability::Log) {
+        return false;
+    }
+    let msg = clip(message);
+    tracing::info!(target: "atoll::guest", function = &*inv.function, request_id = &*inv.request_id, "{msg}");
+    true
+}
+
+fn clip(msg: &str) -> &str {
+    if msg.len() <= MAX_LINE {
+        return msg;
+    }
+    let mut end = MAX_LINE;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    &msg[..end]
+}

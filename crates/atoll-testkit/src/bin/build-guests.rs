@@ -1,0 +1,11 @@
+//! Builds every guest fixture once, before the test binaries run.
+fn main() {
+    eprintln!("building guest fixtures (Rust)...");
+    atoll_testkit::build_rust_guests();
+    eprintln!("building guest fixtures (AssemblyScript)...");
+    atoll_testkit::build_assemblyscript_guest();
+    eprintln!(
+        "guest fixtures ready in {}",
+        atoll_testkit::guests_target_dir().display()
+    );
+}
