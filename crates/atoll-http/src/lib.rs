@@ -1,1 +1,14 @@
+//! The HTTP trigger: serves an app's `[[routes]]` on hyper (HTTP/1.1 and
+//! HTTP/2), one fresh instance per step of every request.
+//!
+//! Besides the app's routes it answers `/-/health` and `/-/ready`, puts an
+//! `x-request-id` on every response, refuses bodies over the route's limit
+//! with 413, sheds load beyond its concurrency limit with 503, maps guest
+//! failures to JSON errors (500, 504 on deadline), logs one structured line
+//! per request, and drains in-flight requests on shutdown.
 
+mod handler;
+mod router;
+mod server;
+
+pub use server::{HttpConfig, HttpServer};

@@ -260,6 +260,15 @@ fn check_route(
     let route_loc = c.loc(r);
 
     let path = match RoutePath::parse(raw.path.get_ref()) {
+        Ok(_) if raw.path.get_ref().starts_with("/-/") || raw.path.get_ref() == "/-" => {
+            let loc = c.loc(&raw.path);
+            c.err(
+                loc,
+                format!("{key}.path"),
+                "paths under /-/ are reserved for Atoll's own endpoints (/-/health, /-/ready, ...)",
+            );
+            None
+        }
         Ok(p) => Some(p),
         Err(e) => {
             let loc = c.loc(&raw.path);

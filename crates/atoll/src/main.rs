@@ -1,1 +1,64 @@
-fn main() {}
+//! `atoll`: serve, call, check and build WebAssembly function apps.
+//!
+//! A thin shell over the library crates: parsing arguments, setting up
+//! logging, and turning errors into messages and exit codes.
+
+mod commands;
+mod logging;
+mod options;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "atoll",
+    version,
+    about = "Serve WebAssembly functions described by an atoll.toml manifest"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve an app over HTTP.
+    Serve(commands::serve::Args),
+    /// Invoke one function of an app locally, without a server.
+    Call(commands::call::Args),
+    /// Validate an app: its manifest, and that every module loads.
+    Check(commands::check::Args),
+    /// Run every function's build command.
+    Build(commands::build::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Call(args) => commands::call::run(args).await,
+            Command::Check(args) => commands::check::run(args).await,
+            Command::Build(args) => commands::build::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) if e.is::<commands::Reported>() => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

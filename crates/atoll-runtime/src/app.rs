@@ -1,0 +1,133 @@
+use crate::config::RuntimeConfig;
+use crate::reaper::Reaper;
+use atoll_caps::Grants;
+use atoll_engine::{Engine, Limits};
+use atoll_manifest::{Function, Manifest, ManifestError, ManifestErrors};
+use atoll_wapc::{WapcAbi, WapcFunction};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A function ready to serve: its declaration, grants and compiled module.
+pub struct LoadedFunction {
+    pub name: Arc<str>,
+    pub decl: Function,
+    pub grants: Arc<Grants>,
+    pub wapc: WapcFunction,
+}
+
+/// A loaded app: the validated manifest and every function, compiled,
+/// checked and pre-instantiated.
+pub struct App {
+    pub manifest: Manifest,
+    pub(crate) functions: BTreeMap<String, Arc<LoadedFunction>>,
+    pub(crate) reaper: Reaper,
+}
+
+impl App {
+    /// Loads the app in a directory (or at a manifest path). Every problem,
+    /// in the manifest or in a module, is reported against the manifest
+    /// line that declared it.
+    pub async fn load(
+        path: &Path,
+        engine: &Engine,
+        config: &RuntimeConfig,
+    ) -> Result<App, ManifestErrors> {
+        let manifest = Manifest::load_from(path)?;
+        let read = |m: &Manifest, f: &Function| std::fs::read(m.module_path(f));
+        App::from_manifest(manifest, engine, config, read).await
+    }
+
+    /// Loads `manifest`'s functions, reading each module with `read`.
+    pub async fn from_manifest(
+        manifest: Manifest,
+        engine: &Engine,
+        config: &RuntimeConfig,
+        read: impl Fn(&Manifest, &Function) -> std::io::Result<Vec<u8>>,
+    ) -> Result<App, ManifestErrors> {
+        let abi = WapcAbi::new(engine).map_err(|e| manifest.source.file_error(e.to_string()))?;
+        let max_memory = engine.config().max_memory;
+        let mut errors: Vec<ManifestError> = Vec::new();
+        let mut pending = tokio::task::JoinSet::new();
+        for f in manifest.functions.values() {
+            let key = format!("functions.{}", f.name);
+            if f.memory > max_memory {
+                errors.push(manifest.source.error(
+                    f.memory_loc,
+                    format!("{key}.memory"),
+                    format!(
+                        "{} MiB is more than this server allows ({} MiB); lower it or start the server with a larger --max-memory",
+                        f.memory >> 20,
+                        max_memory >> 20
+                    ),
+                ));
+                continue;
+            }
+            let wasm = match read(&manifest, f) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    errors.push(manifest.source.error(
+                        f.source_loc,
+                        format!("{key}.source"),
+                        format!("cannot read {}: {e}", manifest.module_path(f).display()),
+                    ));
+                    continue;
+                }
+            };
+            let (abi, decl, max_output) = (abi.clone(), f.clone(), config.max_output);
+            let limits = Limits {
+                timeout: f.timeout,
+                memory: f.memory,
+            };
+            // Compiling is CPU-bound: keep it off the async workers, which may
+            // be serving the previous version of the app during a swap.
+            let handle = tokio::runtime::Handle::current();
+            pending.spawn_blocking(move || {
+                let loaded = handle.block_on(abi.load(&decl.name, &wasm, limits, max_output));
+                (decl, loaded)
+            });
+        }
+        let mut functions = BTreeMap::new();
+        while let Some(joined) = pending.join_next().await {
+            let (decl, loaded) = joined.expect("loading a function panicked");
+            match loaded {
+                Ok(wapc) => {
+                    let name: Arc<str> = Arc::from(decl.name.as_str());
+                    tracing::debug!(function = %name, sha256 = %wapc.info.sha256, init = ?wapc.info.init, "function loaded");
+                    let grants = Arc::new(Grants::from_function(&decl));
+                    functions.insert(
+                        decl.name.clone(),
+                        Arc::new(LoadedFunction {
+                            name,
+                            decl,
+                            grants,
+                            wapc,
+                        }),
+                    );
+                }
+                Err(e) => errors.push(manifest.source.error(
+                    decl.source_loc,
+                    format!("functions.{}.source", decl.name),
+                    format!("{}: {e}", decl.source.display()),
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
+            return Err(ManifestErrors(errors));
+        }
+        Ok(App {
+            manifest,
+            functions,
+            reaper: Reaper::start(),
+        })
+    }
+
+    pub fn function(&self, name: &str) -> Option<&Arc<LoadedFunction>> {
+        self.functions.get(name)
+    }
+
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<LoadedFunction>> {
+        self.functions.values()
+    }
+}
