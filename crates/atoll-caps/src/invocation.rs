@@ -1,22 +1,18 @@
 use crate::grants::Grants;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
-use serde::Serialize;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use std::sync::Arc;
 
 /// The HTTP request (or trigger input) an invocation serves, as functions
-/// see it through the `request` namespace.
-#[derive(Debug, Clone, Default, Serialize)]
+/// see it through the `request` namespace. It keeps hyper's own types, so
+/// nothing is copied unless a function asks for it.
+#[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
-    pub method: String,
-    pub path: String,
-    /// Route parameters (`:name`, `*rest`), in route order.
+    pub method: Method,
+    pub uri: Uri,
+    /// Route parameters (`:name`, `*rest`), percent-decoded, in route order.
     pub params: Vec<(String, String)>,
-    /// The raw query string, without `?`.
-    pub query: String,
-    /// Lower-case names; repeated headers appear once per value.
-    pub headers: Vec<(String, String)>,
-    #[serde(skip)]
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
 

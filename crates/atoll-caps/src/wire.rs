@@ -5,8 +5,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 /// Decodes exactly one MessagePack value that spans the whole payload.
 pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], what: &str) -> Result<T, HostCallError> {
-    strict(payload)
-        .ok_or_else(|| HostCallError::BadPayload(format!("expected {what} encoded as MessagePack")))
+    strict(payload).ok_or_else(|| HostCallError::BadPayload(format!("expected {what} encoded as MessagePack")))
 }
 
 fn strict<T: DeserializeOwned>(payload: &[u8]) -> Option<T> {

@@ -94,12 +94,7 @@ impl DiskCache {
 
     /// Writes the entry atomically (temp file + rename) so a crash or a
     /// concurrent writer never leaves a half-written artifact under the real name.
-    pub(crate) fn store(
-        &self,
-        key: &ModuleKey,
-        tag: &str,
-        module: &wasmtime::Module,
-    ) -> std::io::Result<()> {
+    pub(crate) fn store(&self, key: &ModuleKey, tag: &str, module: &wasmtime::Module) -> std::io::Result<()> {
         let base = self.entry(key);
         let bytes = module.serialize().map_err(std::io::Error::other)?;
         atomic_write(&base.with_extension("cwasm"), &bytes)?;
@@ -108,11 +103,7 @@ impl DiskCache {
 }
 
 fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!(
-        "tmp.{}.{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let tmp = path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;

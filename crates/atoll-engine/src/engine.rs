@@ -51,8 +51,7 @@ impl Engine {
             .cranelift_opt_level(OptLevel::Speed)
             .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(20));
 
-        let wasmtime =
-            wasmtime::Engine::new(&cfg).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let wasmtime = wasmtime::Engine::new(&cfg).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
             Some(dir) => match DiskCache::open(dir, &wasmtime) {
                 Ok(c) => Some(c),
@@ -88,14 +87,9 @@ impl Engine {
     }
 
     /// Compiles `wasm` and records it in the cache under `key` with `tag`.
-    pub fn compile_cached(
-        &self,
-        key: &ModuleKey,
-        tag: &str,
-        wasm: &[u8],
-    ) -> Result<wasmtime::Module, EngineError> {
-        let module = wasmtime::Module::new(&self.inner.wasmtime, wasm)
-            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+    pub fn compile_cached(&self, key: &ModuleKey, tag: &str, wasm: &[u8]) -> Result<wasmtime::Module, EngineError> {
+        let module =
+            wasmtime::Module::new(&self.inner.wasmtime, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         if let Some(cache) = &self.inner.cache
             && let Err(e) = cache.store(key, tag, &module)
         {

@@ -32,12 +32,7 @@ impl InstanceLimiter {
 }
 
 impl ResourceLimiter for InstanceLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.hit = true;
             return Ok(false);
@@ -45,12 +40,7 @@ impl ResourceLimiter for InstanceLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         // Tables hold function references: 100k entries is far beyond any
         // real guest and keeps a hostile one from eating host memory.
         Ok(desired <= 100_000)
@@ -73,11 +63,7 @@ impl Limits {
     /// Arms `store` with this deadline (from now) and memory cap. The guest
     /// yields to the async runtime on every epoch tick, so a guest that
     /// loops forever shares its worker thread until its deadline kills it.
-    pub fn apply<T: 'static>(
-        &self,
-        store: &mut Store<T>,
-        limiter: fn(&mut T) -> &mut InstanceLimiter,
-    ) -> Instant {
+    pub fn apply<T: 'static>(&self, store: &mut Store<T>, limiter: fn(&mut T) -> &mut InstanceLimiter) -> Instant {
         let deadline = Instant::now() + self.timeout;
         store.limiter(move |t| limiter(t) as &mut dyn ResourceLimiter);
         store.set_epoch_deadline(1);

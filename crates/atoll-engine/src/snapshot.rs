@@ -26,7 +26,5 @@ pub async fn snapshot<T: Send + 'static>(
     let (cx, instrumented) = wizer.instrument(wasm)?;
     let module = Module::new(store.engine(), &instrumented)?;
     let instance = instantiate(store, &module).await?;
-    wizer
-        .snapshot(&cx, &mut WasmtimeWizer { store, instance })
-        .await
+    wizer.snapshot(&cx, &mut WasmtimeWizer { store, instance }).await
 }

@@ -1,12 +1,13 @@
 //! One request, from bytes on the wire to a response and a log line.
 
+use crate::body::ReplyBody;
 use crate::router::Lookup;
 use crate::server::Shared;
 use atoll_runtime::{Outcome, RequestInfo, Trigger, new_request_id};
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,20 +15,17 @@ use std::time::Instant;
 
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<ReplyBody>;
 
 /// Details for the request's log line.
 #[derive(Default)]
 struct Trace {
-    route: Option<String>,
+    route: Option<Arc<str>>,
     function: Option<String>,
     error: Option<String>,
 }
 
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Reply, Infallible> {
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let start = Instant::now();
     let request_id = request_id(&req);
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
@@ -37,7 +35,7 @@ pub(crate) async fn handle(
         reply.headers_mut().insert(REQUEST_ID, v);
     }
     if method == Method::HEAD {
-        *reply.body_mut() = Full::new(Bytes::new());
+        reply.body_mut().clear();
     }
     tracing::info!(
         target: "atoll::http",
@@ -61,28 +59,20 @@ fn request_id(req: &Request<Incoming>) -> String {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         })
         .map(str::to_string)
         .unwrap_or_else(new_request_id)
 }
 
-async fn respond(
-    shared: &Shared,
-    req: Request<Incoming>,
-    request_id: &str,
-    trace: &mut Trace,
-) -> Reply {
+async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trace: &mut Trace) -> Reply {
     let path = req.uri().path();
     if let Some(reply) = operations(path, request_id) {
         return reply;
     }
     let served = shared.served.load_full();
-    let (route_index, params) = match served.router.lookup(req.method().as_str(), path) {
-        Lookup::Found { route, params } => (route, params),
+    let (route_index, label, params) = match served.router.lookup(req.method().as_str(), path) {
+        Lookup::Found { route, label, params } => (route, label, params),
         Lookup::NotFound => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -109,7 +99,7 @@ async fn respond(
         }
     };
     let route = &served.app.manifest.routes[route_index];
-    trace.route = Some(route.describe());
+    trace.route = Some(label);
 
     // Shed load before buffering bodies: a full server answers at once.
     let Ok(_permit) = shared.permits.clone().try_acquire_owned() else {
@@ -119,9 +109,7 @@ async fn respond(
             None,
             request_id,
         );
-        reply
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         trace.error = Some("at capacity".into());
         return reply;
     };
@@ -134,8 +122,8 @@ async fn respond(
     };
 
     let request = RequestInfo {
-        method: parts.method.as_str().to_string(),
-        path: parts.uri.path().to_string(),
+        method: parts.method,
+        uri: parts.uri,
         params: params
             .into_iter()
             .map(|(k, v)| {
@@ -147,17 +135,7 @@ async fn respond(
                 )
             })
             .collect(),
-        query: parts.uri.query().unwrap_or("").to_string(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: parts.headers,
         body,
     };
     let trigger = Trigger {
@@ -189,11 +167,7 @@ fn operations(path: &str, request_id: &str) -> Option<Reply> {
 
 type Deferred = Box<dyn FnOnce(&str) -> Reply + Send>;
 
-async fn read_body(
-    parts: &http::request::Parts,
-    body: Incoming,
-    limit: u64,
-) -> Result<Bytes, Deferred> {
+async fn read_body(parts: &http::request::Parts, body: Incoming, limit: u64) -> Result<Bytes, Deferred> {
     let too_large = move |id: &str| {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -215,15 +189,17 @@ async fn read_body(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(too_large)),
         Err(e) => {
             let msg = format!("could not read the request body: {e}");
-            Err(Box::new(move |id: &str| {
-                error(StatusCode::BAD_REQUEST, &msg, None, id)
-            }))
+            Err(Box::new(move |id: &str| error(StatusCode::BAD_REQUEST, &msg, None, id)))
         }
     }
 }
 
 fn reply_from(outcome: Outcome, request_id: &str, trace: &mut Trace) -> Reply {
-    let Outcome { result, response } = outcome;
+    let Outcome {
+        result,
+        response,
+        spent,
+    } = outcome;
     let failed = result.is_err();
     let mut reply = match result {
         Ok(body) => {
@@ -231,21 +207,15 @@ fn reply_from(outcome: Outcome, request_id: &str, trace: &mut Trace) -> Reply {
                 .status
                 .and_then(|s| StatusCode::from_u16(s).ok())
                 .unwrap_or(StatusCode::OK);
-            let mut reply = Response::new(Full::new(body));
+            let mut reply = Response::new(ReplyBody::new(body));
             *reply.status_mut() = status;
             reply
         }
         Err(failure) => {
-            let status =
-                StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             trace.function = Some(failure.function.clone());
             trace.error = Some(failure.message());
-            error(
-                status,
-                &failure.message(),
-                Some(&failure.function),
-                request_id,
-            )
+            error(status, &failure.message(), Some(&failure.function), request_id)
         }
     };
     for (name, value) in response.headers {
@@ -255,11 +225,13 @@ fn reply_from(outcome: Outcome, request_id: &str, trace: &mut Trace) -> Reply {
         }
         reply.headers_mut().append(name, value);
     }
+    // The instances are torn down when hyper drops the body, after writing it.
+    reply.body_mut().keep_until_sent(spent);
     reply
 }
 
 fn json(status: StatusCode, body: Bytes) -> Reply {
-    let mut reply = Response::new(Full::new(body));
+    let mut reply = Response::new(ReplyBody::new(body));
     *reply.status_mut() = status;
     reply
         .headers_mut()

@@ -7,6 +7,7 @@
 //! failures to JSON errors (500, 504 on deadline), logs one structured line
 //! per request, and drains in-flight requests on shutdown.
 
+mod body;
 mod handler;
 mod router;
 mod server;

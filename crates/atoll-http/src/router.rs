@@ -4,15 +4,19 @@
 
 use atoll_manifest::{Manifest, ManifestError, ManifestErrors, Methods};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub(crate) struct Router {
     by_method: BTreeMap<String, matchit::Router<usize>>,
     any: matchit::Router<usize>,
+    /// `GET /users/:id` per route, for log lines, made once.
+    labels: Vec<Arc<str>>,
 }
 
 pub(crate) enum Lookup {
     Found {
         route: usize,
+        label: Arc<str>,
         params: Vec<(String, String)>,
     },
     /// The path exists, but not for this method.
@@ -27,6 +31,7 @@ impl Router {
         let mut router = Router {
             by_method: BTreeMap::new(),
             any: matchit::Router::new(),
+            labels: manifest.routes.iter().map(|r| Arc::from(r.describe())).collect(),
         };
         let mut errors: Vec<ManifestError> = Vec::new();
         for route in &manifest.routes {
@@ -50,10 +55,7 @@ impl Router {
                     errors.push(manifest.source.error(
                         route.loc,
                         format!("routes[{}].path", route.index),
-                        format!(
-                            "route {} conflicts with an earlier route: {e}",
-                            route.describe()
-                        ),
+                        format!("route {} conflicts with an earlier route: {e}", route.describe()),
                     ));
                 }
             }
@@ -69,11 +71,8 @@ impl Router {
         let found = |tree: &matchit::Router<usize>| {
             tree.at(path).ok().map(|m| Lookup::Found {
                 route: *m.value,
-                params: m
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                label: self.labels[*m.value].clone(),
+                params: m.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             })
         };
         let exact = self.by_method.get(method).and_then(found);

@@ -72,11 +72,7 @@ impl HttpServer {
 
     /// Accepts connections until `shutdown` completes, then stops accepting
     /// and waits (up to the grace period) for in-flight requests to finish.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<()> {
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let builder = auto::Builder::new(TokioExecutor::new());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -118,9 +114,7 @@ impl HttpServer {
     ) {
         let shared = self.shared.clone();
         let service = hyper::service::service_fn(move |req| handler::handle(shared.clone(), req));
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

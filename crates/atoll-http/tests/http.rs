@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 struct TestServer {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -263,7 +262,11 @@ async fn hostile_guests_fail_only_their_own_request() {
 
     let r = send(s.addr, Method::POST, "/grow", &[], b"64").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(r.json()["error"].as_str().unwrap().contains("memory limit of 16MiB"), "{}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("memory limit of 16MiB"),
+        "{}",
+        r.text()
+    );
 
     let r = get(s.addr, "/panic").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -337,7 +340,10 @@ async fn over_capacity_answers_503_with_retry_after() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let r = refused.expect("a request beyond the concurrency limit must get 503");
-    assert!(!busy.is_finished(), "the 503 came while the first request was in flight");
+    assert!(
+        !busy.is_finished(),
+        "the 503 came while the first request was in flight"
+    );
     assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(busy.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
     let r = send(addr, Method::POST, "/echo/x", &[], b"again").await;
@@ -350,7 +356,14 @@ async fn request_ids_are_kept_when_plain_and_replaced_otherwise() {
     let s = start(HttpConfig::default()).await;
     let r = send(s.addr, Method::POST, "/echo/x", &[("x-request-id", "abc-123_X.y")], b"").await;
     assert_eq!(r.header("x-request-id"), Some("abc-123_X.y"));
-    let r = send(s.addr, Method::POST, "/echo/x", &[("x-request-id", "bad id\" injected")], b"").await;
+    let r = send(
+        s.addr,
+        Method::POST,
+        "/echo/x",
+        &[("x-request-id", "bad id\" injected")],
+        b"",
+    )
+    .await;
     let id = r.header("x-request-id").unwrap();
     assert_ne!(id, "bad id\" injected");
     assert_eq!(id.len(), 16);

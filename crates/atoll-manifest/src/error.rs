@@ -14,9 +14,7 @@ pub struct SourceText {
 
 impl fmt::Debug for SourceText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceText")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("SourceText").field("path", &self.path).finish()
     }
 }
 
@@ -53,12 +51,7 @@ impl SourceText {
 
     /// An error at `loc` about the key at `key` (a dotted path such as
     /// `routes[0].steps[1].fn`).
-    pub fn error(
-        &self,
-        loc: Location,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ManifestError {
+    pub fn error(&self, loc: Location, key: impl Into<String>, message: impl Into<String>) -> ManifestError {
         let line_text = self
             .text
             .lines()

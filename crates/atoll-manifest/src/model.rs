@@ -149,9 +149,8 @@ pub struct Step {
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SourceText::new(path, "").file_error(format!("cannot read the manifest: {e}"))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SourceText::new(path, "").file_error(format!("cannot read the manifest: {e}")))?;
         Manifest::parse(&text, path)
     }
 

@@ -23,9 +23,7 @@ impl RoutePath {
             .strip_prefix('/')
             .ok_or_else(|| format!("route path \"{text}\" must start with \"/\""))?;
         if text.contains(['?', '#']) {
-            return Err(format!(
-                "route path \"{text}\" must not contain a query or fragment"
-            ));
+            return Err(format!("route path \"{text}\" must not contain a query or fragment"));
         }
         let mut segments = Vec::new();
         let parts: Vec<&str> = if rest.is_empty() {
@@ -46,9 +44,7 @@ impl RoutePath {
                 }
                 Segment::Wildcard(check_name(text, name, '*')?)
             } else if part.is_empty() && !last {
-                return Err(format!(
-                    "route path \"{text}\" has an empty segment (\"//\")"
-                ));
+                return Err(format!("route path \"{text}\" has an empty segment (\"//\")"));
             } else if part.contains([':', '*']) {
                 return Err(format!(
                     "route path \"{text}\": \"{part}\" mixes text with a parameter; a parameter must be a whole segment"
@@ -59,9 +55,7 @@ impl RoutePath {
             if let Segment::Param(n) | Segment::Wildcard(n) = &seg
                 && !names.insert(n.clone())
             {
-                return Err(format!(
-                    "route path \"{text}\" uses the parameter name \"{n}\" twice"
-                ));
+                return Err(format!("route path \"{text}\" uses the parameter name \"{n}\" twice"));
             }
             segments.push(seg);
         }
@@ -131,9 +125,7 @@ impl fmt::Display for RoutePath {
 
 fn check_name(path: &str, name: &str, sigil: char) -> Result<String, String> {
     let mut chars = name.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(name.to_string())
@@ -162,27 +154,11 @@ mod tests {
     #[test]
     fn bad_paths() {
         assert!(RoutePath::parse("echo").unwrap_err().contains("start with"));
-        assert!(
-            RoutePath::parse("/*a/b")
-                .unwrap_err()
-                .contains("last segment")
-        );
+        assert!(RoutePath::parse("/*a/b").unwrap_err().contains("last segment"));
         assert!(RoutePath::parse("/:a/:a").unwrap_err().contains("twice"));
-        assert!(
-            RoutePath::parse("/a//b")
-                .unwrap_err()
-                .contains("empty segment")
-        );
-        assert!(
-            RoutePath::parse("/x:y")
-                .unwrap_err()
-                .contains("whole segment")
-        );
-        assert!(
-            RoutePath::parse("/:1x")
-                .unwrap_err()
-                .contains("needs a name")
-        );
+        assert!(RoutePath::parse("/a//b").unwrap_err().contains("empty segment"));
+        assert!(RoutePath::parse("/x:y").unwrap_err().contains("whole segment"));
+        assert!(RoutePath::parse("/:1x").unwrap_err().contains("needs a name"));
         assert!(RoutePath::parse("/a?b").unwrap_err().contains("query"));
     }
 }

@@ -36,9 +36,8 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
     let app = match &raw.app {
         Some(app) => check_app(&mut c, app),
         None => {
-            c.errors.push(
-                src.file_error("missing the [app] table (it needs at least `name = \"...\"`)"),
-            );
+            c.errors
+                .push(src.file_error("missing the [app] table (it needs at least `name = \"...\"`)"));
             None
         }
     };
@@ -75,8 +74,7 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
             routes,
         }),
         _ => {
-            c.errors
-                .sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
+            c.errors.sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
             Err(ManifestErrors(c.errors))
         }
     }
@@ -104,11 +102,7 @@ fn check_app(c: &mut Checker, app: &Spanned<RawApp>) -> Option<AppInfo> {
     })
 }
 
-fn check_function(
-    c: &mut Checker,
-    name: &Spanned<String>,
-    f: &Spanned<RawFunction>,
-) -> Option<Function> {
+fn check_function(c: &mut Checker, name: &Spanned<String>, f: &Spanned<RawFunction>) -> Option<Function> {
     let n = name.get_ref();
     let key = format!("functions.{n}");
     let before = c.errors.len();
@@ -194,11 +188,7 @@ fn check_function(
             let loc = c.loc(cap);
             match Capability::from_name(cap.get_ref()) {
                 Some(k) if !capabilities.insert(k) => {
-                    c.err(
-                        loc,
-                        format!("{key}.capabilities"),
-                        format!("\"{k}\" is listed twice"),
-                    );
+                    c.err(loc, format!("{key}.capabilities"), format!("\"{k}\" is listed twice"));
                 }
                 Some(_) => {}
                 None => {
@@ -206,11 +196,7 @@ fn check_function(
                     c.err(
                         loc,
                         format!("{key}.capabilities"),
-                        format!(
-                            "unknown capability \"{}\" (known: {})",
-                            cap.get_ref(),
-                            known.join(", ")
-                        ),
+                        format!("unknown capability \"{}\" (known: {})", cap.get_ref(), known.join(", ")),
                     );
                 }
             }
@@ -221,11 +207,7 @@ fn check_function(
         let b = b.get_ref();
         if b.command.get_ref().trim().is_empty() {
             let loc = c.loc(&b.command);
-            c.err(
-                loc,
-                format!("{key}.build.command"),
-                "the build command is empty",
-            );
+            c.err(loc, format!("{key}.build.command"), "the build command is empty");
         }
         Build {
             command: b.command.get_ref().clone(),
@@ -294,11 +276,7 @@ fn check_route(
         (None, Some(steps)) => {
             if steps.get_ref().is_empty() {
                 let loc = c.loc(steps);
-                c.err(
-                    loc,
-                    format!("{key}.steps"),
-                    "a route needs at least one step",
-                );
+                c.err(loc, format!("{key}.steps"), "a route needs at least one step");
             }
             steps
                 .get_ref()
@@ -335,17 +313,14 @@ fn check_route(
         }
     };
 
-    let max_body = raw
-        .max_body
-        .as_ref()
-        .and_then(|m| match parse_size(m.get_ref()) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let loc = c.loc(m);
-                c.err(loc, format!("{key}.max_body"), e);
-                None
-            }
-        });
+    let max_body = raw.max_body.as_ref().and_then(|m| match parse_size(m.get_ref()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let loc = c.loc(m);
+            c.err(loc, format!("{key}.max_body"), e);
+            None
+        }
+    });
 
     match path {
         Some(path) if c.errors.len() == before => Some(Route {
@@ -381,11 +356,7 @@ fn check_step_fn(
     let op = match op {
         Some(op) if op.get_ref().is_empty() => {
             let oloc = c.loc(op);
-            c.err(
-                oloc,
-                key.replace(".fn", ".op"),
-                "the operation name is empty",
-            );
+            c.err(oloc, key.replace(".fn", ".op"), "the operation name is empty");
             String::new()
         }
         Some(op) => op.get_ref().clone(),
@@ -437,10 +408,7 @@ fn check_duplicate(c: &mut Checker, route: &Route, seen: &mut HashMap<(String, S
             c.err(
                 route.loc,
                 format!("routes[{}].path", route.index),
-                format!(
-                    "duplicate route: {m} {} is already declared on line {line}",
-                    route.path
-                ),
+                format!("duplicate route: {m} {} is already declared on line {line}", route.path),
             );
         } else {
             seen.insert(k, route.loc);
@@ -449,10 +417,7 @@ fn check_duplicate(c: &mut Checker, route: &Route, seen: &mut HashMap<(String, S
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A TOML syntax or type error, located, with the key path recovered from the

@@ -1,5 +1,4 @@
 use crate::config::RuntimeConfig;
-use crate::reaper::Reaper;
 use atoll_caps::Grants;
 use atoll_engine::{Engine, Limits};
 use atoll_manifest::{Function, Manifest, ManifestError, ManifestErrors};
@@ -21,18 +20,13 @@ pub struct LoadedFunction {
 pub struct App {
     pub manifest: Manifest,
     pub(crate) functions: BTreeMap<String, Arc<LoadedFunction>>,
-    pub(crate) reaper: Reaper,
 }
 
 impl App {
     /// Loads the app in a directory (or at a manifest path). Every problem,
     /// in the manifest or in a module, is reported against the manifest
     /// line that declared it.
-    pub async fn load(
-        path: &Path,
-        engine: &Engine,
-        config: &RuntimeConfig,
-    ) -> Result<App, ManifestErrors> {
+    pub async fn load(path: &Path, engine: &Engine, config: &RuntimeConfig) -> Result<App, ManifestErrors> {
         let manifest = Manifest::load_from(path)?;
         let read = |m: &Manifest, f: &Function| std::fs::read(m.module_path(f));
         App::from_manifest(manifest, engine, config, read).await
@@ -116,11 +110,7 @@ impl App {
             errors.sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
             return Err(ManifestErrors(errors));
         }
-        Ok(App {
-            manifest,
-            functions,
-            reaper: Reaper::start(),
-        })
+        Ok(App { manifest, functions })
     }
 
     pub fn function(&self, name: &str) -> Option<&Arc<LoadedFunction>> {

@@ -8,8 +8,6 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig {
-            max_output: 32 << 20,
-        }
+        RuntimeConfig { max_output: 32 << 20 }
     }
 }

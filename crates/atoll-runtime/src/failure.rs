@@ -15,10 +15,7 @@ impl StepFailure {
     /// if it chose one, 504 for a deadline, 503 at capacity, else 500.
     pub fn status(&self) -> u16 {
         match &self.error {
-            CallError::Guest { .. } => self
-                .requested_status
-                .filter(|s| (400..=599).contains(s))
-                .unwrap_or(500),
+            CallError::Guest { .. } => self.requested_status.filter(|s| (400..=599).contains(s)).unwrap_or(500),
             CallError::Failed { failure, .. } => match failure {
                 Failure::Timeout => 504,
                 Failure::AtCapacity => 503,

@@ -3,21 +3,20 @@
 //! manifest and the engine.
 //!
 //! Data flows one way: trigger → [`App::run`] → ABI adapter (fresh instance)
-//! → capability layer → backend. Instances are torn down on a background
-//! thread ([`Reaper`]) so resetting their memory never delays a response.
+//! → capability layer → backend. Spent instances come back with the
+//! [`Outcome`] so the trigger can tear them down after its response is on
+//! its way: resetting memory is work no client should wait for.
 
 mod app;
 mod config;
 mod failure;
 mod pipeline;
-mod reaper;
 mod request_id;
 
 pub use app::{App, LoadedFunction};
 pub use config::RuntimeConfig;
 pub use failure::StepFailure;
-pub use pipeline::{Outcome, Trigger};
-pub use reaper::Reaper;
+pub use pipeline::{Outcome, Spent, Trigger};
 pub use request_id::new_request_id;
 
 pub use atoll_caps::RequestInfo;

@@ -4,6 +4,7 @@ use crate::app::App;
 use crate::failure::StepFailure;
 use atoll_caps::{Invocation, RequestInfo, ResponseParts};
 use atoll_manifest::Step;
+use atoll_wapc::Teardown;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -14,13 +15,18 @@ pub struct Trigger {
     pub request: Arc<RequestInfo>,
 }
 
-/// What a pipeline produced: a body or the step that failed, plus the
-/// status and headers its functions set.
-#[derive(Debug)]
+/// What a pipeline produced: a body or the step that failed, the status
+/// and headers its functions set, and its spent instances.
 pub struct Outcome {
     pub result: Result<Bytes, StepFailure>,
     pub response: ResponseParts,
+    pub spent: Spent,
 }
+
+/// Instances a pipeline used. Dropping them resets their memory and returns
+/// them to the pool: a trigger should do that once its reply is sent.
+#[derive(Default)]
+pub struct Spent(Vec<Teardown>);
 
 impl App {
     /// Runs `steps` in order. Each call gets the request body as its
@@ -28,35 +34,26 @@ impl App {
     /// set by any step apply, later steps overriding earlier ones.
     pub async fn run(&self, steps: &[Step], trigger: &Trigger) -> Outcome {
         let mut response = ResponseParts::default();
-        let mut last = Bytes::new();
+        let mut spent = Spent::default();
+        let mut result = Ok(Bytes::new());
         for step in steps {
-            match self
-                .call(
-                    &step.function,
-                    &step.op,
-                    trigger.request.body.clone(),
-                    trigger,
-                    &mut response,
-                )
-                .await
-            {
-                Ok(out) => last = out,
-                Err(failure) => {
-                    return Outcome {
-                        result: Err(failure),
-                        response,
-                    };
-                }
+            let payload = trigger.request.body.clone();
+            result = self
+                .call(&step.function, &step.op, payload, trigger, &mut response, &mut spent)
+                .await;
+            if result.is_err() {
+                break;
             }
         }
         Outcome {
-            result: Ok(last),
+            result,
             response,
+            spent,
         }
     }
 
     /// Invokes one function in a fresh instance; merges what it set on the
-    /// response into `response`.
+    /// response into `response` and hands its instance to `spent`.
     pub async fn call(
         &self,
         function: &str,
@@ -64,6 +61,7 @@ impl App {
         payload: Bytes,
         trigger: &Trigger,
         response: &mut ResponseParts,
+        spent: &mut Spent,
     ) -> Result<Bytes, StepFailure> {
         let f = self
             .functions
@@ -76,19 +74,16 @@ impl App {
             trigger.request.clone(),
         );
         let invoked = f.wapc.invoke(inv, op, payload).await;
-        self.reaper.defer(invoked.teardown);
+        spent.0.push(invoked.teardown);
         if invoked.response.status.is_some() {
             response.status = invoked.response.status;
         }
         merge_headers(response, invoked.response);
-        invoked
-            .result
-            .map(Bytes::from)
-            .map_err(|error| StepFailure {
-                function: function.to_string(),
-                error,
-                requested_status: response.status,
-            })
+        invoked.result.map(Bytes::from).map_err(|error| StepFailure {
+            function: function.to_string(),
+            error,
+            requested_status: response.status,
+        })
     }
 }
 

@@ -26,8 +26,7 @@ fn splitmix64(mut z: u64) -> u64 {
 mod tests {
     #[test]
     fn ids_are_distinct_and_well_formed() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| super::new_request_id()).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| super::new_request_id()).collect();
         assert_eq!(ids.len(), 10_000);
         assert!(
             ids.iter()

@@ -31,20 +31,14 @@ pub(crate) fn check(module: &Module, memory_limit: u64) -> Result<Shape, LoadErr
                 let Some(&(_, params, results)) = IMPORTS.iter().find(|(n, ..)| *n == name) else {
                     return Err(LoadError(format!(
                         "imports \"{m}.{name}\", which is not part of waPC (known: {})",
-                        IMPORTS
-                            .iter()
-                            .map(|(n, ..)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        IMPORTS.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", ")
                     )));
                 };
                 let ok = match import.ty() {
                     ExternType::Func(f) => {
                         f.params().len() == params
                             && f.results().len() == results
-                            && f.params()
-                                .chain(f.results())
-                                .all(|t| matches!(t, ValType::I32))
+                            && f.params().chain(f.results()).all(|t| matches!(t, ValType::I32))
                     }
                     _ => false,
                 };
@@ -66,14 +60,11 @@ pub(crate) fn check(module: &Module, memory_limit: u64) -> Result<Shape, LoadErr
 
     match module.get_export("__guest_call") {
         Some(ExternType::Func(f))
-            if f.params()
-                .map(|t| matches!(t, ValType::I32))
-                .eq([true, true])
+            if f.params().map(|t| matches!(t, ValType::I32)).eq([true, true])
                 && f.results().map(|t| matches!(t, ValType::I32)).eq([true]) => {}
         Some(_) => {
             return Err(LoadError(
-                "exports \"__guest_call\" with the wrong type: waPC expects (i32, i32) -> i32"
-                    .into(),
+                "exports \"__guest_call\" with the wrong type: waPC expects (i32, i32) -> i32".into(),
             ));
         }
         None => {

@@ -63,20 +63,14 @@ pub enum CallError {
     /// The guest returned an error through `__guest_error`.
     Guest { message: String },
     /// The instance failed: trap, deadline, memory, capacity.
-    Failed {
-        failure: Failure,
-        detail: Option<String>,
-    },
+    Failed { failure: Failure, detail: Option<String> },
 }
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Guest { message } => f.write_str(message),
-            CallError::Failed {
-                failure,
-                detail: None,
-            } => write!(f, "{failure}"),
+            CallError::Failed { failure, detail: None } => write!(f, "{failure}"),
             CallError::Failed {
                 failure,
                 detail: Some(d),
@@ -148,11 +142,7 @@ impl WapcAbi {
                 .ok_or_else(|| LoadError(format!("no export \"{n}\"")))
         };
         let per_instance_init = match init {
-            InitMode::PerInstance { .. } => shape
-                .init_funcs
-                .iter()
-                .map(|n| export(n))
-                .collect::<Result<_, _>>()?,
+            InitMode::PerInstance { .. } => shape.init_funcs.iter().map(|n| export(n)).collect::<Result<_, _>>()?,
             _ => Vec::new(),
         };
         Ok(WapcFunction {
@@ -200,12 +190,7 @@ impl WapcAbi {
         }
     }
 
-    async fn snapshot(
-        &self,
-        name: &str,
-        wasm: &[u8],
-        limits: Limits,
-    ) -> Result<Snapshot, LoadError> {
+    async fn snapshot(&self, name: &str, wasm: &[u8], limits: Limits) -> Result<Snapshot, LoadError> {
         let inv = Invocation::new(name, "load", Default::default(), Default::default());
         let mut store = Store::new(
             self.engine.wasmtime(),
@@ -216,27 +201,25 @@ impl WapcAbi {
         let mut load_error: Option<LoadError> = None;
         let mut init_started = false;
         let linker = self.linker.clone();
-        let result =
-            atoll_engine::snapshot(&mut store, wasm, "wapc_init", async |store, module| {
-                let shape =
-                    check(module, limits.memory).inspect_err(|e| load_error = Some(e.clone()))?;
-                init_funcs = Some(shape.init_funcs.clone());
-                if shape.init_funcs.is_empty() {
-                    wasmtime::bail!("no init function");
-                }
-                // The deadline covers init only, not compiling the instrumented module.
-                store.data_mut().deadline = limits.apply(store, |s| &mut s.limiter);
-                let instance = linker.instantiate_async(&mut *store, module).await?;
-                attach_memory(store, &instance)?;
-                init_started = true;
-                for f in &shape.init_funcs {
-                    let init = instance.get_typed_func::<(), ()>(&mut *store, f)?;
-                    run_init(store, init).await?;
-                }
-                init_started = false;
-                Ok(instance)
-            })
-            .await;
+        let result = atoll_engine::snapshot(&mut store, wasm, "wapc_init", async |store, module| {
+            let shape = check(module, limits.memory).inspect_err(|e| load_error = Some(e.clone()))?;
+            init_funcs = Some(shape.init_funcs.clone());
+            if shape.init_funcs.is_empty() {
+                wasmtime::bail!("no init function");
+            }
+            // The deadline covers init only, not compiling the instrumented module.
+            store.data_mut().deadline = limits.apply(store, |s| &mut s.limiter);
+            let instance = linker.instantiate_async(&mut *store, module).await?;
+            attach_memory(store, &instance)?;
+            init_started = true;
+            for f in &shape.init_funcs {
+                let init = instance.get_typed_func::<(), ()>(&mut *store, f)?;
+                run_init(store, init).await?;
+            }
+            init_started = false;
+            Ok(instance)
+        })
+        .await;
         if let Some(e) = load_error {
             return Err(e);
         }
@@ -270,10 +253,7 @@ fn attach_memory(store: &mut Store<WapcState>, instance: &Instance) -> wasmtime:
 
 /// Runs one init export. TinyGo's `_start` ends with `proc_exit(0)`, which
 /// is success, as in the reference waPC host.
-async fn run_init(
-    store: &mut Store<WapcState>,
-    f: wasmtime::TypedFunc<(), ()>,
-) -> wasmtime::Result<()> {
+async fn run_init(store: &mut Store<WapcState>, f: wasmtime::TypedFunc<(), ()>) -> wasmtime::Result<()> {
     match f.call_async(&mut *store, ()).await {
         Err(e) if exit_code(&e) == Some(0) => Ok(()),
         other => other,
@@ -308,11 +288,7 @@ impl WapcFunction {
     }
 
     async fn run(&self, store: &mut Store<WapcState>) -> Result<Vec<u8>, RunError> {
-        let instance = self
-            .pre
-            .instantiate_async(&mut *store)
-            .await
-            .map_err(RunError::Wasm)?;
+        let instance = self.pre.instantiate_async(&mut *store).await.map_err(RunError::Wasm)?;
         let memory = match instance.get_module_export(&mut *store, &self.memory) {
             Some(Extern::Memory(m)) => Some(m),
             _ => None,
@@ -345,9 +321,9 @@ impl WapcFunction {
         if rc == 1 {
             Ok(state.guest_response.take().unwrap_or_default())
         } else {
-            Err(RunError::Guest(state.guest_error.take().unwrap_or_else(
-                || format!("the function returned {rc} from __guest_call without an error message"),
-            )))
+            Err(RunError::Guest(state.guest_error.take().unwrap_or_else(|| {
+                format!("the function returned {rc} from __guest_call without an error message")
+            })))
         }
     }
 
@@ -359,13 +335,10 @@ impl WapcFunction {
                 let failure = classify_failure(&err, &state.limiter, exit_code);
                 // What the guest said before it died: an SDK panic hook
                 // reports through __guest_error, wasip1 guests print to stderr.
-                let said = state.guest_error.clone().or_else(|| {
-                    state
-                        .stdio
-                        .as_ref()
-                        .map(|(_, e)| e.text())
-                        .filter(|t| !t.is_empty())
-                });
+                let said = state
+                    .guest_error
+                    .clone()
+                    .or_else(|| state.stdio.as_ref().map(|(_, e)| e.text()).filter(|t| !t.is_empty()));
                 let detail = said.map(|s| format!("it reported: {}", last_lines(&s, 5)));
                 CallError::Failed { failure, detail }
             }

@@ -82,16 +82,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WapcS
         MODULE,
         "__host_call",
         |mut c: Caller<'_, WapcState>,
-         (bd_ptr, bd_len, ns_ptr, ns_len, op_ptr, op_len, ptr, len): (
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-            i32,
-        )| {
+         (bd_ptr, bd_len, ns_ptr, ns_len, op_ptr, op_len, ptr, len): (i32, i32, i32, i32, i32, i32, i32, i32)| {
             Box::new(async move {
                 guard(&mut c, "__host_call")?;
                 let binding = read(&c, bd_ptr, bd_len, "__host_call (binding)")?;
@@ -106,13 +97,11 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WapcS
                     std::str::from_utf8(&namespace),
                     std::str::from_utf8(&operation),
                 ) else {
-                    state.host_error =
-                        Some("binding, namespace and operation must be UTF-8".into());
+                    state.host_error = Some("binding, namespace and operation must be UTF-8".into());
                     return Ok(0);
                 };
                 let deadline = tokio::time::Instant::from_std(state.deadline);
-                let result =
-                    tokio::time::timeout_at(deadline, state.inv.host_call(b, n, o, &payload)).await;
+                let result = tokio::time::timeout_at(deadline, state.inv.host_call(b, n, o, &payload)).await;
                 match result {
                     Err(_) => Err(wasmtime::Error::new(DeadlineExceeded)),
                     Ok(Ok(bytes)) => {
@@ -128,52 +117,33 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WapcS
         },
     )?;
 
-    l.func_wrap(
-        MODULE,
-        "__host_response_len",
-        |mut c: Caller<'_, WapcState>| {
-            guard(&mut c, "__host_response_len")?;
-            Ok(c.data()
-                .host_response
-                .as_ref()
-                .map_or(0, |r| r.len() as i32))
-        },
-    )?;
+    l.func_wrap(MODULE, "__host_response_len", |mut c: Caller<'_, WapcState>| {
+        guard(&mut c, "__host_response_len")?;
+        Ok(c.data().host_response.as_ref().map_or(0, |r| r.len() as i32))
+    })?;
 
-    l.func_wrap(
-        MODULE,
-        "__host_response",
-        |mut c: Caller<'_, WapcState>, ptr: i32| {
-            guard(&mut c, "__host_response")?;
-            let mem = memory(&c)?;
-            let bytes = c.data_mut().host_response.take().unwrap_or_default();
-            let result = write(&mut c, mem, ptr, &bytes, "__host_response");
-            c.data_mut().host_response = Some(bytes);
-            result
-        },
-    )?;
+    l.func_wrap(MODULE, "__host_response", |mut c: Caller<'_, WapcState>, ptr: i32| {
+        guard(&mut c, "__host_response")?;
+        let mem = memory(&c)?;
+        let bytes = c.data_mut().host_response.take().unwrap_or_default();
+        let result = write(&mut c, mem, ptr, &bytes, "__host_response");
+        c.data_mut().host_response = Some(bytes);
+        result
+    })?;
 
-    l.func_wrap(
-        MODULE,
-        "__host_error_len",
-        |mut c: Caller<'_, WapcState>| {
-            guard(&mut c, "__host_error_len")?;
-            Ok(c.data().host_error.as_ref().map_or(0, |e| e.len() as i32))
-        },
-    )?;
+    l.func_wrap(MODULE, "__host_error_len", |mut c: Caller<'_, WapcState>| {
+        guard(&mut c, "__host_error_len")?;
+        Ok(c.data().host_error.as_ref().map_or(0, |e| e.len() as i32))
+    })?;
 
-    l.func_wrap(
-        MODULE,
-        "__host_error",
-        |mut c: Caller<'_, WapcState>, ptr: i32| {
-            guard(&mut c, "__host_error")?;
-            let mem = memory(&c)?;
-            let text = c.data_mut().host_error.take().unwrap_or_default();
-            let result = write(&mut c, mem, ptr, text.as_bytes(), "__host_error");
-            c.data_mut().host_error = Some(text);
-            result
-        },
-    )?;
+    l.func_wrap(MODULE, "__host_error", |mut c: Caller<'_, WapcState>, ptr: i32| {
+        guard(&mut c, "__host_error")?;
+        let mem = memory(&c)?;
+        let text = c.data_mut().host_error.take().unwrap_or_default();
+        let result = write(&mut c, mem, ptr, text.as_bytes(), "__host_error");
+        c.data_mut().host_error = Some(text);
+        result
+    })?;
 
     l.func_wrap(
         MODULE,
@@ -220,21 +190,12 @@ fn read(c: &Caller<'_, WapcState>, ptr: i32, len: i32, what: &str) -> wasmtime::
     }
 }
 
-fn write(
-    c: &mut Caller<'_, WapcState>,
-    mem: Memory,
-    ptr: i32,
-    bytes: &[u8],
-    what: &str,
-) -> wasmtime::Result<()> {
+fn write(c: &mut Caller<'_, WapcState>, mem: Memory, ptr: i32, bytes: &[u8], what: &str) -> wasmtime::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
     let start = ptr as u32 as usize;
-    match mem
-        .data_mut(c)
-        .get_mut(start..start.saturating_add(bytes.len()))
-    {
+    match mem.data_mut(c).get_mut(start..start.saturating_add(bytes.len())) {
         Some(dst) => {
             dst.copy_from_slice(bytes);
             Ok(())

@@ -40,13 +40,7 @@ pub struct WapcState {
 }
 
 impl WapcState {
-    pub(crate) fn new(
-        inv: Invocation,
-        op: Bytes,
-        msg: Bytes,
-        memory_limit: u64,
-        max_output: usize,
-    ) -> Self {
+    pub(crate) fn new(inv: Invocation, op: Bytes, msg: Bytes, memory_limit: u64, max_output: usize) -> Self {
         WapcState {
             inv,
             op,

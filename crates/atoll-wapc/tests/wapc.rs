@@ -51,10 +51,12 @@ fn inv_with(caps: &[Capability]) -> Invocation {
     let grants = Grants {
         capabilities: caps.iter().copied().collect(),
     };
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-agent", http::HeaderValue::from_static("tester"));
     let request = RequestInfo {
-        method: "GET".into(),
-        path: "/x".into(),
-        headers: vec![("x-agent".into(), "tester".into())],
+        method: http::Method::GET,
+        uri: http::Uri::from_static("/x"),
+        headers,
         ..RequestInfo::default()
     };
     Invocation::new("test", "req-1", Arc::new(grants), Arc::new(request))
@@ -65,9 +67,7 @@ fn inv() -> Invocation {
 }
 
 async fn call(f: &WapcFunction, op: &str, payload: &str) -> Result<Vec<u8>, CallError> {
-    f.invoke(inv(), op, payload.as_bytes().to_vec().into())
-        .await
-        .result
+    f.invoke(inv(), op, payload.as_bytes().to_vec().into()).await.result
 }
 
 async fn call_text(f: &WapcFunction, op: &str, payload: &str) -> String {
@@ -239,14 +239,16 @@ async fn a_looping_guest_does_not_starve_others() {
     )
     .await;
     let echo = load(&engine, &guest("wapc-plain"), LIMITS).await;
-    let spinning =
-        tokio::spawn(async move { spin.invoke(inv(), "spin", Default::default()).await.result });
+    let spinning = tokio::spawn(async move { spin.invoke(inv(), "spin", Default::default()).await.result });
     tokio::task::yield_now().await;
     for i in 0..50 {
         let out = call_text(&echo, "ping", &i.to_string()).await;
         assert_eq!(out, i.to_string());
     }
-    assert!(!spinning.is_finished(), "the others ran while the spinning guest still ran");
+    assert!(
+        !spinning.is_finished(),
+        "the others ran while the spinning guest still ran"
+    );
     assert!(matches!(
         spinning.await.unwrap(),
         Err(CallError::Failed {
@@ -278,15 +280,9 @@ async fn a_memory_hungry_guest_is_stopped_at_its_limit() {
 #[tokio::test]
 async fn output_beyond_the_limit_is_refused() {
     let abi = WapcAbi::new(&engine()).unwrap();
-    let f = abi
-        .load("big", &guest("wapc-plain"), LIMITS, 1 << 20)
-        .await
-        .unwrap();
+    let f = abi.load("big", &guest("wapc-plain"), LIMITS, 1 << 20).await.unwrap();
     assert_eq!(call(&f, "big", "1000").await.unwrap().len(), 1000);
-    let err = call(&f, "big", &(2 << 20).to_string())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = call(&f, "big", &(2 << 20).to_string()).await.unwrap_err().to_string();
     assert!(err.contains("exceeds the limit of 1048576 bytes"), "{err}");
 }
 
@@ -318,9 +314,7 @@ async fn request_and_response_namespaces_need_no_grant() {
     let f = load(&engine(), &guest("wapc-plain"), LIMITS).await;
     let out = call(&f, "host", "request:header:x-agent").await.unwrap();
     assert_eq!(
-        rmp_serde::from_slice::<Option<String>>(&out)
-            .unwrap()
-            .as_deref(),
+        rmp_serde::from_slice::<Option<String>>(&out).unwrap().as_deref(),
         Some("tester")
     );
 
@@ -345,24 +339,16 @@ async fn modules_that_are_not_wapc_guests_fail_to_load_with_a_reason() {
           (memory (export "memory") 1)
           (func (export "__guest_call") (param i32 i32) (result i32) (i32.const 1)))"#);
     let err = load_err(&env_import).await;
-    assert!(
-        err.contains("\"env.abort\", which Atoll does not provide"),
-        "{err}"
-    );
+    assert!(err.contains("\"env.abort\", which Atoll does not provide"), "{err}");
 
     let wrong_sig = wat(r#"
         (module (import "wapc" "__console_log" (func (param i64)))
           (memory (export "memory") 1)
           (func (export "__guest_call") (param i32 i32) (result i32) (i32.const 1)))"#);
     let err = load_err(&wrong_sig).await;
-    assert!(
-        err.contains("__console_log") && err.contains("wrong type"),
-        "{err}"
-    );
+    assert!(err.contains("__console_log") && err.contains("wrong type"), "{err}");
 
-    let no_memory = wat(
-        r#"(module (func (export "__guest_call") (param i32 i32) (result i32) (i32.const 1)))"#,
-    );
+    let no_memory = wat(r#"(module (func (export "__guest_call") (param i32 i32) (result i32) (i32.const 1)))"#);
     assert!(load_err(&no_memory).await.contains("\"memory\""));
 
     let huge = wat(r#"
@@ -411,10 +397,7 @@ async fn init_that_traps_fails_the_load() {
           (func (export "wapc_init") unreachable)
           (func (export "__guest_call") (param i32 i32) (result i32) (i32.const 1)))"#);
     let err = load_err(&traps).await;
-    assert!(
-        err.contains("its init failed") && err.contains("unreachable"),
-        "{err}"
-    );
+    assert!(err.contains("its init failed") && err.contains("unreachable"), "{err}");
 }
 
 /// TinyGo guests end `_start` with `proc_exit(0)`: that is success.
@@ -450,9 +433,7 @@ async fn an_unmodified_assemblyscript_guest_runs() {
     assert_eq!(call_text(&f, "shout", "hey").await, "HEY!");
     let agent = call(&f, "agent", "").await.unwrap();
     assert_eq!(
-        rmp_serde::from_slice::<Option<String>>(&agent)
-            .unwrap()
-            .as_deref(),
+        rmp_serde::from_slice::<Option<String>>(&agent).unwrap().as_deref(),
         Some("tester")
     );
     match call(&f, "fail", "").await {

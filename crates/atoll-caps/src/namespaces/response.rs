@@ -13,11 +13,7 @@ use http::{HeaderName, HeaderValue};
 
 const OPS: &[&str] = &["set_status", "set_header", "append_header"];
 
-pub(crate) fn call(
-    inv: &mut Invocation,
-    op: &str,
-    payload: &[u8],
-) -> Result<Vec<u8>, HostCallError> {
+pub(crate) fn call(inv: &mut Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
     match op {
         "set_status" => {
             let status: u16 = decode(payload, "a status code (uint)")?;
@@ -29,14 +25,11 @@ pub(crate) fn call(
             inv.response.status = Some(status);
         }
         "set_header" | "append_header" => {
-            let (name, value): (String, String) =
-                decode(payload, "[name, value] (array of two str)")?;
-            let name = HeaderName::try_from(name.as_str()).map_err(|_| {
-                HostCallError::BadPayload(format!("\"{name}\" is not a valid header name"))
-            })?;
-            let value = HeaderValue::try_from(value.as_str()).map_err(|_| {
-                HostCallError::BadPayload(format!("the value of header \"{name}\" is not valid"))
-            })?;
+            let (name, value): (String, String) = decode(payload, "[name, value] (array of two str)")?;
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| HostCallError::BadPayload(format!("\"{name}\" is not a valid header name")))?;
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|_| HostCallError::BadPayload(format!("the value of header \"{name}\" is not valid")))?;
             if op == "set_header" {
                 inv.response.headers.retain(|(n, _)| *n != name);
             }

@@ -33,13 +33,8 @@ pub async fn build_app(app: &Path) -> anyhow::Result<ExitCode> {
     let mut jobs: Vec<(String, PathBuf, Vec<&str>)> = Vec::new();
     for f in manifest.functions.values() {
         let Some(build) = &f.build else { continue };
-        let dir = manifest
-            .dir
-            .join(build.workdir.as_deref().unwrap_or(Path::new(".")));
-        match jobs
-            .iter_mut()
-            .find(|(c, d, _)| *c == build.command && *d == dir)
-        {
+        let dir = manifest.dir.join(build.workdir.as_deref().unwrap_or(Path::new(".")));
+        match jobs.iter_mut().find(|(c, d, _)| *c == build.command && *d == dir) {
             Some((_, _, names)) => names.push(&f.name),
             None => jobs.push((build.command.clone(), dir, vec![&f.name])),
         }
@@ -50,11 +45,7 @@ pub async fn build_app(app: &Path) -> anyhow::Result<ExitCode> {
     }
     let total = jobs.len();
     for (i, (command, dir, names)) in jobs.iter().enumerate() {
-        eprintln!(
-            "[{}/{total}] building {}: {command}",
-            i + 1,
-            names.join(", ")
-        );
+        eprintln!("[{}/{total}] building {}: {command}", i + 1, names.join(", "));
         let start = Instant::now();
         let output = tokio::process::Command::new("sh")
             .arg("-c")

@@ -60,7 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..RequestInfo::default()
         }),
     };
-    let mut response = Default::default();
+    let (mut response, mut spent) = Default::default();
     match app
         .call(
             &args.function,
@@ -68,6 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             payload.into(),
             &trigger,
             &mut response,
+            &mut spent,
         )
         .await
     {

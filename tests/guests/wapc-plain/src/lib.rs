@@ -15,10 +15,15 @@ pub extern "C" fn wapc_init() {
     register_function("panic", panic);
     register_function("spin", spin);
     register_function("upper", upper);
+    register_function("hello", hello);
 }
 
 fn echo(msg: &[u8]) -> CallResult {
     Ok(msg.to_vec())
+}
+
+fn hello(_: &[u8]) -> CallResult {
+    Ok(b"Hello, world!".to_vec())
 }
 
 fn upper(msg: &[u8]) -> CallResult {

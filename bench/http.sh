@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# HTTP hello world through a waPC function, served by Atoll, against a plain
+# hyper hello-world server (crates/atoll-bench), in the same run, with the
+# same client (wrk), on the same machine. Prints requests/s and the ratio.
+#
+#   bench/http.sh [seconds-per-round] [connections]
+#
+# Rounds alternate between the servers so drift on a shared machine hits
+# both; each server's figure is the median of its rounds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNECTIONS=${2:-64}
+ROUNDS=${ROUNDS:-3}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)..." >&2
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
+fi
+
+echo "building (release)..." >&2
+cargo build --release -q -p atoll -p atoll-bench
+cargo run --release -q -p atoll-testkit --bin build-guests
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+cp target/guests/wasm32-unknown-unknown/release/wapc_plain.wasm "$work/hello.wasm"
+cat > "$work/atoll.toml" <<'TOML'
+[app]
+name = "bench-hello"
+
+[functions.hello]
+source = "hello.wasm"
+
+[[routes]]
+method = "GET"
+path = "/"
+steps = [{ fn = "hello", op = "hello" }]
+TOML
+
+wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
+
+target/release/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!)
+ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!)
+ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!)
+wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082
+[ "$(curl -s http://127.0.0.1:38081/)" = "Hello, world!" ] || { echo "atoll did not answer Hello, world!" >&2; exit 1; }
+
+rps() { wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A results
+for round in $(seq "$ROUNDS"); do
+  for name in hyper atoll atoll_quiet; do
+    case $name in hyper) port=38080;; atoll) port=38081;; atoll_quiet) port=38082;; esac
+    r=$(rps 127.0.0.1:$port)
+    results[$name]+="$r "
+    echo "round $round/$ROUNDS: $name $r req/s" >&2
+  done
+done
+
+h=$(echo ${results[hyper]} | tr ' ' '\n' | median)
+a=$(echo ${results[atoll]} | tr ' ' '\n' | median)
+q=$(echo ${results[atoll_quiet]} | tr ' ' '\n' | median)
+echo
+echo "HTTP hello world, wrk -t1 -c$CONNECTIONS, ${DURATION}s x $ROUNDS rounds, median req/s ($(nproc) cores)"
+printf '%-44s %12s %8s\n' "server" "req/s" "ratio"
+printf '%-44s %12.0f %8s\n' "plain hyper (baseline)" "$h" "1.00"
+printf '%-44s %12.0f %8.2f\n' "atoll, waPC function, request log on" "$a" "$(echo "$a / $h" | bc -l)"
+printf '%-44s %12.0f %8.2f\n' "atoll, waPC function, request log off" "$q" "$(echo "$q / $h" | bc -l)"

@@ -1,0 +1,1 @@
+//! Baselines for `bench/http.sh`: see `src/bin/hyper-hello.rs`.

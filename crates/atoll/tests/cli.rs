@@ -1,0 +1,238 @@
+//! The `atoll` binary as a user runs it.
+
+use atoll_testkit::{guest_path, shared_cache_dir};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn atoll() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atoll"));
+    cmd.env("ATOLL_CACHE_DIR", shared_cache_dir())
+        .env_remove("ATOLL_LOG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn app(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guest_path("wapc-plain"), dir.path().join("plain.wasm")).unwrap();
+    let manifest = format!(
+        r#"[app]
+name = "cli-test"
+version = "1.2.3"
+
+[functions.plain]
+source = "plain.wasm"
+
+[[routes]]
+method = "POST"
+path = "/echo"
+steps = [{{ fn = "plain", op = "ping" }}]
+{extra}"#
+    );
+    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
+    dir
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    (out, so, se)
+}
+
+#[test]
+fn check_accepts_a_good_app() {
+    let dir = app("");
+    let (out, stdout, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "ok: cli-test 1.2.3: 1 function(s), 1 route(s)");
+}
+
+#[test]
+fn check_reports_manifest_errors_with_file_line_and_key() {
+    let dir = app("\n[[routes]]\npath = \"/x\"\nfn = \"missing\"\n");
+    let (out, _, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("atoll.toml:15:6: routes[1].fn: unknown function \"missing\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_reports_a_module_that_is_not_a_wapc_guest_at_its_source_line() {
+    let dir = app("");
+    std::fs::write(dir.path().join("plain.wasm"), atoll_testkit::wat("(module)")).unwrap();
+    let (out, _, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("atoll.toml:6:10: functions.plain.source"), "{stderr}");
+    assert!(stderr.contains("does not export \"__guest_call\""), "{stderr}");
+
+    std::fs::remove_file(dir.path().join("plain.wasm")).unwrap();
+    let (_, _, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("plain.wasm"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn call_invokes_a_function_with_inline_file_or_stdin_input() {
+    let dir = app("");
+    let (out, stdout, stderr) = run(atoll()
+        .args(["call"])
+        .arg(dir.path())
+        .args(["plain", "--op", "upper", "--data", "hi"]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "HI");
+
+    let input = dir.path().join("input.txt");
+    std::fs::write(&input, "from a file").unwrap();
+    let (_, stdout, _) = run(atoll()
+        .arg("call")
+        .arg(dir.path())
+        .args(["plain", "--op", "ping", "--input"])
+        .arg(&input));
+    assert_eq!(stdout, "from a file");
+
+    let mut child = atoll()
+        .arg("call")
+        .arg(dir.path())
+        .args(["plain", "--op", "ping", "--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"from stdin").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from stdin");
+}
+
+#[test]
+fn call_reports_failures_clearly() {
+    let dir = app("");
+    let (out, _, stderr) = run(atoll().arg("call").arg(dir.path()).args(["plain", "--op", "fail"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("function \"plain\" failed (status 500): this function fails on purpose"),
+        "{stderr}"
+    );
+
+    let (out, _, stderr) = run(atoll().arg("call").arg(dir.path()).arg("nope"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("no function \"nope\"") && stderr.contains("functions: plain"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for sub in ["serve", "call", "check", "build"] {
+        let (out, stdout, _) = run(atoll().args([sub, "--help"]));
+        assert!(out.status.success());
+        assert!(stdout.contains("Usage: atoll"), "{sub}: {stdout}");
+    }
+    let (_, stdout, _) = run(atoll().arg("--help"));
+    for sub in ["serve", "call", "check", "build"] {
+        assert!(stdout.contains(sub));
+    }
+}
+
+#[test]
+fn serve_logs_one_json_line_per_request_and_stops_cleanly_on_sigterm() {
+    let dir = app("");
+    let mut child = atoll()
+        .arg("serve")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+
+    let response = http_post(&addr, "/echo", "over the wire");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("over the wire"), "{response}");
+    let id = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let line = wait_for(&mut lines, |v| v["message"] == "request");
+    assert_eq!(line["request_id"], id.as_str());
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["path"], "/echo");
+    assert_eq!(line["route"], "POST /echo");
+    assert!(line["duration_us"].as_u64().is_some());
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit}");
+}
+
+#[test]
+fn serve_refuses_a_broken_app_before_listening() {
+    let dir = app("\n[[routes]]\npath = \"/echo\"\nmethod = \"POST\"\nfn = \"plain\"\n");
+    let (out, _, stderr) = run(atoll().arg("serve").arg(dir.path()).args(["--listen", "127.0.0.1:0"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("duplicate route: POST /echo is already declared on line 10"),
+        "{stderr}"
+    );
+}
+
+fn wait_for(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for line in lines {
+        let line = line.unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && pred(&v)
+        {
+            return v;
+        }
+    }
+    panic!("the server's log ended before the expected line");
+}
+
+fn http_post(addr: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
