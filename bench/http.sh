@@ -43,31 +43,49 @@ TOML
 
 wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 
-target/release/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!)
-ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!)
-ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!)
+target/release/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!); pid_hyper=$!
+ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!); pid_atoll=$!
+ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!); pid_atoll_quiet=$!
 wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082
 [ "$(curl -s http://127.0.0.1:38081/)" = "Hello, world!" ] || { echo "atoll did not answer Hello, world!" >&2; exit 1; }
 
-rps() { wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
+# CPU time (user+system, in clock ticks) a server process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+# Prints "requests/s cpu-microseconds-per-request" for one wrk round.
+measure() {
+  local before after out
+  before=$(cpu_ticks "$2")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/")
+  after=$(cpu_ticks "$2")
+  echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '
+    /Requests\/sec/ {rps=$2}
+    /requests in/ {n=$1}
+    END {printf "%s %.2f\n", rps, (a-b)/t*1e6/n}'
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -A results
+declare -A results cpus
 for round in $(seq "$ROUNDS"); do
   for name in hyper atoll atoll_quiet; do
-    case $name in hyper) port=38080;; atoll) port=38081;; atoll_quiet) port=38082;; esac
-    r=$(rps 127.0.0.1:$port)
+    case $name in
+      hyper) port=38080; pid=$pid_hyper;;
+      atoll) port=38081; pid=$pid_atoll;;
+      atoll_quiet) port=38082; pid=$pid_atoll_quiet;;
+    esac
+    read -r r c < <(measure 127.0.0.1:$port "$pid")
     results[$name]+="$r "
-    echo "round $round/$ROUNDS: $name $r req/s" >&2
+    cpus[$name]+="$c "
+    echo "round $round/$ROUNDS: $name $r req/s, $c us CPU/request" >&2
   done
 done
 
-h=$(echo ${results[hyper]} | tr ' ' '\n' | median)
-a=$(echo ${results[atoll]} | tr ' ' '\n' | median)
-q=$(echo ${results[atoll_quiet]} | tr ' ' '\n' | median)
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+h=$(med "${results[hyper]}"); a=$(med "${results[atoll]}"); q=$(med "${results[atoll_quiet]}")
+hc=$(med "${cpus[hyper]}"); ac=$(med "${cpus[atoll]}"); qc=$(med "${cpus[atoll_quiet]}")
 echo
-echo "HTTP hello world, wrk -t1 -c$CONNECTIONS, ${DURATION}s x $ROUNDS rounds, median req/s ($(nproc) cores)"
-printf '%-44s %12s %8s\n' "server" "req/s" "ratio"
-printf '%-44s %12.0f %8s\n' "plain hyper (baseline)" "$h" "1.00"
-printf '%-44s %12.0f %8.2f\n' "atoll, waPC function, request log on" "$a" "$(echo "$a / $h" | bc -l)"
-printf '%-44s %12.0f %8.2f\n' "atoll, waPC function, request log off" "$q" "$(echo "$q / $h" | bc -l)"
+echo "HTTP hello world, wrk -t1 -c$CONNECTIONS, ${DURATION}s x $ROUNDS rounds, medians ($(nproc) cores shared by client and server)"
+printf '%-40s %10s %8s %16s\n' "server" "req/s" "ratio" "server CPU/req"
+printf '%-40s %10.0f %8s %13.1f us\n' "plain hyper (baseline)" "$h" "1.00" "$hc"
+printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log on" "$a" "$(echo "$a / $h" | bc -l)" "$ac"
+printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log off" "$q" "$(echo "$q / $h" | bc -l)" "$qc"

@@ -21,7 +21,7 @@ fn manifest_errors_match_their_expected_messages() {
         let text = std::fs::read_to_string(&case).unwrap();
         let name = case.file_name().unwrap().to_str().unwrap();
         let got = match Manifest::parse(&text, Path::new(name)) {
-            Ok(_) => format!("(loaded without error)\n"),
+            Ok(_) => "(loaded without error)\n".to_string(),
             Err(e) => format!("{e}\n"),
         };
         let expected_path = case.with_extension("stderr");

@@ -115,7 +115,7 @@ pub(crate) fn check(module: &Module, memory_limit: u64) -> Result<Shape, LoadErr
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{}MiB", bytes >> 20)
     } else {
         format!("{}KiB", bytes.div_ceil(1 << 10))

@@ -236,3 +236,37 @@ fn http_post(addr: &str, path: &str, body: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// The README's example, as a user runs it: build, check, call.
+#[test]
+fn the_hello_example_builds_checks_and_answers() {
+    let example = atoll_testkit::repo_root().join("examples/hello");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("[1/1] built hello"), "{stderr}");
+
+    let (out, stdout, stderr) = run(atoll().arg("check").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("ok: hello 0.1.0"), "{stdout}");
+
+    let (out, stdout, stderr) = run(atoll()
+        .arg("call")
+        .arg(&example)
+        .args(["hello", "--op", "echo", "--data", "ping"]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "ping");
+}
+
+#[test]
+fn a_failing_build_shows_its_output_and_fails() {
+    let dir = app("");
+    let manifest = std::fs::read_to_string(dir.path().join("atoll.toml")).unwrap().replace(
+        "source = \"plain.wasm\"",
+        "source = \"plain.wasm\"\nbuild = { command = \"echo compiling; echo broken >&2; exit 3\" }",
+    );
+    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
+    let (out, _, stderr) = run(atoll().arg("build").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("compiling") && stderr.contains("broken"), "{stderr}");
+    assert!(stderr.contains("the build of plain failed"), "{stderr}");
+}

@@ -81,17 +81,13 @@ pub mod __private {
         }));
     }
 
-    pub fn run<R: IntoResponse>(
-        payload: &[u8],
-        f: fn(Request) -> Result<R>,
-    ) -> wapc_guest::CallResult {
+    pub fn run<R: IntoResponse>(payload: &[u8], f: fn(Request) -> Result<R>) -> wapc_guest::CallResult {
         match f(Request::new(payload.to_vec())) {
             Ok(r) => Ok(r.into_response().send()?),
             Err(e) => {
                 if let Some(status) = e.status_code() {
                     // Best effort: the error itself must still be returned.
-                    let _ =
-                        crate::host::call_msgpack::<_, ()>("", "response", "set_status", &status);
+                    let _ = crate::host::call_msgpack::<_, ()>("", "response", "set_status", &status);
                 }
                 Err(Box::new(e))
             }

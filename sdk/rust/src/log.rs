@@ -3,12 +3,7 @@
 
 fn write(level: &str, msg: &str) {
     // Logging must never fail a function.
-    let _ = crate::host::call(
-        "",
-        "log",
-        level,
-        &rmp_serde::to_vec(msg).unwrap_or_default(),
-    );
+    let _ = crate::host::call("", "log", level, &rmp_serde::to_vec(msg).unwrap_or_default());
 }
 
 pub fn trace(msg: impl AsRef<str>) {

@@ -117,9 +117,7 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         let decoded = match bytes[i] {
             b'+' => Some((b' ', 1)),
-            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1])
-                .zip(hex(bytes[i + 2]))
-                .map(|(h, l)| (h << 4 | l, 3)),
+            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1]).zip(hex(bytes[i + 2])).map(|(h, l)| (h << 4 | l, 3)),
             _ => None,
         };
         let (byte, width) = decoded.unwrap_or((bytes[i], 1));

@@ -24,8 +24,7 @@ impl Response {
     /// A JSON response of any serialisable value.
     #[cfg(feature = "json")]
     pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Response> {
-        let body = serde_json::to_vec(value)
-            .map_err(|e| crate::Error::msg(format!("encoding JSON: {e}")))?;
+        let body = serde_json::to_vec(value).map_err(|e| crate::Error::msg(format!("encoding JSON: {e}")))?;
         Ok(Response::new(body).header("content-type", "application/json"))
     }
 

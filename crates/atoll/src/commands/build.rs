@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    logging::init(args.log_format, "warn");
+    let _log = logging::init(args.log_format, "warn");
     build_app(&args.app).await
 }
 

@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    logging::init(args.log_format, "warn");
+    let _log = logging::init(args.log_format, "warn");
     let payload = match (&args.input, &args.data) {
         (Some(p), _) if p.as_os_str() == "-" => {
             let mut buf = Vec::new();

@@ -19,7 +19,7 @@ pub struct Args {
 /// Everything `serve` would check before accepting a request: the manifest,
 /// every module, and the route table.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    logging::init(args.log_format, "warn");
+    let _log = logging::init(args.log_format, "warn");
     let engine = super::engine(&args.engine)?;
     let app = std::sync::Arc::new(super::load_app(&args.app, &engine).await?);
     if let Err(errors) = atoll_http::HttpServer::new(app.clone(), Default::default()) {

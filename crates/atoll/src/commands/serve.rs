@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    logging::init(args.log_format, "info");
+    let _log = logging::init(args.log_format, "info");
     if args.build {
         let code = super::build::build_app(&args.app).await?;
         if code != ExitCode::SUCCESS {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every Atoll test on a fresh machine: installs what the tests need,
+# checks formatting and lints, builds the guest fixtures once, then runs the
+# whole suite. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "WebAssembly targets"
+rustup target add wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
+
+step "system packages"
+missing=()
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+step "formatting"
+cargo fmt --all --check
+for m in sdk/rust tests/guests examples/hello; do (cd "$m" && cargo fmt --check); done
+
+step "lints (host workspace)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "lints (SDK, guest fixtures, examples, for wasm)"
+for m in sdk/rust tests/guests examples/hello; do
+  CARGO_TARGET_DIR=target/guests cargo clippy -q --manifest-path "$m/Cargo.toml" --target wasm32-wasip1 --all-targets -- -D warnings
+done
+
+step "guest fixtures (built once for the whole run)"
+cargo run -q -p atoll-testkit --bin build-guests
+export ATOLL_GUESTS_PREBUILT=1
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+cargo test --workspace --doc
+cargo test -q --manifest-path sdk/rust/Cargo.toml
+
+step "benchmarks build and run (quick mode)"
+ATOLL_BENCH_QUICK=1 cargo test -q -p atoll-wapc --bench invoke
+
+step "all tests passed"
