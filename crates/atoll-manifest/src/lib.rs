@@ -23,15 +23,21 @@
 //! ```
 
 mod error;
+mod hosts;
 mod model;
 mod path;
 mod raw;
+mod runtime_config;
+mod template;
 mod units;
 mod validate;
 
 pub use error::{Location, ManifestError, ManifestErrors, SourceText};
+pub use hosts::{HostMatch, HostPattern};
 pub use model::*;
 pub use path::{RoutePath, Segment};
+pub use runtime_config::{HttpSettings, KvBackendConfig, RuntimeConfigFile};
+pub use template::{Template, TemplatePart};
 pub use units::{parse_duration, parse_size};
 
 /// The file name Atoll looks for in an app directory.

@@ -1,7 +1,7 @@
 //! The validated manifest: what the rest of Atoll builds on.
 
 use crate::error::{ManifestErrors, SourceText};
-use crate::{Location, RoutePath};
+use crate::{HostPattern, Location, RoutePath, Template};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,37 @@ pub struct Manifest {
     pub app: AppInfo,
     pub functions: BTreeMap<String, Function>,
     pub routes: Vec<Route>,
+    pub variables: BTreeMap<String, Variable>,
+    pub http_auth: Vec<HttpAuth>,
+}
+
+/// A value the app reads at run time, from the environment
+/// (`ATOLL_VAR_<NAME>`), the runtime configuration, or its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    pub default: Option<String>,
+    pub required: bool,
+    /// Never logged; readable by a function only if listed in its `secrets`.
+    pub secret: bool,
+    pub description: Option<String>,
+    pub loc: Location,
+}
+
+impl Variable {
+    /// `ATOLL_VAR_GITHUB_TOKEN` for `github_token`.
+    pub fn env_name(&self) -> String {
+        format!("ATOLL_VAR_{}", self.name.to_ascii_uppercase())
+    }
+}
+
+/// Headers the host adds to outbound requests to some hosts, with values
+/// from variables: credentials a function uses without ever seeing them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAuth {
+    pub hosts: Vec<HostPattern>,
+    pub headers: Vec<(String, Template)>,
+    pub loc: Location,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +73,12 @@ pub struct Function {
     pub memory: u64,
     pub memory_loc: Location,
     pub capabilities: BTreeSet<Capability>,
+    /// Origins outbound HTTP may reach (with the `http` capability).
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Key-value stores it may open (with `kv`); `["default"]` unless given.
+    pub kv_stores: Vec<String>,
+    /// Secret variables it may read (with `vars`).
+    pub secrets: Vec<String>,
     pub build: Option<Build>,
     /// Where `[functions.<name>]` is declared.
     pub loc: Location,
@@ -65,14 +102,32 @@ impl fmt::Display for Abi {
 pub enum Capability {
     /// Write to the host's structured log (`log` namespace and `__console_log`).
     Log,
+    /// Key-value stores named in `kv_stores`.
+    Kv,
+    /// Outbound HTTP to `allowed_hosts`.
+    Http,
+    /// Read the app's variables (secret ones only if listed in `secrets`).
+    Vars,
+    /// Read the app's static files.
+    Files,
 }
 
 impl Capability {
-    pub const ALL: &'static [Capability] = &[Capability::Log];
+    pub const ALL: &'static [Capability] = &[
+        Capability::Log,
+        Capability::Kv,
+        Capability::Http,
+        Capability::Vars,
+        Capability::Files,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Capability::Log => "log",
+            Capability::Kv => "kv",
+            Capability::Http => "http",
+            Capability::Vars => "vars",
+            Capability::Files => "files",
         }
     }
 
@@ -172,5 +227,10 @@ impl Manifest {
     /// Absolute (or manifest-relative) path of a function's module.
     pub fn module_path(&self, function: &Function) -> PathBuf {
         self.dir.join(&function.source)
+    }
+
+    /// The app's static files: `static/` beside the manifest.
+    pub fn static_dir(&self) -> PathBuf {
+        self.dir.join("static")
     }
 }

@@ -12,7 +12,29 @@ pub struct RawManifest {
     pub functions: BTreeMap<Spanned<String>, Spanned<RawFunction>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub variables: BTreeMap<Spanned<String>, Spanned<RawVariable>>,
+    #[serde(default)]
+    pub http_auth: Vec<Spanned<RawHttpAuth>>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariable {
+    pub default: Option<Spanned<String>>,
+    pub required: Option<Spanned<bool>>,
+    pub secret: Option<Spanned<bool>>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpAuth {
+    pub hosts: Spanned<Vec<Spanned<String>>>,
+    pub headers: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+pub type SpannedList = Option<Spanned<Vec<Spanned<String>>>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,7 +51,10 @@ pub struct RawFunction {
     pub abi: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub memory: Option<Spanned<String>>,
-    pub capabilities: Option<Spanned<Vec<Spanned<String>>>>,
+    pub capabilities: SpannedList,
+    pub allowed_hosts: SpannedList,
+    pub kv_stores: SpannedList,
+    pub secrets: SpannedList,
     pub build: Option<Spanned<RawBuild>>,
 }
 

@@ -3,7 +3,7 @@
 use crate::error::{ManifestError, ManifestErrors, SourceText};
 use crate::model::*;
 use crate::raw::*;
-use crate::{Location, RoutePath, parse_duration, parse_size};
+use crate::{HostPattern, Location, RoutePath, Template, parse_duration, parse_size};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -42,12 +42,19 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
         }
     };
 
+    let variables = check_variables(&mut c, &raw.variables);
     let mut functions = BTreeMap::new();
     for (name, f) in &raw.functions {
-        if let Some(function) = check_function(&mut c, name, f) {
+        if let Some(function) = check_function(&mut c, name, f, &variables) {
             functions.insert(name.get_ref().clone(), function);
         }
     }
+    let http_auth = raw
+        .http_auth
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| check_http_auth(&mut c, i, a, &variables))
+        .collect();
 
     let mut routes = Vec::new();
     let mut seen: HashMap<(String, String), Location> = HashMap::new();
@@ -72,6 +79,8 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
             app,
             functions,
             routes,
+            variables,
+            http_auth,
         }),
         _ => {
             c.errors.sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
@@ -102,7 +111,228 @@ fn check_app(c: &mut Checker, app: &Spanned<RawApp>) -> Option<AppInfo> {
     })
 }
 
-fn check_function(c: &mut Checker, name: &Spanned<String>, f: &Spanned<RawFunction>) -> Option<Function> {
+fn check_variables(
+    c: &mut Checker,
+    raw: &BTreeMap<Spanned<String>, Spanned<RawVariable>>,
+) -> BTreeMap<String, Variable> {
+    let mut out = BTreeMap::new();
+    for (name, v) in raw {
+        let n = name.get_ref();
+        let key = format!("variables.{n}");
+        let loc = c.loc(name);
+        let valid = n.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && n.len() <= 64;
+        if !valid {
+            c.err(
+                loc,
+                &key,
+                format!(
+                    "\"{n}\" is not a valid variable name (lower-case letters, digits and _, starting with a letter)"
+                ),
+            );
+            continue;
+        }
+        let raw = v.get_ref();
+        let required = raw.required.as_ref().is_some_and(|r| *r.get_ref());
+        let secret = raw.secret.as_ref().is_some_and(|s| *s.get_ref());
+        if let (Some(d), true) = (&raw.default, required) {
+            let dloc = c.loc(d);
+            c.err(
+                dloc,
+                format!("{key}.default"),
+                "a required variable cannot have a default (it is never missing)",
+            );
+        }
+        if let (Some(d), true) = (&raw.default, secret) {
+            let dloc = c.loc(d);
+            c.err(
+                dloc,
+                format!("{key}.default"),
+                "a secret cannot have a default in the manifest; give its value in the environment or the runtime config",
+            );
+        }
+        out.insert(
+            n.clone(),
+            Variable {
+                name: n.clone(),
+                default: raw.default.as_ref().map(|d| d.get_ref().clone()),
+                required,
+                secret,
+                description: raw.description.clone(),
+                loc,
+            },
+        );
+    }
+    out
+}
+
+fn check_http_auth(
+    c: &mut Checker,
+    index: usize,
+    a: &Spanned<RawHttpAuth>,
+    variables: &BTreeMap<String, Variable>,
+) -> Option<HttpAuth> {
+    let key = format!("http_auth[{index}]");
+    let before = c.errors.len();
+    let raw = a.get_ref();
+    if raw.hosts.get_ref().is_empty() {
+        let loc = c.loc(&raw.hosts);
+        c.err(
+            loc,
+            format!("{key}.hosts"),
+            "list at least one host the headers are sent to",
+        );
+    }
+    let hosts = host_patterns(c, &format!("{key}.hosts"), Some(&raw.hosts));
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers.get_ref() {
+        let n = name.get_ref();
+        let hkey = format!("{key}.headers.{n}");
+        let token = !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            let loc = c.loc(name);
+            c.err(loc, &hkey, format!("\"{n}\" is not a valid header name"));
+            continue;
+        }
+        let loc = c.loc(value);
+        match Template::parse(value.get_ref()) {
+            Ok(t) => {
+                for (var, wants_secret) in t.references() {
+                    match variables.get(var) {
+                        None => c.err(
+                            loc,
+                            &hkey,
+                            format!("unknown variable \"{var}\"; declare it under [variables]"),
+                        ),
+                        Some(v) if v.secret && !wants_secret => c.err(
+                            loc,
+                            &hkey,
+                            format!("\"{var}\" is a secret: write {{{{ secret.{var} }}}}"),
+                        ),
+                        Some(v) if !v.secret && wants_secret => c.err(
+                            loc,
+                            &hkey,
+                            format!(
+                                "\"{var}\" is not declared secret: write {{{{ var.{var} }}}} or add `secret = true`"
+                            ),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+                headers.push((n.to_ascii_lowercase(), t));
+            }
+            Err(e) => c.err(loc, &hkey, e),
+        }
+    }
+    (c.errors.len() == before).then(|| HttpAuth {
+        hosts,
+        headers,
+        loc: c.loc(a),
+    })
+}
+
+fn host_patterns(c: &mut Checker, key: &str, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<HostPattern> {
+    let mut out = Vec::new();
+    for h in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+        match HostPattern::parse(h.get_ref()) {
+            Ok(p) => out.push(p),
+            Err(e) => {
+                let loc = c.loc(h);
+                c.err(loc, key, e);
+            }
+        }
+    }
+    out
+}
+
+fn names(c: &mut Checker, key: &str, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+        let loc = c.loc(n);
+        if !is_name(n.get_ref()) {
+            c.err(
+                loc,
+                key,
+                format!("\"{}\" is not a valid name (letters, digits, - and _)", n.get_ref()),
+            );
+        } else if out.contains(n.get_ref()) {
+            c.err(loc, key, format!("\"{}\" is listed twice", n.get_ref()));
+        } else {
+            out.push(n.get_ref().clone());
+        }
+    }
+    out
+}
+
+/// The capability-specific keys of a function: each needs its capability,
+/// and each capability that needs a list gets one.
+fn check_grants(
+    c: &mut Checker,
+    key: &str,
+    raw: &RawFunction,
+    caps_loc: Location,
+    capabilities: &BTreeSet<Capability>,
+    variables: &BTreeMap<String, Variable>,
+) -> (Vec<HostPattern>, Vec<String>, Vec<String>) {
+    let allowed_hosts = host_patterns(c, &format!("{key}.allowed_hosts"), raw.allowed_hosts.as_ref());
+    let mut kv_stores = names(c, &format!("{key}.kv_stores"), raw.kv_stores.as_ref());
+    let secrets = names(c, &format!("{key}.secrets"), raw.secrets.as_ref());
+    for (list, field, cap) in [
+        (&raw.allowed_hosts, "allowed_hosts", Capability::Http),
+        (&raw.kv_stores, "kv_stores", Capability::Kv),
+        (&raw.secrets, "secrets", Capability::Vars),
+    ] {
+        if let Some(l) = list
+            && !capabilities.contains(&cap)
+        {
+            let loc = c.loc(l);
+            c.err(
+                loc,
+                format!("{key}.{field}"),
+                format!("`{field}` has no effect without the \"{cap}\" capability; add \"{cap}\" to `capabilities`"),
+            );
+        }
+    }
+    if capabilities.contains(&Capability::Http) && raw.allowed_hosts.is_none() {
+        c.err(
+            caps_loc,
+            format!("{key}.capabilities"),
+            "\"http\" is granted but no host is: list the origins it may call in `allowed_hosts`",
+        );
+    }
+    if capabilities.contains(&Capability::Kv) && raw.kv_stores.is_none() {
+        kv_stores.push("default".to_string());
+    }
+    for s in raw.secrets.as_ref().map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+        let loc = c.loc(s);
+        let name = s.get_ref();
+        match variables.get(name) {
+            None => c.err(
+                loc,
+                format!("{key}.secrets"),
+                format!("unknown variable \"{name}\"; declare it under [variables] with `secret = true`"),
+            ),
+            Some(v) if !v.secret => c.err(
+                loc,
+                format!("{key}.secrets"),
+                format!("\"{name}\" is not a secret; any function granted \"vars\" can read it"),
+            ),
+            Some(_) => {}
+        }
+    }
+    (allowed_hosts, kv_stores, secrets)
+}
+
+fn check_function(
+    c: &mut Checker,
+    name: &Spanned<String>,
+    f: &Spanned<RawFunction>,
+    variables: &BTreeMap<String, Variable>,
+) -> Option<Function> {
     let n = name.get_ref();
     let key = format!("functions.{n}");
     let before = c.errors.len();
@@ -203,6 +433,9 @@ fn check_function(c: &mut Checker, name: &Spanned<String>, f: &Spanned<RawFuncti
         }
     }
 
+    let caps_loc = raw.capabilities.as_ref().map_or_else(|| c.loc(name), |l| c.loc(l));
+    let (allowed_hosts, kv_stores, secrets) = check_grants(c, &key, raw, caps_loc, &capabilities, variables);
+
     let build = raw.build.as_ref().map(|b| {
         let b = b.get_ref();
         if b.command.get_ref().trim().is_empty() {
@@ -225,6 +458,9 @@ fn check_function(c: &mut Checker, name: &Spanned<String>, f: &Spanned<RawFuncti
         memory,
         memory_loc,
         capabilities,
+        allowed_hosts,
+        kv_stores,
+        secrets,
         build,
         loc: c.loc(name),
     })

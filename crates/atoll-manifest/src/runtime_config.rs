@@ -1,0 +1,260 @@
+//! The runtime configuration: what backs an app's capabilities on this
+//! machine. It belongs to whoever runs the app, not to the app: the same
+//! `atoll.toml` runs on embedded defaults on a laptop and on Redis in
+//! production by changing only this file.
+//!
+//! ```toml
+//! data_dir = "/var/lib/atoll"        # embedded stores (default: .atoll beside the manifest)
+//!
+//! [kv.default]
+//! backend = "redb"                   # redb (default) | memory | redis
+//! path = "kv.redb"                   # redb file, relative to data_dir
+//!
+//! [kv.sessions]
+//! backend = "redis"
+//! url = "redis://127.0.0.1:6379/0"
+//! prefix = "shop"                    # key prefix (default: "atoll:<app name>")
+//!
+//! [variables]
+//! github_token = "ghp_..."           # the environment (ATOLL_VAR_GITHUB_TOKEN) wins over this
+//!
+//! [http]
+//! timeout = "30s"                    # per outbound request
+//! max_response = "10MiB"
+//! max_redirects = 5
+//! ```
+
+use crate::error::{ManifestErrors, SourceText};
+use crate::{Location, parse_duration, parse_size};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvBackendConfig {
+    /// On disk, in one redb file; each store is a table of its own.
+    Redb { path: Option<PathBuf> },
+    /// In this process only; lost on restart.
+    Memory,
+    /// A Redis server; each store is a key prefix of its own.
+    Redis {
+        url: String,
+        prefix: Option<String>,
+        loc: Location,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub timeout: Duration,
+    pub max_response: u64,
+    pub max_redirects: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(30),
+            max_response: 10 << 20,
+            max_redirects: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfigFile {
+    /// `None` when no file was given: everything is a default.
+    pub source: Option<SourceText>,
+    pub data_dir: Option<PathBuf>,
+    pub kv: BTreeMap<String, KvBackendConfig>,
+    pub variables: BTreeMap<String, String>,
+    pub http: HttpSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    data_dir: Option<String>,
+    #[serde(default)]
+    kv: BTreeMap<String, Spanned<RawKv>>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKv {
+    backend: Option<Spanned<String>>,
+    path: Option<String>,
+    url: Option<Spanned<String>>,
+    prefix: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    timeout: Option<Spanned<String>>,
+    max_response: Option<Spanned<String>>,
+    max_redirects: Option<u32>,
+}
+
+impl RuntimeConfigFile {
+    pub fn load(path: &Path) -> Result<RuntimeConfigFile, ManifestErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SourceText::new(path, "").file_error(format!("cannot read the runtime configuration: {e}")))?;
+        RuntimeConfigFile::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<RuntimeConfigFile, ManifestErrors> {
+        let src = SourceText::new(path, text);
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let loc = src.locate(e.span().unwrap_or(0..0));
+            src.error(loc, "", e.message().trim())
+        })?;
+        let mut errors = Vec::new();
+        let mut kv = BTreeMap::new();
+        for (name, spec) in raw.kv {
+            let key = format!("kv.{name}");
+            let r = spec.get_ref();
+            let backend = r.backend.as_ref().map_or("redb", |b| b.get_ref().as_str());
+            let config = match backend {
+                "redb" => KvBackendConfig::Redb {
+                    path: r.path.as_ref().map(PathBuf::from),
+                },
+                "memory" => KvBackendConfig::Memory,
+                "redis" => match &r.url {
+                    Some(url)
+                        if ["redis://", "rediss://", "unix://"]
+                            .iter()
+                            .any(|s| url.get_ref().starts_with(s)) =>
+                    {
+                        KvBackendConfig::Redis {
+                            url: url.get_ref().clone(),
+                            prefix: r.prefix.clone(),
+                            loc: src.locate(url.span()),
+                        }
+                    }
+                    Some(url) => {
+                        errors.push(src.error(
+                            src.locate(url.span()),
+                            format!("{key}.url"),
+                            "a Redis URL starts with redis://, rediss:// or unix://",
+                        ));
+                        continue;
+                    }
+                    None => {
+                        errors.push(src.error(
+                            src.locate(spec.span()),
+                            &key,
+                            "the redis backend needs `url = \"redis://host:port/db\"`",
+                        ));
+                        continue;
+                    }
+                },
+                other => {
+                    let span = r.backend.as_ref().map_or(spec.span(), |b| b.span());
+                    errors.push(src.error(
+                        src.locate(span),
+                        format!("{key}.backend"),
+                        format!("unknown key-value backend \"{other}\" (expected redb, memory or redis)"),
+                    ));
+                    continue;
+                }
+            };
+            kv.insert(name, config);
+        }
+        let mut http = HttpSettings::default();
+        if let Some(t) = &raw.http.timeout {
+            match parse_duration(t.get_ref()) {
+                Ok(d) => http.timeout = d,
+                Err(e) => errors.push(src.error(src.locate(t.span()), "http.timeout", e)),
+            }
+        }
+        if let Some(m) = &raw.http.max_response {
+            match parse_size(m.get_ref()) {
+                Ok(v) => http.max_response = v,
+                Err(e) => errors.push(src.error(src.locate(m.span()), "http.max_response", e)),
+            }
+        }
+        if let Some(r) = raw.http.max_redirects {
+            http.max_redirects = r;
+        }
+        if !errors.is_empty() {
+            return Err(ManifestErrors(errors));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(RuntimeConfigFile {
+            data_dir: raw.data_dir.map(|d| base.join(d)),
+            source: Some(src),
+            kv,
+            variables: raw.variables,
+            http,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_backend() {
+        let cfg = RuntimeConfigFile::parse(
+            r#"
+data_dir = "state"
+[kv.default]
+[kv.cache]
+backend = "memory"
+[kv.sessions]
+backend = "redis"
+url = "redis://127.0.0.1:6379/2"
+prefix = "shop"
+[variables]
+token = "abc"
+[http]
+timeout = "2s"
+max_response = "1MiB"
+max_redirects = 0
+"#,
+            Path::new("conf/runtime.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.data_dir, Some(PathBuf::from("conf/state")));
+        assert_eq!(cfg.kv["default"], KvBackendConfig::Redb { path: None });
+        assert_eq!(cfg.kv["cache"], KvBackendConfig::Memory);
+        assert!(
+            matches!(&cfg.kv["sessions"], KvBackendConfig::Redis { url, prefix: Some(p), .. } if url.ends_with("/2") && p == "shop")
+        );
+        assert_eq!(cfg.variables["token"], "abc");
+        assert_eq!(cfg.http.timeout, Duration::from_secs(2));
+        assert_eq!(cfg.http.max_response, 1 << 20);
+        assert_eq!(cfg.http.max_redirects, 0);
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let err = RuntimeConfigFile::parse(
+            "[kv.a]\nbackend = \"mongo\"\n[kv.b]\nbackend = \"redis\"\nurl = \"http://x\"\n[kv.c]\nbackend = \"redis\"\n",
+            Path::new("rt.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rt.toml:2:11: kv.a.backend: unknown key-value backend \"mongo\""),
+            "{err}"
+        );
+        assert!(err.contains("rt.toml:5:7: kv.b.url: a Redis URL starts with"), "{err}");
+        assert!(err.contains("kv.c: the redis backend needs `url"), "{err}");
+        let err = RuntimeConfigFile::parse("[kv.a]\nbackned = 1\n", Path::new("rt.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rt.toml:2:1") && err.contains("unknown field `backned`"),
+            "{err}"
+        );
+    }
+}
