@@ -1,20 +1,48 @@
-use atoll_manifest::{Capability, Function};
-use std::collections::BTreeSet;
+use crate::files::StaticFiles;
+use crate::http::OutboundHttp;
+use crate::kv::KvStore;
+use crate::vars::Variables;
+use atoll_manifest::Capability;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-/// What one function was granted in the manifest. Anything absent is denied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What one function may touch: its granted capabilities, and handles to
+/// exactly the resources they cover. A resource that was not granted is not
+/// here at all, so it cannot be reached by any path.
+#[derive(Clone, Default)]
 pub struct Grants {
     pub capabilities: BTreeSet<Capability>,
+    /// Granted key-value stores, by name.
+    pub kv: BTreeMap<String, Arc<dyn KvStore>>,
+    pub http: Option<OutboundHttp>,
+    pub vars: Option<Arc<Variables>>,
+    /// Secret variables the function may read.
+    pub secrets: BTreeSet<String>,
+    pub files: Option<Arc<dyn StaticFiles>>,
 }
 
 impl Grants {
-    pub fn from_function(f: &Function) -> Grants {
+    /// Capabilities only, with no resources behind them (tests, tools).
+    pub fn with_capabilities(caps: impl IntoIterator<Item = Capability>) -> Grants {
         Grants {
-            capabilities: f.capabilities.clone(),
+            capabilities: caps.into_iter().collect(),
+            ..Grants::default()
         }
     }
 
     pub fn allows(&self, cap: Capability) -> bool {
         self.capabilities.contains(&cap)
+    }
+}
+
+impl std::fmt::Debug for Grants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grants")
+            .field("capabilities", &self.capabilities)
+            .field("kv", &self.kv.keys().collect::<Vec<_>>())
+            .field("http", &self.http.is_some())
+            .field("secrets", &self.secrets)
+            .field("files", &self.files.is_some())
+            .finish()
     }
 }

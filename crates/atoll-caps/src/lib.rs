@@ -24,11 +24,17 @@
 //! # }
 //! ```
 
+pub mod files;
 mod grants;
+pub mod http;
 mod invocation;
+pub mod kv;
 mod namespaces;
+mod services;
+pub mod vars;
 mod wire;
 
 pub use grants::Grants;
 pub use invocation::{HostCallError, Invocation, RequestInfo, ResponseParts};
 pub use namespaces::NAMESPACES;
+pub use services::Services;

@@ -1,5 +1,5 @@
 use crate::config::RuntimeConfig;
-use atoll_caps::Grants;
+use atoll_caps::{Grants, Services};
 use atoll_engine::{Engine, Limits};
 use atoll_manifest::{Function, Manifest, ManifestError, ManifestErrors};
 use atoll_wapc::{WapcAbi, WapcFunction};
@@ -40,6 +40,12 @@ impl App {
         read: impl Fn(&Manifest, &Function) -> std::io::Result<Vec<u8>>,
     ) -> Result<App, ManifestErrors> {
         let abi = WapcAbi::new(engine).map_err(|e| manifest.source.file_error(e.to_string()))?;
+        let data_dir = config
+            .data_dir
+            .clone()
+            .or_else(|| config.file.data_dir.clone())
+            .unwrap_or_else(|| manifest.dir.join(".atoll"));
+        let services = Services::build(&manifest, config.file.clone(), &data_dir, |k| std::env::var(k).ok())?;
         let max_memory = engine.config().max_memory;
         let mut errors: Vec<ManifestError> = Vec::new();
         let mut pending = tokio::task::JoinSet::new();
@@ -88,7 +94,13 @@ impl App {
                 Ok(wapc) => {
                     let name: Arc<str> = Arc::from(decl.name.as_str());
                     tracing::debug!(function = %name, sha256 = %wapc.info.sha256, init = ?wapc.info.init, "function loaded");
-                    let grants = Arc::new(Grants::from_function(&decl));
+                    let grants = match services.grants_for(&decl) {
+                        Ok(g) => Arc::new(g),
+                        Err(e) => {
+                            errors.push(manifest.source.error(decl.loc, format!("functions.{}", decl.name), e));
+                            continue;
+                        }
+                    };
                     functions.insert(
                         decl.name.clone(),
                         Arc::new(LoadedFunction {

@@ -1,13 +1,25 @@
+use atoll_manifest::RuntimeConfigFile;
+use std::path::PathBuf;
+
 /// Runtime settings that are not the app's business: they come from the
 /// command line or the runtime configuration file.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Largest output a function may return, in bytes.
     pub max_output: usize,
+    /// Backends, variable values and HTTP limits (`--runtime-config`).
+    pub file: RuntimeConfigFile,
+    /// Where embedded stores live; default: the file's `data_dir`, else
+    /// `.atoll` beside the manifest.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { max_output: 32 << 20 }
+        RuntimeConfig {
+            max_output: 32 << 20,
+            file: RuntimeConfigFile::default(),
+            data_dir: None,
+        }
     }
 }

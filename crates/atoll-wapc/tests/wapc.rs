@@ -48,9 +48,7 @@ async fn load_err(wasm: &[u8]) -> String {
 }
 
 fn inv_with(caps: &[Capability]) -> Invocation {
-    let grants = Grants {
-        capabilities: caps.iter().copied().collect(),
-    };
+    let grants = Grants::with_capabilities(caps.iter().copied());
     let mut headers = http::HeaderMap::new();
     headers.insert("x-agent", http::HeaderValue::from_static("tester"));
     let request = RequestInfo {

@@ -39,3 +39,31 @@ impl EngineOptions {
         }
     }
 }
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Runtime configuration: key-value backends, variable values, HTTP limits.
+    #[arg(long, value_name = "FILE", env = "ATOLL_RUNTIME_CONFIG")]
+    pub runtime_config: Option<PathBuf>,
+    /// Directory for embedded stores [default: .atoll beside the manifest].
+    #[arg(long, value_name = "DIR", env = "ATOLL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl RuntimeOptions {
+    /// The runtime configuration, with its file's errors printed.
+    pub fn load(&self) -> anyhow::Result<atoll_runtime::RuntimeConfig> {
+        let file = match &self.runtime_config {
+            Some(path) => atoll_manifest::RuntimeConfigFile::load(path).map_err(|errors| {
+                eprintln!("{errors}");
+                crate::commands::Reported
+            })?,
+            None => Default::default(),
+        };
+        Ok(atoll_runtime::RuntimeConfig {
+            file,
+            data_dir: self.data_dir.clone(),
+            ..Default::default()
+        })
+    }
+}

@@ -9,11 +9,11 @@ use crate::{HostCallError, Invocation};
 use atoll_manifest::Capability;
 
 /// Every namespace a guest can call, for messages and docs.
-pub const NAMESPACES: &[&str] = &["log", "request", "response"];
+pub const NAMESPACES: &[&str] = &["log", "request", "response", "kv", "http", "vars", "files"];
 
 pub(crate) async fn dispatch(
     inv: &mut Invocation,
-    _binding: &str,
+    binding: &str,
     namespace: &str,
     op: &str,
     payload: &[u8],
@@ -24,6 +24,22 @@ pub(crate) async fn dispatch(
         "log" => {
             require(inv, Capability::Log, namespace)?;
             log::call(inv, op, payload)
+        }
+        "kv" => {
+            require(inv, Capability::Kv, namespace)?;
+            crate::kv::call(inv, binding, op, payload).await
+        }
+        "http" => {
+            require(inv, Capability::Http, namespace)?;
+            crate::http::call(inv, op, payload).await
+        }
+        "vars" => {
+            require(inv, Capability::Vars, namespace)?;
+            crate::vars::call(inv, op, payload)
+        }
+        "files" => {
+            require(inv, Capability::Files, namespace)?;
+            crate::files::call(inv, op, payload).await
         }
         other => Err(HostCallError::UnknownNamespace(other.to_string())),
     }
@@ -40,7 +56,7 @@ fn require(inv: &Invocation, cap: Capability, namespace: &str) -> Result<(), Hos
     }
 }
 
-fn unknown_op(namespace: &str, op: &str, known: &[&str]) -> HostCallError {
+pub(crate) fn unknown_op(namespace: &str, op: &str, known: &[&str]) -> HostCallError {
     HostCallError::UnknownOperation {
         namespace: namespace.to_string(),
         operation: op.to_string(),

@@ -26,6 +26,8 @@ pub struct Args {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub engine: EngineOptions,
+    #[command(flatten)]
+    pub runtime: crate::options::RuntimeOptions,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -43,7 +45,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, None) => Vec::new(),
     };
     let engine = super::engine(&args.engine)?;
-    let app = super::load_app(&args.app, &engine).await?;
+    let app = super::load_app(&args.app, &engine, &args.runtime).await?;
     if app.function(&args.function).is_none() {
         let known: Vec<_> = app.manifest.functions.keys().cloned().collect();
         bail!(

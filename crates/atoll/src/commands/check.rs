@@ -14,6 +14,8 @@ pub struct Args {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub engine: EngineOptions,
+    #[command(flatten)]
+    pub runtime: crate::options::RuntimeOptions,
 }
 
 /// Everything `serve` would check before accepting a request: the manifest,
@@ -21,7 +23,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _log = logging::init(args.log_format, "warn");
     let engine = super::engine(&args.engine)?;
-    let app = std::sync::Arc::new(super::load_app(&args.app, &engine).await?);
+    let app = std::sync::Arc::new(super::load_app(&args.app, &engine, &args.runtime).await?);
     if let Err(errors) = atoll_http::HttpServer::new(app.clone(), Default::default()) {
         eprintln!("{errors}");
         return Ok(ExitCode::FAILURE);

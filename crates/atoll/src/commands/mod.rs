@@ -24,9 +24,10 @@ impl std::error::Error for Reported {}
 
 /// Loads an app for any command; manifest and module errors are printed
 /// with their file, line and key.
-pub async fn load_app(path: &Path, engine: &Engine) -> anyhow::Result<App> {
+pub async fn load_app(path: &Path, engine: &Engine, runtime: &crate::options::RuntimeOptions) -> anyhow::Result<App> {
+    let config: RuntimeConfig = runtime.load()?;
     let start = Instant::now();
-    match App::load(path, engine, &RuntimeConfig::default()).await {
+    match App::load(path, engine, &config).await {
         Ok(app) => {
             tracing::info!(
                 app = %app.manifest.app.name,

@@ -32,6 +32,8 @@ pub struct Args {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub engine: EngineOptions,
+    #[command(flatten)]
+    pub runtime: crate::options::RuntimeOptions,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -43,7 +45,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let engine = super::engine(&args.engine)?;
-    let app = Arc::new(super::load_app(&args.app, &engine).await?);
+    let app = Arc::new(super::load_app(&args.app, &engine, &args.runtime).await?);
     let config = HttpConfig {
         max_body: args.max_body,
         max_concurrency: args.max_concurrency,

@@ -1,0 +1,297 @@
+//! `http`: outbound HTTP requests, to the function's `allowed_hosts` only.
+//!
+//! Every hop of a request is checked: the origin against the allowlist, the
+//! address against [`policy`] (non-public addresses need an exact entry),
+//! and redirects are followed here, not by the client, so each new location
+//! is checked again and the host's auth headers ([`AuthRule`]) are sent
+//! only to the origins they were declared for. A function never sees those
+//! headers' values: they are added after it hands over the request, marked
+//! sensitive, and never logged.
+
+mod host;
+pub mod policy;
+
+pub(crate) use host::call;
+
+use atoll_manifest::{HostPattern, HttpSettings};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use policy::{AddressPolicy, PolicyResolver};
+use reqwest::Url;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Headers the host adds to requests whose origin matches `hosts`.
+#[derive(Clone)]
+pub struct AuthRule {
+    pub hosts: Vec<HostPattern>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for AuthRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("AuthRule")
+            .field("hosts", &self.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+            .field("headers", &names)
+            .finish()
+    }
+}
+
+/// A request as a guest describes it.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// One function's outbound HTTP: its allowlist, the auth rules, and a
+/// client whose resolver enforces the address policy.
+#[derive(Clone)]
+pub struct OutboundHttp {
+    client: reqwest::Client,
+    policy: AddressPolicy,
+    auth: Arc<Vec<AuthRule>>,
+    settings: HttpSettings,
+}
+
+/// Hop-by-hop and framing headers the client sets itself.
+const FORBIDDEN: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+];
+
+impl OutboundHttp {
+    pub fn new(allowed: Vec<HostPattern>, auth: Vec<AuthRule>, settings: HttpSettings) -> Result<OutboundHttp, String> {
+        let policy = AddressPolicy::new(allowed);
+        let client = reqwest::Client::builder()
+            // Redirects are followed by `send` so every hop is checked.
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would make the resolver vet the
+            // proxy's address instead of the target's.
+            .no_proxy()
+            .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("atoll/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(OutboundHttp {
+            client,
+            policy,
+            auth: Arc::new(auth),
+            settings,
+        })
+    }
+
+    /// Sends `req`, following allowed redirects, and reads the response up
+    /// to the configured size limit.
+    pub async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
+        let started = Instant::now();
+        let budget = req.timeout.unwrap_or(self.settings.timeout).min(self.settings.timeout);
+        let mut url = Url::parse(&req.url).map_err(|e| format!("invalid URL \"{}\": {e}", req.url))?;
+        let (mut method, mut body) = (req.method.clone(), req.body.clone());
+        let guest_headers = guest_headers(&req.headers)?;
+        for hop in 0..=self.settings.max_redirects {
+            self.check(&url, hop > 0)?;
+            let mut headers = guest_headers.clone();
+            for (name, value) in self.auth_for(&url) {
+                headers.insert(name, value);
+            }
+            let remaining = budget
+                .checked_sub(started.elapsed())
+                .ok_or_else(|| format!("timed out after {budget:?}"))?;
+            let response = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers)
+                .body(body.clone())
+                .timeout(remaining)
+                .send()
+                .await
+                .map_err(|e| describe(&e, &url))?;
+            let status = response.status();
+            let location = response.headers().get(http::header::LOCATION).cloned();
+            if let (true, Some(location)) = (status.is_redirection(), location) {
+                let next = location
+                    .to_str()
+                    .ok()
+                    .and_then(|l| url.join(l).ok())
+                    .ok_or_else(|| format!("{} sent an invalid redirect location", origin(&url)))?;
+                if status == StatusCode::SEE_OTHER
+                    || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                        && method != Method::GET
+                        && method != Method::HEAD)
+                {
+                    method = Method::GET;
+                    body = Bytes::new();
+                }
+                tracing::debug!(target: "atoll::http_out", from = %origin(&url), to = %origin(&next), status = status.as_u16(), "redirect");
+                url = next;
+                continue;
+            }
+            let response = self.read(response).await?;
+            tracing::debug!(
+                target: "atoll::http_out",
+                method = %method,
+                origin = %origin(&url),
+                path = url.path(),
+                status = response.status,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "outbound request"
+            );
+            return Ok(response);
+        }
+        Err(format!(
+            "too many redirects (more than {}) starting at {}",
+            self.settings.max_redirects,
+            origin(&Url::parse(&req.url).expect("parsed above"))
+        ))
+    }
+
+    /// The allowlist, then the literal address if the host is one.
+    fn check(&self, url: &Url, redirected: bool) -> Result<(), String> {
+        let scheme = url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("unsupported scheme \"{scheme}\" (use http or https)"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("URLs with credentials are not allowed; use http_auth in atoll.toml".into());
+        }
+        let host = url.host_str().ok_or("the URL has no host")?;
+        let port = url.port_or_known_default().ok_or("the URL has no port")?;
+        if !self.policy.allows_origin(scheme, host, port) {
+            let allowed: Vec<_> = self.policy.patterns().iter().map(|p| p.to_string()).collect();
+            return Err(format!(
+                "{}{} is not in the function's allowed_hosts ({})",
+                if redirected { "redirected to " } else { "" },
+                origin(url),
+                allowed.join(", ")
+            ));
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>()
+            && !self.policy.allows_literal(ip)
+        {
+            return Err(format!(
+                "{ip} is a loopback, private or otherwise non-public address; name it exactly in allowed_hosts to reach it"
+            ));
+        }
+        Ok(())
+    }
+
+    fn auth_for(&self, url: &Url) -> Vec<(HeaderName, HeaderValue)> {
+        let (scheme, host, port) = (
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0),
+        );
+        self.auth
+            .iter()
+            .filter(|r| r.hosts.iter().any(|h| h.matches(scheme, host, port)))
+            .flat_map(|r| r.headers.iter().cloned())
+            .collect()
+    }
+
+    async fn read(&self, mut response: reqwest::Response) -> Result<OutboundResponse, String> {
+        let max = self.settings.max_response;
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(format!("the response is larger than the limit of {max} bytes"));
+        }
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?
+        {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(format!("the response is larger than the limit of {max} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(OutboundResponse {
+            status,
+            headers,
+            body: body.into(),
+        })
+    }
+
+    /// Header names the host injects for some origin; a guest may not set them.
+    fn injected_names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.auth.iter().flat_map(|r| r.headers.iter().map(|(n, _)| n))
+    }
+}
+
+fn guest_headers(list: &[(String, String)]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in list {
+        let n = HeaderName::try_from(name.as_str()).map_err(|_| format!("\"{name}\" is not a valid header name"))?;
+        if FORBIDDEN.contains(&n.as_str()) {
+            continue;
+        }
+        let v =
+            HeaderValue::try_from(value.as_str()).map_err(|_| format!("the value of header \"{name}\" is invalid"))?;
+        map.append(n, v);
+    }
+    Ok(map)
+}
+
+/// `scheme://host:port`, for messages: never the path or query, which may
+/// carry tokens.
+fn origin(url: &Url) -> String {
+    format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    )
+}
+
+fn describe(e: &reqwest::Error, url: &Url) -> String {
+    let mut msg = format!("request to {} failed", origin(url));
+    if e.is_timeout() {
+        msg.push_str(": timed out");
+    } else if e.is_connect() {
+        msg.push_str(": cannot connect");
+    }
+    // The innermost cause says what actually happened (e.g. the resolver's refusal).
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    if let Some(cause) = last {
+        msg.push_str(": ");
+        msg.push_str(&cause);
+    }
+    msg
+}

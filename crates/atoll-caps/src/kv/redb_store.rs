@@ -1,0 +1,195 @@
+use super::{KvError, KvStore, add, parse_integer};
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The embedded, on-disk backend: one redb file for every store of an app,
+/// each store a table of its own. A write is acknowledged only once redb has
+/// committed it durably (fsync), so nothing acknowledged is lost on a crash.
+///
+/// Values are stored behind an 8-byte expiry (milliseconds since the Unix
+/// epoch, 0 for none) so TTLs survive restarts; expired entries read as
+/// missing and are overwritten or removed by later writes.
+#[derive(Clone)]
+pub struct RedbStores {
+    db: Arc<Database>,
+}
+
+impl RedbStores {
+    /// Opens (or creates) the database file, creating its directory.
+    pub fn open(path: &Path) -> Result<RedbStores, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let db = Database::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        Ok(RedbStores { db: Arc::new(db) })
+    }
+
+    pub fn store(&self, name: &str) -> RedbStore {
+        RedbStore {
+            db: self.db.clone(),
+            table: Arc::from(format!("kv:{name}")),
+        }
+    }
+}
+
+pub struct RedbStore {
+    db: Arc<Database>,
+    table: Arc<str>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn encode(value: &[u8], expires_ms: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&expires_ms.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// The value, if the entry has not expired.
+fn decode(stored: &[u8], now: u64) -> Option<(&[u8], u64)> {
+    let (head, value) = stored.split_at_checked(8)?;
+    let expires = u64::from_be_bytes(head.try_into().ok()?);
+    (expires == 0 || expires > now).then_some((value, expires))
+}
+
+fn backend(e: impl std::fmt::Display) -> KvError {
+    KvError::Backend(e.to_string())
+}
+
+impl RedbStore {
+    /// Runs blocking redb work off the async workers.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database, TableDefinition<'_, &str, &[u8]>) -> Result<R, KvError> + Send + 'static,
+    ) -> Result<R, KvError> {
+        let (db, table) = (self.db.clone(), self.table.clone());
+        tokio::task::spawn_blocking(move || f(&db, TableDefinition::new(&table)))
+            .await
+            .map_err(|e| KvError::Backend(format!("the store's worker failed: {e}")))?
+    }
+
+    /// Reads one live entry.
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let key = key.to_string();
+        self.blocking(move |db, def| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = match txn.open_table(def) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(backend(e)),
+            };
+            let now = now_ms();
+            Ok(table
+                .get(key.as_str())
+                .map_err(backend)?
+                .and_then(|v| decode(v.value(), now).map(|(v, _)| v.to_vec())))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl KvStore for RedbStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.read(key).await
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
+        let (key, stored) = (
+            key.to_string(),
+            encode(value, ttl.map_or(0, |t| now_ms() + t.as_millis() as u64)),
+        );
+        self.blocking(move |db, def| {
+            let txn = db.begin_write().map_err(backend)?;
+            txn.open_table(def)
+                .map_err(backend)?
+                .insert(key.as_str(), stored.as_slice())
+                .map_err(backend)?;
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        let key = key.to_string();
+        self.blocking(move |db, def| {
+            let txn = db.begin_write().map_err(backend)?;
+            let existed = {
+                let mut table = txn.open_table(def).map_err(backend)?;
+                let removed = table.remove(key.as_str()).map_err(backend)?;
+                removed.is_some_and(|v| decode(v.value(), now_ms()).is_some())
+            };
+            txn.commit().map_err(backend)?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        Ok(self.read(key).await?.is_some())
+    }
+
+    async fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, KvError> {
+        let prefix = prefix.to_string();
+        self.blocking(move |db, def| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = match txn.open_table(def) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(backend(e)),
+            };
+            let now = now_ms();
+            let mut out = Vec::new();
+            for entry in table.range(prefix.as_str()..).map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                if !k.value().starts_with(prefix.as_str()) || out.len() >= limit {
+                    break;
+                }
+                if decode(v.value(), now).is_some() {
+                    out.push(k.value().to_string());
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn increment(&self, key: &str, by: i64) -> Result<i64, KvError> {
+        let key = key.to_string();
+        self.blocking(move |db, def| {
+            // One write transaction: redb admits one writer at a time, so the
+            // read-modify-write is atomic.
+            let txn = db.begin_write().map_err(backend)?;
+            let next = {
+                let mut table = txn.open_table(def).map_err(backend)?;
+                let now = now_ms();
+                let (current, expires) = match table.get(key.as_str()).map_err(backend)? {
+                    Some(v) => match decode(v.value(), now) {
+                        Some((value, expires)) => (parse_integer(&key, value)?, expires),
+                        None => (0, 0),
+                    },
+                    None => (0, 0),
+                };
+                let next = add(&key, current, by)?;
+                let stored = encode(next.to_string().as_bytes(), expires);
+                table.insert(key.as_str(), stored.as_slice()).map_err(backend)?;
+                next
+            };
+            txn.commit().map_err(backend)?;
+            Ok(next)
+        })
+        .await
+    }
+
+    fn backend(&self) -> &'static str {
+        "redb"
+    }
+}

@@ -1,0 +1,159 @@
+//! The backends of one app, built once at load from the manifest and the
+//! runtime configuration, and the per-function [`Grants`] cut from them.
+
+use crate::Grants;
+use crate::files::{DirFiles, StaticFiles};
+use crate::http::{AuthRule, OutboundHttp};
+use crate::kv::{KvStore, MemoryStore, RedbStores, RedisStore};
+use crate::vars::Variables;
+use atoll_manifest::{
+    Capability, Function, KvBackendConfig, Manifest, ManifestError, ManifestErrors, RuntimeConfigFile,
+};
+use http::{HeaderName, HeaderValue};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub struct Services {
+    kv: BTreeMap<String, Arc<dyn KvStore>>,
+    vars: Arc<Variables>,
+    files: Option<Arc<dyn StaticFiles>>,
+    auth: Vec<AuthRule>,
+    runtime: RuntimeConfigFile,
+}
+
+impl Services {
+    /// Builds every backend the app's functions were granted. `data_dir`
+    /// holds embedded stores; `env` reads environment variables.
+    pub fn build(
+        manifest: &Manifest,
+        runtime: RuntimeConfigFile,
+        data_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Services, ManifestErrors> {
+        let mut errors: Vec<ManifestError> = Vec::new();
+        let vars = match Variables::resolve(manifest, &runtime.variables, env) {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                errors.extend(e);
+                Arc::new(Variables::default())
+            }
+        };
+
+        let mut kv: BTreeMap<String, Arc<dyn KvStore>> = BTreeMap::new();
+        let mut redb_files: BTreeMap<PathBuf, RedbStores> = BTreeMap::new();
+        for f in manifest.functions.values() {
+            for store in &f.kv_stores {
+                if kv.contains_key(store) {
+                    continue;
+                }
+                let config = runtime
+                    .kv
+                    .get(store)
+                    .cloned()
+                    .unwrap_or(KvBackendConfig::Redb { path: None });
+                let built: Result<Arc<dyn KvStore>, String> = match config {
+                    KvBackendConfig::Memory => Ok(Arc::new(MemoryStore::default())),
+                    KvBackendConfig::Redb { path } => {
+                        let file = data_dir.join(path.unwrap_or_else(|| PathBuf::from("kv.redb")));
+                        let stores = match redb_files.get(&file) {
+                            Some(s) => Ok(s.clone()),
+                            None => RedbStores::open(&file).inspect(|s| {
+                                redb_files.insert(file.clone(), s.clone());
+                            }),
+                        };
+                        stores.map(|s| Arc::new(s.store(store)) as Arc<dyn KvStore>)
+                    }
+                    KvBackendConfig::Redis { url, prefix, .. } => {
+                        let prefix = prefix.unwrap_or_else(|| format!("atoll:{}", manifest.app.name));
+                        RedisStore::new(&url, &prefix, store).map(|s| Arc::new(s) as Arc<dyn KvStore>)
+                    }
+                };
+                match built {
+                    Ok(s) => {
+                        kv.insert(store.clone(), s);
+                    }
+                    Err(e) => errors.push(manifest.source.error(
+                        f.loc,
+                        format!("functions.{}.kv_stores", f.name),
+                        format!("kv store \"{store}\": {e}"),
+                    )),
+                }
+            }
+        }
+
+        let mut auth = Vec::new();
+        for (i, rule) in manifest.http_auth.iter().enumerate() {
+            let mut headers = Vec::new();
+            for (name, template) in &rule.headers {
+                let key = format!("http_auth[{i}].headers.{name}");
+                let rendered = template.render(|n| vars.get(n).flatten().map(|v| v.expose().to_string()));
+                let value = rendered.and_then(|v| {
+                    HeaderValue::try_from(v).map_err(|_| "the rendered value is not a valid header value".to_string())
+                });
+                match (HeaderName::try_from(name.as_str()), value) {
+                    (Ok(n), Ok(mut v)) => {
+                        v.set_sensitive(true);
+                        headers.push((n, v));
+                    }
+                    (_, Err(e)) => errors.push(manifest.source.error(rule.loc, key, e)),
+                    (Err(e), _) => errors.push(manifest.source.error(rule.loc, key, e.to_string())),
+                }
+            }
+            auth.push(AuthRule {
+                hosts: rule.hosts.clone(),
+                headers,
+            });
+        }
+
+        let files = DirFiles::open(&manifest.static_dir()).map(|d| Arc::new(d) as Arc<dyn StaticFiles>);
+        if errors.is_empty() {
+            Ok(Services {
+                kv,
+                vars,
+                files,
+                auth,
+                runtime,
+            })
+        } else {
+            Err(ManifestErrors(errors))
+        }
+    }
+
+    /// What `f` may touch. Fails only if its HTTP client cannot be built.
+    pub fn grants_for(&self, f: &Function) -> Result<Grants, String> {
+        let caps = &f.capabilities;
+        let has = |c| caps.contains(&c);
+        Ok(Grants {
+            capabilities: caps.clone(),
+            kv: if has(Capability::Kv) {
+                f.kv_stores
+                    .iter()
+                    .filter_map(|s| self.kv.get(s).map(|b| (s.clone(), b.clone())))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
+            http: if has(Capability::Http) {
+                Some(OutboundHttp::new(
+                    f.allowed_hosts.clone(),
+                    self.auth.clone(),
+                    self.runtime.http.clone(),
+                )?)
+            } else {
+                None
+            },
+            vars: has(Capability::Vars).then(|| self.vars.clone()),
+            secrets: if has(Capability::Vars) {
+                f.secrets.iter().cloned().collect()
+            } else {
+                Default::default()
+            },
+            files: if has(Capability::Files) {
+                self.files.clone()
+            } else {
+                None
+            },
+        })
+    }
+}

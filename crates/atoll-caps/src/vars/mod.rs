@@ -1,0 +1,116 @@
+//! `vars`: the app's variables, resolved once at load.
+//!
+//! A value comes from, in order: the environment (`ATOLL_VAR_<NAME>`), the
+//! runtime configuration's `[variables]`, the manifest's `default`. A
+//! required variable without a value stops the load. Secret values are kept
+//! behind a type whose `Debug` and `Display` print `<secret>`, are never
+//! logged, and reach a function only if its `secrets` lists them.
+//!
+//! | operation | payload | result |
+//! |---|---|---|
+//! | `get` | `str` name (raw UTF-8 accepted) | `str`, or `nil` if the variable has no value |
+
+use crate::wire::{encode, text};
+use crate::{HostCallError, Invocation};
+use atoll_manifest::{Manifest, ManifestError};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A variable's value; secrets do not print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Value {
+    text: String,
+    pub secret: bool,
+}
+
+impl Value {
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            f.write_str("<secret>")
+        } else {
+            write!(f, "{:?}", self.text)
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Variables {
+    /// Every declared variable; `None` when it has no value.
+    values: BTreeMap<String, Option<Value>>,
+}
+
+impl Variables {
+    /// Resolves every declared variable. `env` reads the environment (a
+    /// parameter so tests need not touch the real one).
+    pub fn resolve(
+        manifest: &Manifest,
+        runtime: &BTreeMap<String, String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Variables, Vec<ManifestError>> {
+        let mut values = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (name, var) in &manifest.variables {
+            let value = env(&var.env_name())
+                .or_else(|| runtime.get(name).cloned())
+                .or_else(|| var.default.clone());
+            if value.is_none() && var.required {
+                errors.push(manifest.source.error(
+                    var.loc,
+                    format!("variables.{name}"),
+                    format!(
+                        "variable \"{name}\" is required but has no value; set {} in the environment or `{name} = \"...\"` under [variables] in the runtime configuration",
+                        var.env_name()
+                    ),
+                ));
+            }
+            values.insert(
+                name.clone(),
+                value.map(|text| Value {
+                    text,
+                    secret: var.secret,
+                }),
+            );
+        }
+        for name in runtime.keys().filter(|n| !manifest.variables.contains_key(*n)) {
+            tracing::warn!(variable = %name, "the runtime configuration sets a variable the app does not declare");
+        }
+        if errors.is_empty() {
+            Ok(Variables { values })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// `Some(None)`: declared without a value; `None`: not declared.
+    pub fn get(&self, name: &str) -> Option<Option<&Value>> {
+        self.values.get(name).map(Option::as_ref)
+    }
+}
+
+pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+    if op != "get" {
+        return Err(crate::namespaces::unknown_op("vars", op, &["get"]));
+    }
+    let name = text(payload);
+    let Some(vars) = &inv.grants.vars else {
+        return Err(HostCallError::Failed(
+            "variables are not configured for this function".into(),
+        ));
+    };
+    match vars.get(&name) {
+        None => Err(HostCallError::Failed(format!(
+            "unknown variable \"{name}\"; declare it under [variables] in atoll.toml"
+        ))),
+        Some(Some(v)) if v.secret && !inv.grants.secrets.contains(&name) => Err(HostCallError::Failed(format!(
+            "variable \"{name}\" is secret; list it in the `secrets` of function \"{}\" to read it",
+            inv.function
+        ))),
+        Some(v) => Ok(encode(&v.map(Value::expose))),
+    }
+}
