@@ -21,4 +21,4 @@ pub use request_id::new_request_id;
 
 pub use atoll_caps::RequestInfo;
 pub use atoll_engine::{Engine, EngineConfig};
-pub use atoll_manifest::{Manifest, ManifestErrors};
+pub use atoll_manifest::{Manifest, ManifestErrors, RuntimeConfigFile};

@@ -10,10 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+mod servers;
+pub use servers::{RedisServer, free_port};
+
 /// Rust fixtures under `tests/guests`, with the target each is built for.
 const RUST_GUESTS: &[(&str, &str)] = &[
     ("wapc-plain", "wasm32-unknown-unknown"),
     ("sdk-fixture", "wasm32-wasip1"),
+    ("caps-fixture", "wasm32-wasip1"),
 ];
 
 pub fn repo_root() -> PathBuf {

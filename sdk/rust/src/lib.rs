@@ -15,6 +15,9 @@
 //! }
 //! ```
 //!
+//! Capabilities, each usable only if the manifest grants it: [`kv`],
+//! [`http`], [`vars`], [`files`], [`log`].
+//!
 //! Under the hood this is a plain waPC guest built on `wapc-guest`: the
 //! request body is the call's payload, the response body its result, and
 //! everything else (request metadata, response headers, logging) goes
@@ -22,10 +25,14 @@
 //! Atoll README. Functions in other languages can do the same by hand.
 
 mod error;
+pub mod files;
 pub mod host;
+pub mod http;
+pub mod kv;
 pub mod log;
 mod request;
 mod response;
+pub mod vars;
 
 pub use error::{Error, Result};
 pub use request::Request;

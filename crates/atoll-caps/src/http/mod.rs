@@ -188,10 +188,16 @@ impl OutboundHttp {
         }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>()
-            && !self.policy.allows_literal(ip)
+            && !self.policy.allows_literal(scheme, ip, port)
         {
             return Err(format!(
-                "{ip} is a loopback, private or otherwise non-public address; name it exactly in allowed_hosts to reach it"
+                "{ip} is a loopback, private or otherwise non-public address; name it exactly in allowed_hosts (scheme, address and port) to reach it"
+            ));
+        }
+        if policy::is_localhost(host) && !self.policy.allows_private_origin(scheme, host, port) {
+            return Err(format!(
+                "{host} resolves only to loopback, private or otherwise non-public addresses, which this function may not reach unless allowed_hosts names {} exactly",
+                origin(url)
             ));
         }
         Ok(())

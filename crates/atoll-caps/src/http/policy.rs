@@ -75,18 +75,36 @@ impl AddressPolicy {
         self.patterns.iter().any(|p| p.matches(scheme, host, port))
     }
 
-    /// Whether a non-public `ip` written literally in a URL is named exactly.
-    pub fn allows_literal(&self, ip: IpAddr) -> bool {
-        is_public(ip) || self.patterns.iter().any(|p| p.host == HostMatch::Ip(ip))
+    /// Whether the origin `scheme://host:port` may be at a non-public
+    /// address: an entry must name this host exactly (no wildcard host) and
+    /// match the whole origin, port included.
+    pub fn allows_private_origin(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| p.is_explicit_host() && p.matches(scheme, host, port))
     }
 
-    /// Whether `name` may resolve to non-public addresses: only `localhost`
-    /// (and `*.localhost`), and only when the allowlist names it exactly.
-    fn name_may_be_private(&self, name: &str) -> bool {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        (name == "localhost" || name.ends_with(".localhost"))
-            && self.patterns.iter().any(|p| p.host == HostMatch::Exact(name.clone()))
+    /// Whether a URL naming `ip` literally may be sent.
+    pub fn allows_literal(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
+        is_public(ip) || self.allows_private_origin(scheme, &ip.to_string(), port)
     }
+
+    /// Whether `name` may resolve to non-public addresses at all: only
+    /// `localhost` (and `*.localhost`) named exactly. The port was checked
+    /// before the request was made ([`Self::allows_private_origin`]); the
+    /// resolver only sees names.
+    fn name_may_be_private(&self, name: &str) -> bool {
+        is_localhost(name) && {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            self.patterns.iter().any(|p| p.host == HostMatch::Exact(name.clone()))
+        }
+    }
+}
+
+/// `localhost` and its subdomains, which resolve to loopback by convention.
+pub fn is_localhost(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// Resolves names for one function's HTTP client and drops the addresses
@@ -173,13 +191,17 @@ mod tests {
     fn private_addresses_need_an_exact_pattern() {
         let p = |list: &[&str]| AddressPolicy::new(list.iter().map(|s| HostPattern::parse(s).unwrap()).collect());
         let wildcard = p(&["http://*:*"]);
-        assert!(!wildcard.allows_literal(ip("127.0.0.1")));
-        assert!(wildcard.allows_literal(ip("8.8.8.8")));
+        assert!(!wildcard.allows_literal("http", ip("127.0.0.1"), 80));
+        assert!(wildcard.allows_literal("http", ip("8.8.8.8"), 80));
         assert!(!wildcard.name_may_be_private("localhost"));
 
-        let exact = p(&["http://127.0.0.1:8080", "http://localhost:*"]);
-        assert!(exact.allows_literal(ip("127.0.0.1")));
-        assert!(!exact.allows_literal(ip("127.0.0.2")));
+        let exact = p(&["http://127.0.0.1:8080", "http://localhost:*", "http://*:9000"]);
+        assert!(exact.allows_literal("http", ip("127.0.0.1"), 8080));
+        assert!(!exact.allows_literal("http", ip("127.0.0.2"), 8080));
+        // The exact entry is for port 8080 only; the wildcard does not count.
+        assert!(!exact.allows_literal("http", ip("127.0.0.1"), 9000));
+        assert!(!exact.allows_literal("https", ip("127.0.0.1"), 8080));
+        assert!(exact.allows_private_origin("http", "localhost", 1234));
         assert!(exact.name_may_be_private("localhost"));
         assert!(exact.name_may_be_private("LOCALHOST."));
 

@@ -114,3 +114,40 @@ pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>
         Some(v) => Ok(encode(&v.map(Value::expose))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn manifest() -> Manifest {
+        Manifest::parse(
+            "[app]\nname = \"v\"\n[variables]\na = { default = \"from-default\" }\nb = { default = \"from-default\" }\nc = { default = \"from-default\" }\ntoken = { secret = true }\n",
+            Path::new("atoll.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_environment_wins_then_the_runtime_file_then_the_default() {
+        let runtime = BTreeMap::from([
+            ("a".to_string(), "from-file".to_string()),
+            ("b".to_string(), "from-file".to_string()),
+        ]);
+        let env = |k: &str| (k == "ATOLL_VAR_A").then(|| "from-env".to_string());
+        let vars = Variables::resolve(&manifest(), &runtime, env).unwrap();
+        assert_eq!(vars.get("a").flatten().unwrap().expose(), "from-env");
+        assert_eq!(vars.get("b").flatten().unwrap().expose(), "from-file");
+        assert_eq!(vars.get("c").flatten().unwrap().expose(), "from-default");
+        assert_eq!(vars.get("token"), Some(None));
+        assert_eq!(vars.get("undeclared"), None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let env = |k: &str| (k == "ATOLL_VAR_TOKEN").then(|| "hunter2".to_string());
+        let vars = Variables::resolve(&manifest(), &BTreeMap::new(), env).unwrap();
+        let shown = format!("{vars:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("<secret>"), "{shown}");
+    }
+}

@@ -1,0 +1,129 @@
+//! One operation per capability, each taking a JSON command, so tests can
+//! drive every operation and every denial through a real guest.
+
+use atoll_sdk::http::Request as HttpRequest;
+use atoll_sdk::{Error, Request, Response, Result, files, http, kv, vars};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+atoll_sdk::handlers! {
+    "kv" => kv_op,
+    "fetch" => fetch,
+    "var" => var,
+    "file" => file,
+    "escape" => escape,
+    "visit" => visit,
+}
+
+#[derive(Deserialize)]
+struct KvCmd {
+    op: String,
+    #[serde(default = "default_store")]
+    store: String,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: String,
+    ttl_ms: Option<u64>,
+    #[serde(default)]
+    by: i64,
+    #[serde(default)]
+    prefix: String,
+}
+
+fn default_store() -> String {
+    "default".into()
+}
+
+/// `{"op": "get"|"set"|"delete"|"exists"|"keys"|"increment", ...}` → JSON.
+fn kv_op(req: Request) -> Result<Response> {
+    let c: KvCmd = req.json()?;
+    let s = kv::store(&c.store);
+    let out = match c.op.as_str() {
+        "get" => json!(s.get_string(&c.key)?),
+        "set" => {
+            match c.ttl_ms {
+                Some(ms) => s.set_with_ttl(&c.key, c.value.as_bytes(), Duration::from_millis(ms))?,
+                None => s.set(&c.key, c.value.as_bytes())?,
+            }
+            json!(null)
+        }
+        "delete" => json!(s.delete(&c.key)?),
+        "exists" => json!(s.exists(&c.key)?),
+        "keys" => json!(s.keys(&c.prefix, 100)?),
+        "increment" => json!(s.increment(&c.key, c.by)?),
+        other => return Err(Error::status(400, format!("unknown kv op {other}"))),
+    };
+    Response::json(&out)
+}
+
+#[derive(Deserialize)]
+struct FetchCmd {
+    url: String,
+    #[serde(default = "get")]
+    method: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: String,
+    timeout_ms: Option<u64>,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+/// `{"url": ..., "method"?, "headers"?, "body"?}` → `{status, headers, body}`.
+fn fetch(req: Request) -> Result<Response> {
+    let c: FetchCmd = req.json()?;
+    let mut r = HttpRequest::new(&c.method, &c.url).body(c.body.into_bytes());
+    for (n, v) in &c.headers {
+        r = r.header(n, v);
+    }
+    if let Some(ms) = c.timeout_ms {
+        r = r.timeout(Duration::from_millis(ms));
+    }
+    let resp = http::fetch(&r)?;
+    Response::json(&json!({
+        "status": resp.status,
+        "headers": resp.headers,
+        "body": String::from_utf8_lossy(&resp.body),
+    }))
+}
+
+/// The body names a variable; answers its value (or null).
+fn var(req: Request) -> Result<Response> {
+    Response::json(&vars::get(req.text()?)?)
+}
+
+/// The body is a path; answers the file, or 404.
+fn file(req: Request) -> Result<Response> {
+    let path = req.text()?.to_string();
+    if path.ends_with('/') || path.is_empty() {
+        return Response::json(&files::list(path.trim_end_matches('/'))?);
+    }
+    match files::read(&path)? {
+        Some(bytes) => Ok(Response::new(bytes)),
+        None => Err(Error::status(404, format!("no file {path}"))),
+    }
+}
+
+/// Everything a guest might try to get around its grants, and what happened.
+fn escape(_: Request) -> Result<Response> {
+    let report: Value = json!({
+        "read_etc_passwd": std::fs::read_to_string("/etc/passwd").map_err(|e| e.to_string()).err(),
+        "read_cwd": std::fs::read_dir(".").map(|_| ()).map_err(|e| e.to_string()).err(),
+        "env_home": std::env::var("HOME").ok(),
+        "env_count": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "other_store": kv::store("../other").get("x").err().map(|e| e.to_string()),
+        "raw_host_call": atoll_sdk::host::call("", "kv", "get", b"x").err().map(|e| e.to_string()),
+    });
+    Response::json(&report)
+}
+
+/// Counts a visit in the default store; answers the count.
+fn visit(_: Request) -> Result<String> {
+    Ok(kv::increment("visits", 1)?.to_string())
+}
