@@ -11,9 +11,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step "WebAssembly targets"
 rustup target add wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-step "system packages"
+step "system packages (Node.js for the AssemblyScript guest, redis-server for the Redis backend tests)"
 missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -21,13 +22,14 @@ fi
 
 step "formatting"
 cargo fmt --all --check
-for m in sdk/rust tests/guests examples/hello; do (cd "$m" && cargo fmt --check); done
+wasm_workspaces=(sdk/rust tests/guests examples/*/)
+for m in "${wasm_workspaces[@]}"; do (cd "$m" && cargo fmt --check); done
 
 step "lints (host workspace)"
 cargo clippy --workspace --all-targets -- -D warnings
 step "lints (SDK, guest fixtures, examples, for wasm)"
-for m in sdk/rust tests/guests examples/hello; do
-  CARGO_TARGET_DIR=target/guests cargo clippy -q --manifest-path "$m/Cargo.toml" --target wasm32-wasip1 --all-targets -- -D warnings
+for m in "${wasm_workspaces[@]}"; do
+  CARGO_TARGET_DIR=target/guests cargo clippy -q --manifest-path "${m%/}/Cargo.toml" --target wasm32-wasip1 --all-targets -- -D warnings
 done
 
 step "guest fixtures (built once for the whole run)"

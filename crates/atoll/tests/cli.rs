@@ -3,6 +3,7 @@
 use atoll_testkit::{guest_path, shared_cache_dir};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -269,4 +270,170 @@ fn a_failing_build_shows_its_output_and_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("compiling") && stderr.contains("broken"), "{stderr}");
     assert!(stderr.contains("the build of plain failed"), "{stderr}");
+}
+
+fn caps_app(dir: &Path) {
+    std::fs::copy(guest_path("caps-fixture"), dir.join("caps.wasm")).unwrap();
+    std::fs::write(
+        dir.join("atoll.toml"),
+        r#"[app]
+name = "durable"
+
+[functions.counter]
+source = "caps.wasm"
+capabilities = ["kv"]
+
+[[routes]]
+method = "POST"
+path = "/visit"
+steps = [{ fn = "counter", op = "visit" }]
+"#,
+    )
+    .unwrap();
+}
+
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+fn serve(dir: &Path) -> Served {
+    let mut child = atoll()
+        .arg("serve")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, addr }
+}
+
+/// SIGKILL right after twenty acknowledged increments: all twenty are there
+/// when the server comes back.
+#[test]
+fn nothing_acknowledged_is_lost_when_the_server_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    caps_app(dir.path());
+    let mut first = serve(dir.path());
+    for i in 1..=20 {
+        let reply = http_post(&first.addr, "/visit", "");
+        assert!(reply.ends_with(&format!("\r\n\r\n{i}")), "{reply}");
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let mut second = serve(dir.path());
+    let reply = http_post(&second.addr, "/visit", "");
+    assert!(reply.ends_with("\r\n\r\n21"), "{reply}");
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    assert!(dir.path().join(".atoll/kv.redb").exists());
+}
+
+/// The counter example, built and called as the README shows.
+#[test]
+fn the_counter_example_counts_in_its_store() {
+    let example = atoll_testkit::repo_root().join("examples/counter");
+    let data = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let call = |op: &str| {
+        let (out, stdout, stderr) = run(atoll()
+            .arg("call")
+            .arg(&example)
+            .args(["counter", "--op", op, "--data-dir"])
+            .arg(data.path()));
+        assert!(out.status.success(), "{stderr}");
+        stdout
+    };
+    assert_eq!(call("count"), r#"{"visits":0}"#);
+    assert!(call("handle").contains("You are visitor number 1"));
+    assert!(call("handle").contains("You are visitor number 2"));
+    assert_eq!(call("count"), r#"{"visits":2}"#);
+}
+
+/// The fetch example against a stand-in for the GitHub API: the token
+/// reaches the API, and never the function's output or logs.
+#[test]
+fn the_fetch_example_calls_out_with_a_token_it_never_sees() {
+    let example = atoll_testkit::repo_root().join("examples/fetch");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+
+    let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", api.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in api.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            record.lock().unwrap().push(head.clone());
+            let authorized = head
+                .to_ascii_lowercase()
+                .contains("authorization: bearer tok-xyz-secret");
+            let (status, body) = if authorized {
+                ("200 OK", r#"{"login":"octocat"}"#)
+            } else {
+                ("401 Unauthorized", "{}")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = example.join("target/wasm32-wasip1/release/fetch.wasm");
+    let manifest = std::fs::read_to_string(example.join("atoll.toml"))
+        .unwrap()
+        .replace("https://api.github.com", &origin)
+        .replace("target/wasm32-wasip1/release/fetch.wasm", &wasm.display().to_string());
+    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
+
+    let (out, stdout, stderr) = run(atoll()
+        .arg("call")
+        .arg(dir.path())
+        .args(["github", "--op", "me"])
+        .env("ATOLL_VAR_GITHUB_TOKEN", "tok-xyz-secret")
+        .env(
+            "ATOLL_LOG",
+            "info,atoll=trace,atoll_caps=trace,atoll_runtime=trace,atoll_wapc=trace",
+        ));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "octocat\n");
+    assert!(
+        !stdout.contains("tok-xyz") && !stderr.contains("tok-xyz"),
+        "the token leaked: {stderr}"
+    );
+    assert!(
+        seen.lock().unwrap().iter().any(|h| h.contains("tok-xyz-secret")),
+        "the API got the token"
+    );
+
+    // Without the token the app does not start, and says how to give it.
+    let (out, _, stderr) = run(atoll().arg("call").arg(dir.path()).args(["github", "--op", "me"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("variables.github_token") && stderr.contains("ATOLL_VAR_GITHUB_TOKEN"),
+        "{stderr}"
+    );
 }
