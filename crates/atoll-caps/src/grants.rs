@@ -1,8 +1,9 @@
 use crate::files::StaticFiles;
 use crate::http::OutboundHttp;
 use crate::kv::KvStore;
+use crate::msg::Broker;
 use crate::vars::Variables;
-use atoll_manifest::Capability;
+use atoll_manifest::{Capability, TopicPattern};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -19,6 +20,9 @@ pub struct Grants {
     /// Secret variables the function may read.
     pub secrets: BTreeSet<String>,
     pub files: Option<Arc<dyn StaticFiles>>,
+    pub broker: Option<Arc<dyn Broker>>,
+    /// Topics it may publish on.
+    pub publish_topics: Vec<TopicPattern>,
 }
 
 impl Grants {
@@ -43,6 +47,7 @@ impl std::fmt::Debug for Grants {
             .field("http", &self.http.is_some())
             .field("secrets", &self.secrets)
             .field("files", &self.files.is_some())
+            .field("publish_topics", &self.publish_topics)
             .finish()
     }
 }

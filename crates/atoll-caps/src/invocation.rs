@@ -1,7 +1,63 @@
 use crate::grants::Grants;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// What started the pipeline an invocation belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TriggerKind {
+    #[default]
+    Http,
+    Schedule {
+        name: String,
+    },
+    Message {
+        topic: String,
+    },
+}
+
+/// The outputs of a pipeline's earlier steps, by key.
+pub type State = BTreeMap<String, Bytes>;
+
+/// The part of the state one call may read: all of it, or only the
+/// aliases its step's `with` declares.
+#[derive(Debug, Clone, Default)]
+pub struct StateView {
+    entries: Arc<State>,
+    aliases: Option<Arc<Vec<(String, String)>>>,
+}
+
+impl StateView {
+    pub fn new(entries: Arc<State>, aliases: Option<Arc<Vec<(String, String)>>>) -> StateView {
+        StateView { entries, aliases }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        match &self.aliases {
+            None => self.entries.get(key).cloned(),
+            Some(aliases) => aliases
+                .iter()
+                .find(|(alias, _)| alias == key)
+                .and_then(|(_, target)| self.entries.get(target).cloned()),
+        }
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        match &self.aliases {
+            None => self.entries.keys().cloned().collect(),
+            Some(aliases) => {
+                let mut keys: Vec<String> = aliases
+                    .iter()
+                    .filter(|(_, t)| self.entries.contains_key(t))
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                keys.sort();
+                keys
+            }
+        }
+    }
+}
 
 /// The HTTP request (or trigger input) an invocation serves, as functions
 /// see it through the `request` namespace. It keeps hyper's own types, so
@@ -14,6 +70,7 @@ pub struct RequestInfo {
     pub params: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub trigger: TriggerKind,
 }
 
 /// Status and headers a function set on the response.
@@ -54,6 +111,7 @@ pub struct Invocation {
     pub grants: Arc<Grants>,
     pub request: Arc<RequestInfo>,
     pub response: ResponseParts,
+    pub state: StateView,
 }
 
 impl Invocation {
@@ -69,7 +127,14 @@ impl Invocation {
             grants,
             request,
             response: ResponseParts::default(),
+            state: StateView::default(),
         }
+    }
+
+    /// The same invocation, seeing `state`.
+    pub fn with_state(mut self, state: StateView) -> Invocation {
+        self.state = state;
+        self
     }
 
     /// The one door to the host. `binding` names a resource within the

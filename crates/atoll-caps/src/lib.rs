@@ -29,12 +29,13 @@ mod grants;
 pub mod http;
 mod invocation;
 pub mod kv;
+pub mod msg;
 mod namespaces;
 mod services;
 pub mod vars;
 mod wire;
 
 pub use grants::Grants;
-pub use invocation::{HostCallError, Invocation, RequestInfo, ResponseParts};
+pub use invocation::{HostCallError, Invocation, RequestInfo, ResponseParts, State, StateView, TriggerKind};
 pub use namespaces::NAMESPACES;
 pub use services::Services;

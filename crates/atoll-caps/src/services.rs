@@ -5,6 +5,7 @@ use crate::Grants;
 use crate::files::{DirFiles, StaticFiles};
 use crate::http::{AuthRule, OutboundHttp};
 use crate::kv::{KvStore, MemoryStore, RedbStores, RedisStore};
+use crate::msg::{Broker, InProcessBroker};
 use crate::vars::Variables;
 use atoll_manifest::{
     Capability, Function, KvBackendConfig, Manifest, ManifestError, ManifestErrors, RuntimeConfigFile,
@@ -19,6 +20,7 @@ pub struct Services {
     vars: Arc<Variables>,
     files: Option<Arc<dyn StaticFiles>>,
     auth: Vec<AuthRule>,
+    broker: Arc<dyn Broker>,
     runtime: RuntimeConfigFile,
 }
 
@@ -113,6 +115,7 @@ impl Services {
                 vars,
                 files,
                 auth,
+                broker: Arc::new(InProcessBroker::new()),
                 runtime,
             })
         } else {
@@ -154,6 +157,17 @@ impl Services {
             } else {
                 None
             },
+            broker: has(Capability::Msg).then(|| self.broker.clone()),
+            publish_topics: if has(Capability::Msg) {
+                f.publish_topics.clone()
+            } else {
+                Vec::new()
+            },
         })
+    }
+
+    /// The broker subscriptions are served from and functions publish to.
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        self.broker.clone()
     }
 }

@@ -60,11 +60,18 @@ impl std::fmt::Display for DeadlineExceeded {
 impl std::error::Error for DeadlineExceeded {}
 
 impl Limits {
-    /// Arms `store` with this deadline (from now) and memory cap. The guest
-    /// yields to the async runtime on every epoch tick, so a guest that
-    /// loops forever shares its worker thread until its deadline kills it.
-    pub fn apply<T: 'static>(&self, store: &mut Store<T>, limiter: fn(&mut T) -> &mut InstanceLimiter) -> Instant {
-        let deadline = Instant::now() + self.timeout;
+    /// Arms `store` with this deadline (from now, or `until` if that is
+    /// sooner) and memory cap. The guest yields to the async runtime on
+    /// every epoch tick, so a guest that loops forever shares its worker
+    /// thread until its deadline kills it.
+    pub fn apply<T: 'static>(
+        &self,
+        store: &mut Store<T>,
+        limiter: fn(&mut T) -> &mut InstanceLimiter,
+        until: Option<Instant>,
+    ) -> Instant {
+        let own = Instant::now() + self.timeout;
+        let deadline = until.map_or(own, |u| u.min(own));
         store.limiter(move |t| limiter(t) as &mut dyn ResourceLimiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {

@@ -3,7 +3,7 @@
 use crate::body::ReplyBody;
 use crate::router::Lookup;
 use crate::server::Shared;
-use atoll_runtime::{Outcome, RequestInfo, Trigger, new_request_id};
+use atoll_runtime::{Outcome, RequestInfo, Trigger, TriggerKind, new_request_id};
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
@@ -137,13 +137,10 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
             .collect(),
         headers: parts.headers,
         body,
+        trigger: TriggerKind::Http,
     };
-    let trigger = Trigger {
-        request_id: Arc::from(request_id),
-        request: Arc::new(request),
-    };
-    let outcome = served.app.run(&route.steps, &trigger).await;
-    trace.function = route.steps.last().map(|s| s.function.clone());
+    let trigger = Trigger::new(request_id, request);
+    let outcome = served.app.run(&route.pipeline, &trigger).await;
     reply_from(outcome, request_id, trace)
 }
 

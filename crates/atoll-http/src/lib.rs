@@ -12,4 +12,5 @@ mod handler;
 mod router;
 mod server;
 
+pub use router::{Lookup, Router};
 pub use server::{HttpConfig, HttpServer};

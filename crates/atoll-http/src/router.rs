@@ -6,14 +6,14 @@ use atoll_manifest::{Manifest, ManifestError, ManifestErrors, Methods};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub(crate) struct Router {
+pub struct Router {
     by_method: BTreeMap<String, matchit::Router<usize>>,
     any: matchit::Router<usize>,
     /// `GET /users/:id` per route, for log lines, made once.
     labels: Vec<Arc<str>>,
 }
 
-pub(crate) enum Lookup {
+pub enum Lookup {
     Found {
         route: usize,
         label: Arc<str>,
@@ -27,7 +27,7 @@ pub(crate) enum Lookup {
 }
 
 impl Router {
-    pub(crate) fn build(manifest: &Manifest) -> Result<Router, ManifestErrors> {
+    pub fn build(manifest: &Manifest) -> Result<Router, ManifestErrors> {
         let mut router = Router {
             by_method: BTreeMap::new(),
             any: matchit::Router::new(),
@@ -67,7 +67,7 @@ impl Router {
         }
     }
 
-    pub(crate) fn lookup(&self, method: &str, path: &str) -> Lookup {
+    pub fn lookup(&self, method: &str, path: &str) -> Lookup {
         let found = |tree: &matchit::Router<usize>| {
             tree.at(path).ok().map(|m| Lookup::Found {
                 route: *m.value,

@@ -19,7 +19,8 @@
 //! steps = [{ fn = "echo" }]
 //! "#;
 //! let manifest = atoll_manifest::Manifest::parse(text, "atoll.toml".as_ref()).unwrap();
-//! assert_eq!(manifest.routes[0].steps[0].op, "handle");
+//! let atoll_manifest::Step::Call(call) = &manifest.routes[0].pipeline.steps[0] else { unreachable!() };
+//! assert_eq!(call.op, "handle");
 //! ```
 
 mod error;
@@ -28,7 +29,9 @@ mod model;
 mod path;
 mod raw;
 mod runtime_config;
+
 mod template;
+mod topics;
 mod units;
 mod validate;
 
@@ -38,6 +41,7 @@ pub use model::*;
 pub use path::{RoutePath, Segment};
 pub use runtime_config::{HttpSettings, KvBackendConfig, RuntimeConfigFile};
 pub use template::{Template, TemplatePart};
+pub use topics::{TopicPattern, check_topic};
 pub use units::{parse_duration, parse_size};
 
 /// The file name Atoll looks for in an app directory.

@@ -1,7 +1,7 @@
 //! The validated manifest: what the rest of Atoll builds on.
 
 use crate::error::{ManifestErrors, SourceText};
-use crate::{HostPattern, Location, RoutePath, Template};
+use crate::{HostPattern, Location, RoutePath, Template, TopicPattern};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,135 @@ pub struct Manifest {
     pub routes: Vec<Route>,
     pub variables: BTreeMap<String, Variable>,
     pub http_auth: Vec<HttpAuth>,
+    pub schedules: Vec<Schedule>,
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// Steps run for a trigger, and which state entry is the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    pub steps: Vec<Step>,
+    /// The state entry returned; `None` means the last step's output.
+    pub response: Option<String>,
+}
+
+impl Pipeline {
+    /// Every call, in order, groups flattened.
+    pub fn calls(&self) -> impl Iterator<Item = &Call> {
+        self.steps.iter().flat_map(|s| match s {
+            Step::Call(c) => std::slice::from_ref(c),
+            Step::Group(g) => g.calls.as_slice(),
+        })
+    }
+
+    /// `a -> [b, c] -> d`, for logs and `atoll inspect`.
+    pub fn describe(&self) -> String {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Call(c) => c.function.clone(),
+                Step::Group(g) => format!(
+                    "[{}]",
+                    g.calls
+                        .iter()
+                        .map(|c| c.function.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Call(Call),
+    /// Calls run concurrently, each in its own instance, all seeing the
+    /// state as it was when the group started.
+    Group(Group),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub function: String,
+    pub op: String,
+    /// The state entry its output goes to: `as`, else the function's name.
+    pub key: String,
+    /// `alias -> state key`: when given, the call sees only these entries,
+    /// under these names.
+    pub with: Vec<(String, String)>,
+    /// The state entry sent as payload; `None` sends the trigger's input
+    /// (the request body, the message).
+    pub input: Option<String>,
+    pub on_error: OnError,
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub calls: Vec<Call>,
+    /// The whole group's deadline; each member also keeps its own.
+    pub timeout: Option<Duration>,
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorAction {
+    /// Store the error (as JSON) under the call's key and go on.
+    Continue,
+    /// Stop and answer with the error.
+    Return,
+}
+
+/// What to do when a call fails, by the failure's status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnError {
+    pub codes: BTreeMap<u16, ErrorAction>,
+    pub other: ErrorAction,
+}
+
+impl Default for OnError {
+    fn default() -> Self {
+        OnError {
+            codes: BTreeMap::new(),
+            other: ErrorAction::Return,
+        }
+    }
+}
+
+impl OnError {
+    pub fn action(&self, status: u16) -> ErrorAction {
+        self.codes.get(&status).copied().unwrap_or(self.other)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    Every(Duration),
+    /// A standard cron expression (5 fields, or 6 with seconds first), in UTC.
+    Cron(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// From `name`, else `schedules[i]`: used in logs.
+    pub name: String,
+    pub when: When,
+    /// State every run starts with.
+    pub state: BTreeMap<String, String>,
+    pub pipeline: Pipeline,
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub index: usize,
+    pub topic: TopicPattern,
+    /// Where the pipeline's result is published, if anywhere.
+    pub reply_to: Option<String>,
+    pub pipeline: Pipeline,
+    pub loc: Location,
 }
 
 /// A value the app reads at run time, from the environment
@@ -79,6 +208,8 @@ pub struct Function {
     pub kv_stores: Vec<String>,
     /// Secret variables it may read (with `vars`).
     pub secrets: Vec<String>,
+    /// Topics it may publish on (with `msg`).
+    pub publish_topics: Vec<TopicPattern>,
     pub build: Option<Build>,
     /// Where `[functions.<name>]` is declared.
     pub loc: Location,
@@ -110,6 +241,8 @@ pub enum Capability {
     Vars,
     /// Read the app's static files.
     Files,
+    /// Publish messages on `publish_topics`.
+    Msg,
 }
 
 impl Capability {
@@ -119,6 +252,7 @@ impl Capability {
         Capability::Http,
         Capability::Vars,
         Capability::Files,
+        Capability::Msg,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +262,7 @@ impl Capability {
             Capability::Http => "http",
             Capability::Vars => "vars",
             Capability::Files => "files",
+            Capability::Msg => "msg",
         }
     }
 
@@ -182,7 +317,7 @@ pub struct Route {
     pub index: usize,
     pub methods: Methods,
     pub path: RoutePath,
-    pub steps: Vec<Step>,
+    pub pipeline: Pipeline,
     /// Largest request body accepted, in bytes; `None` uses the server's default.
     pub max_body: Option<u64>,
     pub loc: Location,
@@ -192,13 +327,6 @@ impl Route {
     pub fn describe(&self) -> String {
         format!("{} {}", self.methods, self.path)
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub function: String,
-    pub op: String,
-    pub loc: Location,
 }
 
 impl Manifest {

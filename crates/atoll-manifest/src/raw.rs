@@ -16,6 +16,36 @@ pub struct RawManifest {
     pub variables: BTreeMap<Spanned<String>, Spanned<RawVariable>>,
     #[serde(default)]
     pub http_auth: Vec<Spanned<RawHttpAuth>>,
+    #[serde(default)]
+    pub schedules: Vec<Spanned<RawSchedule>>,
+    #[serde(default)]
+    pub subscriptions: Vec<Spanned<RawSubscription>>,
+}
+
+/// What `[[routes]]`, `[[schedules]]` and `[[subscriptions]]` share.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub name: Option<Spanned<String>>,
+    pub every: Option<Spanned<String>>,
+    pub cron: Option<Spanned<String>>,
+    #[serde(default)]
+    pub state: BTreeMap<String, String>,
+    #[serde(rename = "fn")]
+    pub function: Option<Spanned<String>>,
+    pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub response: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscription {
+    pub topic: Spanned<String>,
+    pub reply_to: Option<Spanned<String>>,
+    #[serde(rename = "fn")]
+    pub function: Option<Spanned<String>>,
+    pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub response: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +85,7 @@ pub struct RawFunction {
     pub allowed_hosts: SpannedList,
     pub kv_stores: SpannedList,
     pub secrets: SpannedList,
+    pub publish_topics: SpannedList,
     pub build: Option<Spanned<RawBuild>>,
 }
 
@@ -83,13 +114,23 @@ pub struct RawRoute {
     #[serde(rename = "fn")]
     pub function: Option<Spanned<String>>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub response: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
 }
 
+/// A step as written: a call (`fn`, ...) or a `group` of calls.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     #[serde(rename = "fn")]
-    pub function: Spanned<String>,
+    pub function: Option<Spanned<String>>,
     pub op: Option<Spanned<String>>,
+    #[serde(rename = "as")]
+    pub as_key: Option<Spanned<String>>,
+    pub with: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub input: Option<Spanned<String>>,
+    /// Checked by hand for better messages than an untagged enum gives.
+    pub on_error: Option<Spanned<toml::Value>>,
+    pub group: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub timeout: Option<Spanned<String>>,
 }

@@ -1,9 +1,11 @@
 //! Turns the raw manifest into the model, collecting every error on the way.
 
+mod steps;
+
 use crate::error::{ManifestError, ManifestErrors, SourceText};
 use crate::model::*;
 use crate::raw::*;
-use crate::{HostPattern, Location, RoutePath, Template, parse_duration, parse_size};
+use crate::{HostPattern, Location, RoutePath, Template, TopicPattern, check_topic, parse_duration, parse_size};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -49,6 +51,24 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
             functions.insert(name.get_ref().clone(), function);
         }
     }
+    let schedules: Vec<Schedule> = raw
+        .schedules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| check_schedule(&mut c, i, r, &raw.functions))
+        .collect();
+    let mut names = std::collections::HashSet::new();
+    for s in &schedules {
+        if !names.insert(s.name.clone()) {
+            c.err(s.loc, "schedules", format!("two schedules are named \"{}\"", s.name));
+        }
+    }
+    let subscriptions = raw
+        .subscriptions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| check_subscription(&mut c, i, r, &raw.functions))
+        .collect();
     let http_auth = raw
         .http_auth
         .iter()
@@ -81,6 +101,8 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
             routes,
             variables,
             http_auth,
+            schedules,
+            subscriptions,
         }),
         _ => {
             c.errors.sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
@@ -277,14 +299,37 @@ fn check_grants(
     caps_loc: Location,
     capabilities: &BTreeSet<Capability>,
     variables: &BTreeMap<String, Variable>,
-) -> (Vec<HostPattern>, Vec<String>, Vec<String>) {
+) -> Grants {
     let allowed_hosts = host_patterns(c, &format!("{key}.allowed_hosts"), raw.allowed_hosts.as_ref());
     let mut kv_stores = names(c, &format!("{key}.kv_stores"), raw.kv_stores.as_ref());
     let secrets = names(c, &format!("{key}.secrets"), raw.secrets.as_ref());
+    let mut publish_topics = Vec::new();
+    for t in raw
+        .publish_topics
+        .as_ref()
+        .map(|l| l.get_ref().as_slice())
+        .unwrap_or_default()
+    {
+        match TopicPattern::parse(t.get_ref()) {
+            Ok(p) => publish_topics.push(p),
+            Err(e) => {
+                let loc = c.loc(t);
+                c.err(loc, format!("{key}.publish_topics"), e);
+            }
+        }
+    }
+    if capabilities.contains(&Capability::Msg) && raw.publish_topics.is_none() {
+        c.err(
+            caps_loc,
+            format!("{key}.capabilities"),
+            "\"msg\" is granted but no topic is: list the topics it may publish on in `publish_topics`",
+        );
+    }
     for (list, field, cap) in [
         (&raw.allowed_hosts, "allowed_hosts", Capability::Http),
         (&raw.kv_stores, "kv_stores", Capability::Kv),
         (&raw.secrets, "secrets", Capability::Vars),
+        (&raw.publish_topics, "publish_topics", Capability::Msg),
     ] {
         if let Some(l) = list
             && !capabilities.contains(&cap)
@@ -324,7 +369,20 @@ fn check_grants(
             Some(_) => {}
         }
     }
-    (allowed_hosts, kv_stores, secrets)
+    Grants {
+        allowed_hosts,
+        kv_stores,
+        secrets,
+        publish_topics,
+    }
+}
+
+/// The capability-specific lists of one function.
+struct Grants {
+    allowed_hosts: Vec<HostPattern>,
+    kv_stores: Vec<String>,
+    secrets: Vec<String>,
+    publish_topics: Vec<TopicPattern>,
 }
 
 fn check_function(
@@ -434,7 +492,12 @@ fn check_function(
     }
 
     let caps_loc = raw.capabilities.as_ref().map_or_else(|| c.loc(name), |l| c.loc(l));
-    let (allowed_hosts, kv_stores, secrets) = check_grants(c, &key, raw, caps_loc, &capabilities, variables);
+    let Grants {
+        allowed_hosts,
+        kv_stores,
+        secrets,
+        publish_topics,
+    } = check_grants(c, &key, raw, caps_loc, &capabilities, variables);
 
     let build = raw.build.as_ref().map(|b| {
         let b = b.get_ref();
@@ -461,6 +524,7 @@ fn check_function(
         allowed_hosts,
         kv_stores,
         secrets,
+        publish_topics,
         build,
         loc: c.loc(name),
     })
@@ -507,47 +571,18 @@ fn check_route(
         }
     };
 
-    let steps = match (&raw.function, &raw.steps) {
-        (Some(f), None) => vec![check_step_fn(c, &format!("{key}.fn"), f, None, functions)],
-        (None, Some(steps)) => {
-            if steps.get_ref().is_empty() {
-                let loc = c.loc(steps);
-                c.err(loc, format!("{key}.steps"), "a route needs at least one step");
-            }
-            steps
-                .get_ref()
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let s = s.get_ref();
-                    check_step_fn(
-                        c,
-                        &format!("{key}.steps[{i}].fn"),
-                        &s.function,
-                        s.op.as_ref(),
-                        functions,
-                    )
-                })
-                .collect()
-        }
-        (Some(f), Some(_)) => {
-            let loc = c.loc(f);
-            c.err(
-                loc,
-                format!("{key}.fn"),
-                "give either `fn` (one step) or `steps`, not both",
-            );
-            Vec::new()
-        }
-        (None, None) => {
-            c.err(
-                route_loc,
-                &key,
-                "a route needs `steps = [{ fn = \"...\" }]` or `fn = \"...\"`",
-            );
-            Vec::new()
-        }
-    };
+    let pipeline = steps::check_pipeline(
+        c,
+        steps::Source {
+            key: &key,
+            loc: route_loc,
+            function: raw.function.as_ref(),
+            steps: raw.steps.as_ref(),
+            response: raw.response.as_ref(),
+            seeded: Vec::new(),
+        },
+        functions,
+    );
 
     let max_body = raw.max_body.as_ref().and_then(|m| match parse_size(m.get_ref()) {
         Ok(v) => Some(v),
@@ -558,12 +593,12 @@ fn check_route(
         }
     });
 
-    match path {
-        Some(path) if c.errors.len() == before => Some(Route {
+    match (path, pipeline) {
+        (Some(path), Some(pipeline)) if c.errors.len() == before => Some(Route {
             index,
             methods,
             path,
-            steps,
+            pipeline,
             max_body,
             loc: c.loc(&raw.path),
         }),
@@ -571,37 +606,147 @@ fn check_route(
     }
 }
 
-fn check_step_fn(
+fn check_schedule(
     c: &mut Checker,
-    key: &str,
-    function: &Spanned<String>,
-    op: Option<&Spanned<String>>,
-    functions: &BTreeMap<Spanned<String>, Spanned<RawFunction>>,
-) -> Step {
-    let name = function.get_ref();
-    let loc = c.loc(function);
-    if !functions.keys().any(|k| k.get_ref() == name) {
-        let known: Vec<_> = functions.keys().map(|k| k.get_ref().as_str()).collect();
-        let hint = if known.is_empty() {
-            "no functions are declared; add a [functions.<name>] table".to_string()
-        } else {
-            format!("declared functions: {}", known.join(", "))
-        };
-        c.err(loc, key, format!("unknown function \"{name}\" ({hint})"));
-    }
-    let op = match op {
-        Some(op) if op.get_ref().is_empty() => {
-            let oloc = c.loc(op);
-            c.err(oloc, key.replace(".fn", ".op"), "the operation name is empty");
+    index: usize,
+    r: &Spanned<RawSchedule>,
+    functions: &steps::Functions,
+) -> Option<Schedule> {
+    let key = format!("schedules[{index}]");
+    let before = c.errors.len();
+    let raw = r.get_ref();
+    let loc = c.loc(r);
+    let name = match &raw.name {
+        Some(n) if !is_name(n.get_ref()) => {
+            let nloc = c.loc(n);
+            c.err(
+                nloc,
+                format!("{key}.name"),
+                format!("\"{}\" is not a valid name (letters, digits, - and _)", n.get_ref()),
+            );
             String::new()
         }
-        Some(op) => op.get_ref().clone(),
-        None => "handle".to_string(),
+        Some(n) => n.get_ref().clone(),
+        None => key.clone(),
     };
-    Step {
-        function: name.clone(),
-        op,
-        loc,
+    let when = match (&raw.every, &raw.cron) {
+        (Some(e), None) => match parse_duration(e.get_ref()) {
+            Ok(d) if d >= std::time::Duration::from_millis(100) => Some(When::Every(d)),
+            Ok(_) => {
+                let eloc = c.loc(e);
+                c.err(eloc, format!("{key}.every"), "must be at least 100ms");
+                None
+            }
+            Err(err) => {
+                let eloc = c.loc(e);
+                c.err(eloc, format!("{key}.every"), err);
+                None
+            }
+        },
+        (None, Some(cron)) => match cron.get_ref().parse::<croner::Cron>() {
+            Ok(_) => Some(When::Cron(cron.get_ref().clone())),
+            Err(e) => {
+                let cloc = c.loc(cron);
+                c.err(
+                    cloc,
+                    format!("{key}.cron"),
+                    format!(
+                        "\"{}\" is not a cron expression ({e}); write e.g. \"*/5 * * * *\"",
+                        cron.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+        (Some(e), Some(_)) => {
+            let eloc = c.loc(e);
+            c.err(eloc, format!("{key}.every"), "give either `every` or `cron`, not both");
+            None
+        }
+        (None, None) => {
+            c.err(
+                loc,
+                &key,
+                "a schedule needs `every = \"30s\"` or `cron = \"*/5 * * * *\"`",
+            );
+            None
+        }
+    };
+    let pipeline = steps::check_pipeline(
+        c,
+        steps::Source {
+            key: &key,
+            loc,
+            function: raw.function.as_ref(),
+            steps: raw.steps.as_ref(),
+            response: raw.response.as_ref(),
+            seeded: raw.state.keys().cloned().collect(),
+        },
+        functions,
+    );
+    match (when, pipeline) {
+        (Some(when), Some(pipeline)) if c.errors.len() == before => Some(Schedule {
+            name,
+            when,
+            state: raw.state.clone(),
+            pipeline,
+            loc,
+        }),
+        _ => None,
+    }
+}
+
+fn check_subscription(
+    c: &mut Checker,
+    index: usize,
+    r: &Spanned<RawSubscription>,
+    functions: &steps::Functions,
+) -> Option<Subscription> {
+    let key = format!("subscriptions[{index}]");
+    let before = c.errors.len();
+    let raw = r.get_ref();
+    let loc = c.loc(r);
+    let topic = match TopicPattern::parse(raw.topic.get_ref()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let tloc = c.loc(&raw.topic);
+            c.err(tloc, format!("{key}.topic"), e);
+            None
+        }
+    };
+    if let Some(reply) = &raw.reply_to {
+        let rloc = c.loc(reply);
+        if let Err(e) = check_topic(reply.get_ref()) {
+            c.err(rloc, format!("{key}.reply_to"), e);
+        } else if topic.as_ref().is_some_and(|t| t.matches(reply.get_ref())) {
+            c.err(
+                rloc,
+                format!("{key}.reply_to"),
+                "replying on a topic this subscription listens to would feed its own output back to it forever",
+            );
+        }
+    }
+    let pipeline = steps::check_pipeline(
+        c,
+        steps::Source {
+            key: &key,
+            loc,
+            function: raw.function.as_ref(),
+            steps: raw.steps.as_ref(),
+            response: raw.response.as_ref(),
+            seeded: Vec::new(),
+        },
+        functions,
+    );
+    match (topic, pipeline) {
+        (Some(topic), Some(pipeline)) if c.errors.len() == before => Some(Subscription {
+            index,
+            topic,
+            reply_to: raw.reply_to.as_ref().map(|r| r.get_ref().clone()),
+            pipeline,
+            loc,
+        }),
+        _ => None,
     }
 }
 

@@ -28,3 +28,16 @@ impl StepFailure {
         self.error.to_string()
     }
 }
+
+impl StepFailure {
+    /// The failure as a state entry: `{"error", "status", "function"}`.
+    pub fn to_json(&self) -> bytes::Bytes {
+        serde_json::json!({
+            "error": self.message(),
+            "status": self.status(),
+            "function": self.function,
+        })
+        .to_string()
+        .into()
+    }
+}

@@ -19,6 +19,6 @@ pub use failure::StepFailure;
 pub use pipeline::{Outcome, Spent, Trigger};
 pub use request_id::new_request_id;
 
-pub use atoll_caps::RequestInfo;
+pub use atoll_caps::{RequestInfo, State, TriggerKind};
 pub use atoll_engine::{Engine, EngineConfig};
 pub use atoll_manifest::{Manifest, ManifestErrors, RuntimeConfigFile};

@@ -1,22 +1,52 @@
-//! Runs a route's steps.
+//! Runs pipelines: steps in order, groups of calls concurrently, with the
+//! pipeline's state carrying each call's output to the next.
+//!
+//! Semantics (Atmo's Directive, tightened):
+//! - each call's output goes into the state under its key (`as`, else the
+//!   function's name); a call's payload is the trigger's input (request
+//!   body, message) unless `input` names a state entry;
+//! - a call sees the whole state, or with `with` only its aliases;
+//! - group members run concurrently, each in a fresh instance, all seeing
+//!   the state as it was when the group started; their outputs are merged
+//!   in member order when all have finished; a group's `timeout` is every
+//!   member's deadline (a member past it fails with 504);
+//! - a failed call's `on_error` decides by status: `return` stops the
+//!   pipeline with that failure, `continue` stores the failure as JSON
+//!   (`{"error", "status", "function"}`) under the call's key and goes on;
+//! - status and headers set by calls that succeed apply to the response,
+//!   later ones overriding earlier ones; a failed call's do not;
+//! - the result is the `response` entry, else the last step's output.
 
 use crate::app::App;
 use crate::failure::StepFailure;
-use atoll_caps::{Invocation, RequestInfo, ResponseParts};
-use atoll_manifest::Step;
-use atoll_wapc::Teardown;
+use atoll_caps::{Invocation, RequestInfo, ResponseParts, State, StateView};
+use atoll_manifest::{Call, ErrorAction, Pipeline, Step};
+use atoll_wapc::{CallError, Teardown};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 /// What started a pipeline.
 #[derive(Debug, Clone)]
 pub struct Trigger {
     pub request_id: Arc<str>,
     pub request: Arc<RequestInfo>,
+    /// State the pipeline starts with (a schedule's seed).
+    pub state: State,
 }
 
-/// What a pipeline produced: a body or the step that failed, the status
-/// and headers its functions set, and its spent instances.
+impl Trigger {
+    pub fn new(request_id: impl Into<Arc<str>>, request: RequestInfo) -> Trigger {
+        Trigger {
+            request_id: request_id.into(),
+            request: Arc::new(request),
+            state: State::new(),
+        }
+    }
+}
+
+/// What a pipeline produced: a body or the failure that stopped it, the
+/// status and headers its calls set, and its spent instances.
 pub struct Outcome {
     pub result: Result<Bytes, StepFailure>,
     pub response: ResponseParts,
@@ -28,32 +58,132 @@ pub struct Outcome {
 #[derive(Default)]
 pub struct Spent(Vec<Teardown>);
 
+/// One finished invocation, before its outcome is applied to the pipeline.
+struct Done {
+    result: Result<Vec<u8>, CallError>,
+    parts: ResponseParts,
+    teardown: Teardown,
+}
+
+fn empty_state() -> Arc<State> {
+    static EMPTY: OnceLock<Arc<State>> = OnceLock::new();
+    EMPTY.get_or_init(|| Arc::new(State::new())).clone()
+}
+
 impl App {
-    /// Runs `steps` in order. Each call gets the request body as its
-    /// payload; the last call's output is the result. Status and headers
-    /// set by any step apply, later steps overriding earlier ones.
-    pub async fn run(&self, steps: &[Step], trigger: &Trigger) -> Outcome {
+    pub async fn run(self: &Arc<Self>, pipeline: &Pipeline, trigger: &Trigger) -> Outcome {
         let mut response = ResponseParts::default();
         let mut spent = Spent::default();
-        let mut result = Ok(Bytes::new());
-        for step in steps {
-            let payload = trigger.request.body.clone();
-            result = self
-                .call(&step.function, &step.op, payload, trigger, &mut response, &mut spent)
-                .await;
-            if result.is_err() {
-                break;
+        let mut state = if trigger.state.is_empty() {
+            empty_state()
+        } else {
+            Arc::new(trigger.state.clone())
+        };
+        let mut last = Bytes::new();
+        let steps = pipeline.steps.len();
+        for (i, step) in pipeline.steps.iter().enumerate() {
+            // The state after the final step is read only for `response`.
+            let keep = pipeline.response.is_some() || i + 1 < steps;
+            let calls: &[Call] = match step {
+                Step::Call(call) => std::slice::from_ref(call),
+                Step::Group(group) => &group.calls,
+            };
+            let done = match step {
+                Step::Call(call) => {
+                    vec![
+                        self.invoke(call, &state, &trigger.request_id, &trigger.request, None)
+                            .await,
+                    ]
+                }
+                Step::Group(group) => {
+                    let until = group.timeout.map(|t| Instant::now() + t);
+                    self.run_group(calls, &state, trigger, until).await
+                }
+            };
+            for (call, done) in calls.iter().zip(done) {
+                match settle(call, done, &mut response, &mut spent) {
+                    Ok(out) => {
+                        if keep {
+                            Arc::make_mut(&mut state).insert(call.key.clone(), out.clone());
+                        }
+                        last = out;
+                    }
+                    Err(failure) => {
+                        return Outcome {
+                            result: Err(failure),
+                            response,
+                            spent,
+                        };
+                    }
+                }
             }
         }
+        let body = match &pipeline.response {
+            Some(key) => state.get(key).cloned().unwrap_or_default(),
+            None => last,
+        };
         Outcome {
-            result,
+            result: Ok(body),
             response,
             spent,
         }
     }
 
-    /// Invokes one function in a fresh instance; merges what it set on the
-    /// response into `response` and hands its instance to `spent`.
+    /// Runs a group's calls at once, each on a task of its own so they can
+    /// use every core; returns them in member order.
+    async fn run_group(
+        self: &Arc<Self>,
+        calls: &[Call],
+        state: &Arc<State>,
+        trigger: &Trigger,
+        until: Option<Instant>,
+    ) -> Vec<Done> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, call) in calls.iter().enumerate() {
+            let (app, call, state) = (self.clone(), call.clone(), state.clone());
+            let (id, request) = (trigger.request_id.clone(), trigger.request.clone());
+            tasks.spawn(async move { (i, app.invoke(&call, &state, &id, &request, until).await) });
+        }
+        let mut done: Vec<Option<Done>> = calls.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((i, d)) => done[i] = Some(d),
+                // A panic here is a bug in Atoll, not in the guest: re-raise it.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        done.into_iter().map(|d| d.expect("every member reports")).collect()
+    }
+
+    async fn invoke(
+        &self,
+        call: &Call,
+        state: &Arc<State>,
+        request_id: &Arc<str>,
+        request: &Arc<RequestInfo>,
+        until: Option<Instant>,
+    ) -> Done {
+        let f = self
+            .functions
+            .get(&call.function)
+            .expect("pipelines name only declared functions; the manifest checked it");
+        let aliases = (!call.with.is_empty()).then(|| Arc::new(call.with.clone()));
+        let inv = Invocation::new(f.name.clone(), request_id.clone(), f.grants.clone(), request.clone())
+            .with_state(StateView::new(state.clone(), aliases));
+        let payload = match &call.input {
+            Some(key) => state.get(key).cloned().unwrap_or_default(),
+            None => request.body.clone(),
+        };
+        let invoked = f.wapc.invoke_until(inv, &call.op, payload, until).await;
+        Done {
+            result: invoked.result,
+            parts: invoked.response,
+            teardown: invoked.teardown,
+        }
+    }
+
+    /// Invokes one function outside any pipeline (`atoll call`, tests),
+    /// with the trigger's state visible.
     pub async fn call(
         &self,
         function: &str,
@@ -63,27 +193,51 @@ impl App {
         response: &mut ResponseParts,
         spent: &mut Spent,
     ) -> Result<Bytes, StepFailure> {
-        let f = self
-            .functions
-            .get(function)
-            .expect("steps name only declared functions; the manifest checked it");
-        let inv = Invocation::new(
-            f.name.clone(),
-            trigger.request_id.clone(),
-            f.grants.clone(),
-            trigger.request.clone(),
-        );
-        let invoked = f.wapc.invoke(inv, op, payload).await;
-        spent.0.push(invoked.teardown);
-        if invoked.response.status.is_some() {
-            response.status = invoked.response.status;
-        }
-        merge_headers(response, invoked.response);
-        invoked.result.map(Bytes::from).map_err(|error| StepFailure {
+        let call = Call {
             function: function.to_string(),
-            error,
-            requested_status: response.status,
-        })
+            op: op.to_string(),
+            key: function.to_string(),
+            with: Vec::new(),
+            input: None,
+            on_error: Default::default(),
+            loc: Default::default(),
+        };
+        let request = Arc::new(RequestInfo {
+            body: payload,
+            ..(*trigger.request).clone()
+        });
+        let state = Arc::new(trigger.state.clone());
+        let done = self.invoke(&call, &state, &trigger.request_id, &request, None).await;
+        settle(&call, done, response, spent)
+    }
+}
+
+/// Applies one call's outcome: its instance to `spent`, its status and
+/// headers to `response` if it succeeded, and its failure to `on_error`.
+fn settle(call: &Call, done: Done, response: &mut ResponseParts, spent: &mut Spent) -> Result<Bytes, StepFailure> {
+    spent.0.push(done.teardown);
+    match done.result {
+        Ok(out) => {
+            if done.parts.status.is_some() {
+                response.status = done.parts.status;
+            }
+            merge_headers(response, done.parts);
+            Ok(Bytes::from(out))
+        }
+        Err(error) => {
+            let failure = StepFailure {
+                function: call.function.clone(),
+                error,
+                requested_status: done.parts.status,
+            };
+            match call.on_error.action(failure.status()) {
+                ErrorAction::Return => Err(failure),
+                ErrorAction::Continue => {
+                    tracing::debug!(function = %call.function, status = failure.status(), error = %failure.message(), "step failed; continuing");
+                    Ok(failure.to_json())
+                }
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use atoll_caps::{Invocation, ResponseParts};
 use atoll_engine::{Engine, Failure, Limits, ModuleKey, classify_failure};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::{Extern, Instance, InstancePre, Linker, Module, ModuleExport, Store};
 
 /// Bump when the preparation of waPC modules changes, so cached artifacts
@@ -208,7 +209,7 @@ impl WapcAbi {
                 wasmtime::bail!("no init function");
             }
             // The deadline covers init only, not compiling the instrumented module.
-            store.data_mut().deadline = limits.apply(store, |s| &mut s.limiter);
+            store.data_mut().deadline = limits.apply(store, |s| &mut s.limiter, None);
             let instance = linker.instantiate_async(&mut *store, module).await?;
             attach_memory(store, &instance)?;
             init_started = true;
@@ -267,6 +268,12 @@ fn exit_code(e: &wasmtime::Error) -> Option<i32> {
 impl WapcFunction {
     /// Runs `op` with `payload` in a brand-new instance.
     pub async fn invoke(&self, inv: Invocation, op: &str, payload: Bytes) -> Invoked {
+        self.invoke_until(inv, op, payload, None).await
+    }
+
+    /// [`Self::invoke`], with a deadline that may be earlier than the
+    /// function's own (a group's, say).
+    pub async fn invoke_until(&self, inv: Invocation, op: &str, payload: Bytes, until: Option<Instant>) -> Invoked {
         let state = WapcState::new(
             inv,
             Bytes::copy_from_slice(op.as_bytes()),
@@ -275,7 +282,7 @@ impl WapcFunction {
             self.max_output,
         );
         let mut store = Store::new(self.engine.wasmtime(), state);
-        store.data_mut().deadline = self.limits.apply(&mut store, |s| &mut s.limiter);
+        store.data_mut().deadline = self.limits.apply(&mut store, |s| &mut s.limiter, until);
         let result = self.run(&mut store).await;
         let result = result.map_err(|e| self.describe(&store, e));
         self.forward_stdio(&store);

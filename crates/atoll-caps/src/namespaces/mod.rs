@@ -4,12 +4,15 @@
 pub(crate) mod log;
 mod request;
 mod response;
+mod state;
 
 use crate::{HostCallError, Invocation};
 use atoll_manifest::Capability;
 
 /// Every namespace a guest can call, for messages and docs.
-pub const NAMESPACES: &[&str] = &["log", "request", "response", "kv", "http", "vars", "files"];
+pub const NAMESPACES: &[&str] = &[
+    "log", "request", "response", "state", "kv", "http", "vars", "files", "msg",
+];
 
 pub(crate) async fn dispatch(
     inv: &mut Invocation,
@@ -21,6 +24,7 @@ pub(crate) async fn dispatch(
     match namespace {
         "request" => request::call(inv, op, payload),
         "response" => response::call(inv, op, payload),
+        "state" => state::call(inv, op, payload),
         "log" => {
             require(inv, Capability::Log, namespace)?;
             log::call(inv, op, payload)
@@ -40,6 +44,10 @@ pub(crate) async fn dispatch(
         "files" => {
             require(inv, Capability::Files, namespace)?;
             crate::files::call(inv, op, payload).await
+        }
+        "msg" => {
+            require(inv, Capability::Msg, namespace)?;
+            crate::msg::call(inv, op, payload).await
         }
         other => Err(HostCallError::UnknownNamespace(other.to_string())),
     }

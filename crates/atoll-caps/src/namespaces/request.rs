@@ -3,13 +3,13 @@
 //!
 //! | operation | payload | result |
 //! |---|---|---|
-//! | `get` | none | map `{method, path, params, query, headers}`; `params` and `headers` are arrays of `[name, value]` |
+//! | `get` | none | map `{trigger, source, method, path, params, query, headers}`: `trigger` is `http`, `schedule` or `message`, `source` the schedule's name or the topic; `params` and `headers` are arrays of `[name, value]` |
 //! | `body` | none | `bin`: the original request body |
 //! | `header` | `str` name, any case (raw UTF-8 also accepted) | `str` value, or `nil`; repeated headers joined with `, ` |
 //! | `param` | `str` name (raw UTF-8 also accepted) | `str` value, or `nil` |
 
 use crate::wire::{encode, text};
-use crate::{HostCallError, Invocation, RequestInfo};
+use crate::{HostCallError, Invocation, RequestInfo, TriggerKind};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -18,6 +18,10 @@ const OPS: &[&str] = &["get", "body", "header", "param"];
 /// The `get` result, built only when a function asks for it.
 #[derive(Serialize)]
 struct Wire<'a> {
+    /// `http`, `schedule` or `message`.
+    trigger: &'static str,
+    /// The schedule's name or the message's topic; empty for HTTP.
+    source: &'a str,
     method: &'a str,
     path: &'a str,
     params: &'a [(String, String)],
@@ -27,9 +31,17 @@ struct Wire<'a> {
 
 impl<'a> Wire<'a> {
     fn of(req: &'a RequestInfo) -> Wire<'a> {
+        let (trigger, source) = match &req.trigger {
+            TriggerKind::Http => ("http", ""),
+            TriggerKind::Schedule { name } => ("schedule", name.as_str()),
+            TriggerKind::Message { topic } => ("message", topic.as_str()),
+        };
+        let http = req.trigger == TriggerKind::Http;
         Wire {
-            method: req.method.as_str(),
-            path: req.uri.path(),
+            trigger,
+            source,
+            method: if http { req.method.as_str() } else { "" },
+            path: if http { req.uri.path() } else { "" },
             params: &req.params,
             query: req.uri.query().unwrap_or(""),
             headers: req

@@ -68,13 +68,13 @@ pub fn engine() -> Engine {
 impl TestApp {
     /// Calls `function`'s `op` with `payload`; the output as text.
     pub async fn call(&self, function: &str, op: &str, payload: &str) -> Result<String, StepFailure> {
-        let trigger = Trigger {
-            request_id: Arc::from("test"),
-            request: Arc::new(RequestInfo {
+        let trigger = Trigger::new(
+            "test",
+            RequestInfo {
                 body: Bytes::copy_from_slice(payload.as_bytes()),
                 ..RequestInfo::default()
-            }),
-        };
+            },
+        );
         let (mut response, mut spent) = Default::default();
         self.app
             .call(

@@ -61,8 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(address = %format!("http://{addr}"), app = %app.manifest.app.name, "serving");
     for route in &app.manifest.routes {
-        let steps: Vec<_> = route.steps.iter().map(|s| s.function.as_str()).collect();
-        tracing::info!(route = %route.describe(), steps = %steps.join(" -> "), "route");
+        tracing::info!(route = %route.describe(), steps = %route.pipeline.describe(), "route");
     }
     server.serve(listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

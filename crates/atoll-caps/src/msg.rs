@@ -1,0 +1,222 @@
+//! `msg`: publishing messages (grant `msg`, limited by `publish_topics`),
+//! and the broker subscriptions are served from.
+//!
+//! The broker is a trait so the in-process one (the default, for one node)
+//! and NATS (for several) are interchangeable. Both deliver each message to
+//! one member of each queue group whose pattern matches the topic, so every
+//! subscription of an app handles a message once however many nodes run it.
+//!
+//! | operation | payload | result |
+//! |---|---|---|
+//! | `publish` | map `{topic: str, payload: bin}` | `nil` |
+
+use crate::wire::{decode, encode};
+use crate::{HostCallError, Invocation};
+use async_trait::async_trait;
+use atoll_manifest::{TopicPattern, check_topic};
+use bytes::Bytes;
+use serde::Deserialize;
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+}
+
+/// Messages for one subscription.
+pub struct Subscription {
+    rx: mpsc::Receiver<Message>,
+}
+
+impl Subscription {
+    pub fn new(rx: mpsc::Receiver<Message>) -> Subscription {
+        Subscription { rx }
+    }
+
+    /// The next message; `None` once the broker is gone.
+    pub async fn next(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+}
+
+#[async_trait]
+pub trait Broker: Send + Sync {
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), String>;
+    /// Joins `group`: each message on a topic matching `pattern` goes to
+    /// one member of the group.
+    async fn subscribe(&self, pattern: &TopicPattern, group: &str) -> Result<Subscription, String>;
+    /// `in-process` or `nats`, for messages.
+    fn name(&self) -> &'static str;
+}
+
+/// Messages between the functions of this process.
+#[derive(Default)]
+pub struct InProcessBroker {
+    groups: Mutex<Vec<QueueGroup>>,
+}
+
+struct QueueGroup {
+    pattern: TopicPattern,
+    name: String,
+    members: Vec<mpsc::Sender<Message>>,
+    next: usize,
+}
+
+/// Messages a slow subscriber may have waiting before publishers wait too.
+const QUEUE: usize = 1024;
+
+impl InProcessBroker {
+    pub fn new() -> InProcessBroker {
+        InProcessBroker::default()
+    }
+}
+
+#[async_trait]
+impl Broker for InProcessBroker {
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), String> {
+        check_topic(topic)?;
+        // Pick one member per matching group, round robin, without holding
+        // the lock across the sends.
+        let targets: Vec<mpsc::Sender<Message>> = {
+            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            groups.iter_mut().for_each(|g| g.members.retain(|m| !m.is_closed()));
+            groups.retain(|g| !g.members.is_empty());
+            groups
+                .iter_mut()
+                .filter(|g| g.pattern.matches(topic))
+                .map(|g| {
+                    g.next = (g.next + 1) % g.members.len();
+                    g.members[g.next].clone()
+                })
+                .collect()
+        };
+        for target in targets {
+            let message = Message {
+                topic: topic.to_string(),
+                payload: payload.clone(),
+            };
+            // A subscriber that went away is not the publisher's failure.
+            let _ = target.send(message).await;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, pattern: &TopicPattern, group: &str) -> Result<Subscription, String> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        match groups.iter_mut().find(|g| g.pattern == *pattern && g.name == group) {
+            Some(g) => g.members.push(tx),
+            None => groups.push(QueueGroup {
+                pattern: pattern.clone(),
+                name: group.to_string(),
+                members: vec![tx],
+                next: 0,
+            }),
+        }
+        Ok(Subscription::new(rx))
+    }
+
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+}
+
+#[derive(Deserialize)]
+struct Publish {
+    topic: String,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+}
+
+pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+    if op != "publish" {
+        return Err(crate::namespaces::unknown_op("msg", op, &["publish"]));
+    }
+    let Some(broker) = &inv.grants.broker else {
+        return Err(HostCallError::Failed(
+            "messaging is not configured for this function".into(),
+        ));
+    };
+    let p: Publish = decode(payload, "{topic, payload}")?;
+    check_topic(&p.topic).map_err(|e| HostCallError::BadPayload(format!("topic {e}")))?;
+    if !inv.grants.publish_topics.iter().any(|t| t.matches(&p.topic)) {
+        let allowed: Vec<_> = inv.grants.publish_topics.iter().map(|t| t.to_string()).collect();
+        return Err(HostCallError::Failed(format!(
+            "topic \"{}\" is not in the publish_topics of function \"{}\" ({})",
+            p.topic,
+            inv.function,
+            allowed.join(", ")
+        )));
+    }
+    broker
+        .publish(&p.topic, p.payload.into())
+        .await
+        .map_err(|e| HostCallError::Failed(format!("msg ({}): {e}", broker.name())))?;
+    Ok(encode(&()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(s: &str) -> TopicPattern {
+        TopicPattern::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_group_gets_each_matching_message_once() {
+        let broker = InProcessBroker::new();
+        let mut a1 = broker.subscribe(&pattern("orders.*"), "a").await.unwrap();
+        let mut a2 = broker.subscribe(&pattern("orders.*"), "a").await.unwrap();
+        let mut b = broker.subscribe(&pattern("orders.>"), "b").await.unwrap();
+        let mut other = broker.subscribe(&pattern("users.*"), "c").await.unwrap();
+        for i in 0..4 {
+            broker
+                .publish("orders.created", Bytes::from(format!("{i}")))
+                .await
+                .unwrap();
+        }
+        let mut to_a = Vec::new();
+        for _ in 0..2 {
+            to_a.push(a1.next().await.unwrap().payload);
+            to_a.push(a2.next().await.unwrap().payload);
+        }
+        to_a.sort();
+        assert_eq!(to_a, vec!["0", "1", "2", "3"], "group a shares the messages");
+        for i in 0..4 {
+            assert_eq!(
+                b.next().await.unwrap().payload,
+                format!("{i}"),
+                "group b sees them all, in order"
+            );
+        }
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), other.next())
+                .await
+                .is_err()
+        );
+        assert!(
+            broker
+                .publish("orders.*", Bytes::new())
+                .await
+                .unwrap_err()
+                .contains("wildcards")
+        );
+    }
+
+    #[tokio::test]
+    async fn departed_subscribers_are_forgotten() {
+        let broker = InProcessBroker::new();
+        let gone = broker.subscribe(&pattern("t"), "g").await.unwrap();
+        let mut stays = broker.subscribe(&pattern("t"), "g").await.unwrap();
+        drop(gone);
+        for _ in 0..3 {
+            broker.publish("t", Bytes::from_static(b"x")).await.unwrap();
+        }
+        for _ in 0..3 {
+            assert_eq!(stays.next().await.unwrap().payload, "x");
+        }
+    }
+}
