@@ -1,4 +1,5 @@
 use crate::config::RuntimeConfig;
+use atoll_caps::msg::Broker;
 use atoll_caps::{Grants, Services};
 use atoll_engine::{Engine, Limits};
 use atoll_manifest::{Function, Manifest, ManifestError, ManifestErrors};
@@ -20,6 +21,7 @@ pub struct LoadedFunction {
 pub struct App {
     pub manifest: Manifest,
     pub(crate) functions: BTreeMap<String, Arc<LoadedFunction>>,
+    broker: Arc<dyn Broker>,
 }
 
 impl App {
@@ -122,7 +124,11 @@ impl App {
             errors.sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
             return Err(ManifestErrors(errors));
         }
-        Ok(App { manifest, functions })
+        Ok(App {
+            broker: services.broker(),
+            manifest,
+            functions,
+        })
     }
 
     pub fn function(&self, name: &str) -> Option<&Arc<LoadedFunction>> {
@@ -131,5 +137,10 @@ impl App {
 
     pub fn functions(&self) -> impl Iterator<Item = &Arc<LoadedFunction>> {
         self.functions.values()
+    }
+
+    /// The broker functions publish to and subscriptions listen on.
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        self.broker.clone()
     }
 }

@@ -283,7 +283,15 @@ impl WapcFunction {
         );
         let mut store = Store::new(self.engine.wasmtime(), state);
         store.data_mut().deadline = self.limits.apply(&mut store, |s| &mut s.limiter, until);
-        let result = self.run(&mut store).await;
+        // The epoch check stops a guest that computes past its deadline; a
+        // guest blocked in a host call (a WASI sleep, say) is stopped here.
+        // Wasmtime unwinds the dropped call's fiber, so the store is still
+        // safe to tear down.
+        let deadline = tokio::time::Instant::from_std(store.data().deadline);
+        let result = match tokio::time::timeout_at(deadline, self.run(&mut store)).await {
+            Ok(result) => result,
+            Err(_) => Err(RunError::Wasm(wasmtime::Error::new(atoll_engine::DeadlineExceeded))),
+        };
         let result = result.map_err(|e| self.describe(&store, e));
         self.forward_stdio(&store);
         let response = std::mem::take(&mut store.data_mut().inv.response);

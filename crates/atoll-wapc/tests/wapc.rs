@@ -490,3 +490,32 @@ async fn the_compile_cache_survives_a_restart() {
     assert_eq!(call_text(&rebuilt, "ping", "rebuilt").await, "rebuilt");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A guest blocked in a host call (here a WASI sleep) is stopped at its
+/// deadline too, not only one that computes.
+#[tokio::test]
+async fn a_guest_waiting_in_a_host_call_hits_its_deadline() {
+    let limits = Limits {
+        timeout: Duration::from_millis(200),
+        ..LIMITS
+    };
+    let f = load(&engine(), &guest("caps-fixture"), limits).await;
+    let started = Instant::now();
+    let err = call(&f, "sleep", "5000").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Failed {
+                failure: Failure::Timeout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(
+        call_text(&f, "sleep", "1").await,
+        "slept 1",
+        "the function still works afterwards"
+    );
+}

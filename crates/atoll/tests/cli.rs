@@ -437,3 +437,57 @@ fn the_fetch_example_calls_out_with_a_token_it_never_sees() {
         "{stderr}"
     );
 }
+
+/// `atoll call --route` runs a route's whole pipeline, as a request would.
+#[test]
+fn call_runs_a_routes_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guest_path("caps-fixture"), dir.path().join("f.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("atoll.toml"),
+        r#"[app]
+name = "routes"
+
+[functions.f]
+source = "f.wasm"
+
+[[routes]]
+method = "POST"
+path = "/items/:id"
+steps = [{ fn = "f", op = "tag", as = "t" }, { fn = "f", op = "upper", input = "t" }]
+
+[[routes]]
+path = "/missing"
+steps = [{ fn = "f", op = "fail" }]
+"#,
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(atoll().arg("call").arg(dir.path()).args([
+        "--route",
+        "POST /items/7?x=1",
+        "-i",
+        "--data",
+        "abc",
+        "-H",
+        "x-a: b",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "202\nx-tag: abc\n\nABC");
+
+    let (out, stdout, _) =
+        run(atoll()
+            .arg("call")
+            .arg(dir.path())
+            .args(["--route", "GET /missing", "--data", "404 gone"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout, r#"{"error":"gone","function":"f"}"#);
+
+    let (out, _, stderr) = run(atoll().arg("call").arg(dir.path()).args(["--route", "GET /items/7"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("/items/7 has no GET route; it accepts POST"),
+        "{stderr}"
+    );
+    let (_, _, stderr) = run(atoll().arg("call").arg(dir.path()).args(["--route", "GET /nowhere"]));
+    assert!(stderr.contains("no route matches GET /nowhere"), "{stderr}");
+}

@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Capabilities, each usable only if the manifest grants it: [`kv`],
-//! [`http`], [`vars`], [`files`], [`log`].
+//! [`http`], [`vars`], [`files`], [`msg`], [`log`]. In a pipeline, [`state`]
+//! holds earlier steps' outputs.
 //!
 //! Under the hood this is a plain waPC guest built on `wapc-guest`: the
 //! request body is the call's payload, the response body its result, and
@@ -30,8 +31,10 @@ pub mod host;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod msg;
 mod request;
 mod response;
+pub mod state;
 pub mod vars;
 
 pub use error::{Error, Result};

@@ -10,7 +10,10 @@ pub struct Request {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Meta {
+    trigger: String,
+    source: String,
     method: String,
     path: String,
     params: Vec<(String, String)>,
@@ -55,6 +58,16 @@ impl Request {
 
     pub fn method(&self) -> &str {
         &self.meta().method
+    }
+
+    /// What started the pipeline: `http`, `schedule` or `message`.
+    pub fn trigger(&self) -> &str {
+        &self.meta().trigger
+    }
+
+    /// The schedule's name or the message's topic; empty for HTTP.
+    pub fn source(&self) -> &str {
+        &self.meta().source
     }
 
     pub fn path(&self) -> &str {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub struct TestApp {
-    pub app: App,
+    pub app: Arc<App>,
     pub dir: tempfile::TempDir,
 }
 
@@ -45,9 +45,11 @@ pub async fn load_in(
         std::fs::write(&path, rt).unwrap();
         config.file = atoll_runtime::RuntimeConfigFile::load(&path).map_err(|e| e.to_string())?;
     }
-    let app = App::load(dir.path(), &engine(), &config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let app = Arc::new(
+        App::load(dir.path(), &engine(), &config)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     Ok(TestApp { app, dir })
 }
 

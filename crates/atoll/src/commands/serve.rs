@@ -63,7 +63,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for route in &app.manifest.routes {
         tracing::info!(route = %route.describe(), steps = %route.pipeline.describe(), "route");
     }
+    for s in &app.manifest.schedules {
+        let when = match &s.when {
+            atoll_manifest::When::Every(d) => format!("every {d:?}"),
+            atoll_manifest::When::Cron(c) => format!("cron {c}"),
+        };
+        tracing::info!(schedule = %s.name, when = %when, steps = %s.pipeline.describe(), "schedule");
+    }
+    for s in &app.manifest.subscriptions {
+        tracing::info!(topic = %s.topic, steps = %s.pipeline.describe(), reply_to = s.reply_to.as_deref(), "subscription");
+    }
+    let triggers = atoll_triggers::start(app.clone()).await.map_err(anyhow::Error::msg)?;
     server.serve(listener, shutdown_signal()).await?;
+    triggers.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 

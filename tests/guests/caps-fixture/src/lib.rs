@@ -2,7 +2,7 @@
 //! drive every operation and every denial through a real guest.
 
 use atoll_sdk::http::Request as HttpRequest;
-use atoll_sdk::{Error, Request, Response, Result, files, http, kv, vars};
+use atoll_sdk::{Error, Request, Response, Result, files, http, kv, msg, state, vars};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -14,6 +14,14 @@ atoll_sdk::handlers! {
     "file" => file,
     "escape" => escape,
     "visit" => visit,
+    "echo" => echo,
+    "upper" => upper,
+    "sleep" => sleep,
+    "state" => show_state,
+    "fail" => fail,
+    "tag" => tag,
+    "publish" => publish,
+    "whoami" => whoami,
 }
 
 #[derive(Deserialize)]
@@ -126,4 +134,64 @@ fn escape(_: Request) -> Result<Response> {
 /// Counts a visit in the default store; answers the count.
 fn visit(_: Request) -> Result<String> {
     Ok(kv::increment("visits", 1)?.to_string())
+}
+
+fn echo(req: Request) -> Result<Vec<u8>> {
+    Ok(req.into_body())
+}
+
+fn upper(req: Request) -> Result<Response> {
+    Ok(Response::new(req.body().to_ascii_uppercase()))
+}
+
+/// Sleeps as many milliseconds as the body says (WASI poll_oneoff: the host
+/// can run other work meanwhile), then answers "slept <ms>".
+fn sleep(req: Request) -> Result<String> {
+    let ms: u64 = req
+        .text()?
+        .trim()
+        .parse()
+        .map_err(|_| Error::status(400, "the body is a number of ms"))?;
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(format!("slept {ms}"))
+}
+
+/// The state this step can see, as a JSON object of strings.
+fn show_state(_: Request) -> Result<Response> {
+    let mut map = serde_json::Map::new();
+    for key in state::keys()? {
+        let value = state::get_string(&key)?.unwrap_or_default();
+        map.insert(key, Value::String(value));
+    }
+    Response::json(&Value::Object(map))
+}
+
+/// The body is "<status> <message>": fails with that status.
+fn fail(req: Request) -> Result<Response> {
+    let text = req.text()?.to_string();
+    let (status, message) = text.split_once(' ').unwrap_or((&text, "failed on purpose"));
+    Err(Error::status(status.parse().unwrap_or(500), message))
+}
+
+/// Answers its body, with the body also in an `x-tag` header and status 202.
+fn tag(req: Request) -> Result<Response> {
+    let text = req.text()?.to_string();
+    Ok(Response::new(text.clone()).header("x-tag", &text).status(202))
+}
+
+/// `{"topic": ..., "payload": ...}`: publishes, answers "published".
+fn publish(req: Request) -> Result<&'static str> {
+    let v: Value = req.json()?;
+    let topic = v["topic"].as_str().ok_or_else(|| Error::status(400, "no topic"))?;
+    msg::publish(topic, v["payload"].as_str().unwrap_or("").as_bytes())?;
+    Ok("published")
+}
+
+/// What started this pipeline, and the payload, as JSON.
+fn whoami(req: Request) -> Result<Response> {
+    Response::json(&json!({
+        "trigger": req.trigger(),
+        "source": req.source(),
+        "body": String::from_utf8_lossy(req.body()),
+    }))
 }
