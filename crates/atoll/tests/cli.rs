@@ -491,3 +491,48 @@ steps = [{ fn = "f", op = "fail" }]
     let (_, _, stderr) = run(atoll().arg("call").arg(dir.path()).args(["--route", "GET /nowhere"]));
     assert!(stderr.contains("no route matches GET /nowhere"), "{stderr}");
 }
+
+/// The pipeline example's order route, run locally with `--route`.
+#[test]
+fn the_pipeline_example_takes_orders() {
+    let example = atoll_testkit::repo_root().join("examples/pipeline");
+    let data = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let order = |body: &str| {
+        let (out, stdout, stderr) = run(atoll()
+            .arg("call")
+            .arg(&example)
+            .args(["--route", "POST /orders", "-i", "--data", body, "--data-dir"])
+            .arg(data.path()));
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, _) = order(r#"{"item":"kayak","qty":2}"#);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with("409\n") && stdout.contains(r#""reason":"not enough in stock""#),
+        "{stdout}"
+    );
+
+    let (out, stdout, stderr) = run(atoll()
+        .arg("call")
+        .arg(&example)
+        .args(["restock", "--op", "restock", "--data", "5", "--data-dir"])
+        .arg(data.path()));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "restocked 5");
+
+    let (_, stdout, _) = order(r#"{"item":"kayak","qty":2}"#);
+    assert!(
+        stdout.starts_with("201\n") && stdout.contains(r#""accepted":true"#) && stdout.contains("179800"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = order(r#"{"item":"canoe","qty":1}"#);
+    assert!(stdout.contains(r#""reason":"no such item: canoe""#), "{stdout}");
+    let (code, stdout, _) = order(r#"{"qty":"x"}"#);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains(r#""function":"validate""#) && stdout.contains("a bad order"),
+        "{stdout}"
+    );
+}
