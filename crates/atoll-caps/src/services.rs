@@ -2,7 +2,7 @@
 //! runtime configuration, and the per-function [`Grants`] cut from them.
 
 use crate::Grants;
-use crate::files::{DirFiles, StaticFiles};
+use crate::files::StaticFiles;
 use crate::http::{AuthRule, OutboundHttp};
 use crate::kv::{KvStore, MemoryStore, RedbStores, RedisStore};
 use crate::msg::{Broker, InProcessBroker};
@@ -32,6 +32,7 @@ impl Services {
         runtime: RuntimeConfigFile,
         data_dir: &Path,
         env: impl Fn(&str) -> Option<String>,
+        files: Option<Arc<dyn StaticFiles>>,
     ) -> Result<Services, ManifestErrors> {
         let mut errors: Vec<ManifestError> = Vec::new();
         let vars = match Variables::resolve(manifest, &runtime.variables, env) {
@@ -108,7 +109,6 @@ impl Services {
             });
         }
 
-        let files = DirFiles::open(&manifest.static_dir()).map(|d| Arc::new(d) as Arc<dyn StaticFiles>);
         if errors.is_empty() {
             Ok(Services {
                 kv,

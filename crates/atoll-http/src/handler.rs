@@ -67,6 +67,11 @@ fn request_id(req: &Request<Incoming>) -> String {
 
 async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trace: &mut Trace) -> Reply {
     let path = req.uri().path();
+    if path == "/-/bundle"
+        && let Some(admin) = shared.admin.get()
+    {
+        return deploy(admin, req, request_id, trace).await;
+    }
     if let Some(reply) = operations(path, request_id) {
         return reply;
     }
@@ -142,6 +147,68 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
     let trigger = Trigger::new(request_id, request);
     let outcome = served.app.run(&route.pipeline, &trigger).await;
     reply_from(outcome, request_id, trace)
+}
+
+/// `PUT /-/bundle` with `Authorization: Bearer <token>`: loads the bundle
+/// in the body fully, then swaps it in. A bad bundle is refused and the
+/// current version keeps serving.
+async fn deploy(
+    admin: &crate::server::AdminEndpoint,
+    req: Request<Incoming>,
+    request_id: &str,
+    trace: &mut Trace,
+) -> Reply {
+    trace.route = Some(Arc::from("PUT /-/bundle"));
+    if req.method() != Method::PUT {
+        let mut reply = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "/-/bundle accepts PUT",
+            None,
+            request_id,
+        );
+        reply.headers_mut().insert(ALLOW, HeaderValue::from_static("PUT"));
+        return reply;
+    }
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), admin.token.as_bytes()) {
+        trace.error = Some("deploy refused: bad or missing token".into());
+        let mut reply = error(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin token is required",
+            None,
+            request_id,
+        );
+        reply
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return reply;
+    }
+    let (parts, body) = req.into_parts();
+    let bundle = match read_body(&parts, body, admin.max_bundle).await {
+        Ok(b) => b,
+        Err(reply) => return reply(request_id),
+    };
+    match admin.admin.deploy(bundle).await {
+        Ok(summary) => json(StatusCode::OK, Bytes::from(summary.to_string())),
+        Err(e) => {
+            trace.error = Some(format!("deploy refused: {e}"));
+            error(StatusCode::UNPROCESSABLE_ENTITY, &e, None, request_id)
+        }
+    }
+}
+
+/// Comparison whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= (a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
 }
 
 /// Atoll's own endpoints, under `/-/` (a prefix the manifest reserves).

@@ -5,7 +5,8 @@
 //! `x-request-id` on every response, refuses bodies over the route's limit
 //! with 413, sheds load beyond its concurrency limit with 503, maps guest
 //! failures to JSON errors (500, 504 on deadline), logs one structured line
-//! per request, and drains in-flight requests on shutdown.
+//! per request, and drains in-flight requests on shutdown. With an admin
+//! token configured, `PUT /-/bundle` deploys a new version of the app.
 
 mod body;
 mod handler;
@@ -13,4 +14,4 @@ mod router;
 mod server;
 
 pub use router::{Lookup, Router};
-pub use server::{HttpConfig, HttpServer};
+pub use server::{Admin, HttpConfig, HttpServer};

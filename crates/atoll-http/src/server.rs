@@ -42,6 +42,21 @@ pub(crate) struct Shared {
     pub(crate) served: ArcSwap<Served>,
     pub(crate) config: HttpConfig,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) admin: std::sync::OnceLock<AdminEndpoint>,
+}
+
+/// Deploys a new version of the app from a bundle: implemented by whoever
+/// owns the server (the CLI), which loads it fully and then swaps.
+#[async_trait::async_trait]
+pub trait Admin: Send + Sync {
+    /// Returns a summary of what is now served, or why the bundle was refused.
+    async fn deploy(&self, bundle: bytes::Bytes) -> Result<serde_json::Value, String>;
+}
+
+pub(crate) struct AdminEndpoint {
+    pub(crate) token: String,
+    pub(crate) admin: Arc<dyn Admin>,
+    pub(crate) max_bundle: u64,
 }
 
 /// Serves one app over HTTP. Cheap to clone; clones serve the same app.
@@ -61,6 +76,7 @@ impl HttpServer {
                 served: ArcSwap::from_pointee(Served { app, router }),
                 config,
                 permits,
+                admin: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -68,6 +84,25 @@ impl HttpServer {
     /// The app currently served.
     pub fn app(&self) -> Arc<App> {
         self.shared.served.load().app.clone()
+    }
+
+    /// Serves `app` from now on. Requests already running finish on the
+    /// version they started with; new ones get `app`. Nothing changes if
+    /// `app`'s routes do not form a valid table.
+    pub fn swap(&self, app: Arc<App>) -> Result<(), ManifestErrors> {
+        let router = Router::build(&app.manifest)?;
+        self.shared.served.store(Arc::new(Served { app, router }));
+        Ok(())
+    }
+
+    /// Enables `PUT /-/bundle` for requests bearing `token`. Without this
+    /// the endpoint does not exist.
+    pub fn enable_admin(&self, token: String, admin: Arc<dyn Admin>, max_bundle: u64) {
+        let _ = self.shared.admin.set(AdminEndpoint {
+            token,
+            admin,
+            max_bundle,
+        });
     }
 
     /// Accepts connections until `shutdown` completes, then stops accepting

@@ -1,4 +1,5 @@
 use crate::config::RuntimeConfig;
+use crate::source::AppSource;
 use atoll_caps::msg::Broker;
 use atoll_caps::{Grants, Services};
 use atoll_engine::{Engine, Limits};
@@ -25,29 +26,35 @@ pub struct App {
 }
 
 impl App {
-    /// Loads the app in a directory (or at a manifest path). Every problem,
-    /// in the manifest or in a module, is reported against the manifest
-    /// line that declared it.
+    /// Loads the app in a directory, at a manifest path, or in a bundle file.
+    /// Every problem, in the manifest or in a module, is reported against
+    /// the manifest line that declared it.
     pub async fn load(path: &Path, engine: &Engine, config: &RuntimeConfig) -> Result<App, ManifestErrors> {
-        let manifest = Manifest::load_from(path)?;
-        let read = |m: &Manifest, f: &Function| std::fs::read(m.module_path(f));
-        App::from_manifest(manifest, engine, config, read).await
+        let source = AppSource::open(path, &config.bundle_limits)?;
+        App::from_source(&source, engine, config).await
     }
 
-    /// Loads `manifest`'s functions, reading each module with `read`.
-    pub async fn from_manifest(
-        manifest: Manifest,
+    /// Loads the app `source` holds: its manifest, then every function.
+    pub async fn from_source(
+        source: &AppSource,
         engine: &Engine,
         config: &RuntimeConfig,
-        read: impl Fn(&Manifest, &Function) -> std::io::Result<Vec<u8>>,
     ) -> Result<App, ManifestErrors> {
+        let manifest = source.manifest()?;
         let abi = WapcAbi::new(engine).map_err(|e| manifest.source.file_error(e.to_string()))?;
         let data_dir = config
             .data_dir
             .clone()
             .or_else(|| config.file.data_dir.clone())
-            .unwrap_or_else(|| manifest.dir.join(".atoll"));
-        let services = Services::build(&manifest, config.file.clone(), &data_dir, |k| std::env::var(k).ok())?;
+            .unwrap_or_else(|| source.default_data_dir());
+        let files = source.static_files(&manifest);
+        let services = Services::build(
+            &manifest,
+            config.file.clone(),
+            &data_dir,
+            |k| std::env::var(k).ok(),
+            files,
+        )?;
         let max_memory = engine.config().max_memory;
         let mut errors: Vec<ManifestError> = Vec::new();
         let mut pending = tokio::task::JoinSet::new();
@@ -65,7 +72,7 @@ impl App {
                 ));
                 continue;
             }
-            let wasm = match read(&manifest, f) {
+            let wasm = match source.module(&manifest, f) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     errors.push(manifest.source.error(

@@ -10,8 +10,10 @@ pub struct RuntimeConfig {
     /// Backends, variable values and HTTP limits (`--runtime-config`).
     pub file: RuntimeConfigFile,
     /// Where embedded stores live; default: the file's `data_dir`, else
-    /// `.atoll` beside the manifest.
+    /// `.atoll` beside the manifest or bundle.
     pub data_dir: Option<PathBuf>,
+    /// What a bundle may unpack to.
+    pub bundle_limits: atoll_bundle::Limits,
 }
 
 impl Default for RuntimeConfig {
@@ -20,6 +22,7 @@ impl Default for RuntimeConfig {
             max_output: 32 << 20,
             file: RuntimeConfigFile::default(),
             data_dir: None,
+            bundle_limits: atoll_bundle::Limits::default(),
         }
     }
 }

@@ -12,12 +12,14 @@ mod config;
 mod failure;
 mod pipeline;
 mod request_id;
+mod source;
 
 pub use app::{App, LoadedFunction};
 pub use config::RuntimeConfig;
 pub use failure::StepFailure;
 pub use pipeline::{Outcome, Spent, Trigger};
 pub use request_id::new_request_id;
+pub use source::AppSource;
 
 pub use atoll_caps::{RequestInfo, State, TriggerKind};
 pub use atoll_engine::{Engine, EngineConfig};

@@ -6,6 +6,8 @@
 mod commands;
 mod logging;
 mod options;
+mod supervisor;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ enum Command {
     Check(commands::check::Args),
     /// Run every function's build command.
     Build(commands::build::Args),
+    /// Pack an app into one .atoll file.
+    Bundle(commands::bundle::Args),
+    /// Show what a bundle (or app directory) holds and what each function is granted.
+    Inspect(commands::inspect::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
             Command::Call(args) => commands::call::run(args).await,
             Command::Check(args) => commands::check::run(args).await,
             Command::Build(args) => commands::build::run(args).await,
+            Command::Bundle(args) => commands::bundle::run(args).await,
+            Command::Inspect(args) => commands::inspect::run(args).await,
         }
     });
     match result {

@@ -1,19 +1,13 @@
 //! The `atoll` binary as a user runs it.
 
-use atoll_testkit::{guest_path, shared_cache_dir};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn atoll() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atoll"));
-    cmd.env("ATOLL_CACHE_DIR", shared_cache_dir())
-        .env_remove("ATOLL_LOG")
-        .env_remove("RUST_LOG");
-    cmd
-}
+use atoll_testkit::guest_path;
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn app(extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -34,15 +28,6 @@ steps = [{{ fn = "plain", op = "ping" }}]
     );
     std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
     dir
-}
-
-fn run(cmd: &mut Command) -> (Output, String, String) {
-    let out = cmd.output().unwrap();
-    let (so, se) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    (out, so, se)
 }
 
 #[test]
@@ -210,34 +195,6 @@ fn serve_refuses_a_broken_app_before_listening() {
     );
 }
 
-fn wait_for(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    for line in lines {
-        let line = line.unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && pred(&v)
-        {
-            return v;
-        }
-    }
-    panic!("the server's log ended before the expected line");
-}
-
-fn http_post(addr: &str, path: &str, body: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 /// The README's example, as a user runs it: build, check, call.
 #[test]
 fn the_hello_example_builds_checks_and_answers() {
@@ -290,30 +247,6 @@ steps = [{ fn = "counter", op = "visit" }]
 "#,
     )
     .unwrap();
-}
-
-struct Served {
-    child: std::process::Child,
-    addr: String,
-}
-
-fn serve(dir: &Path) -> Served {
-    let mut child = atoll()
-        .arg("serve")
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_string();
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, addr }
 }
 
 /// SIGKILL right after twenty acknowledged increments: all twenty are there

@@ -26,6 +26,46 @@ pub trait StaticFiles: Send + Sync {
     async fn list(&self, dir: &str) -> Result<Option<Vec<String>>, String>;
 }
 
+/// Files held in memory: a bundle's `static/`.
+pub struct MemFiles {
+    files: std::collections::BTreeMap<String, bytes::Bytes>,
+}
+
+impl MemFiles {
+    /// `files` by path relative to the static root, `/`-separated.
+    pub fn new(files: std::collections::BTreeMap<String, bytes::Bytes>) -> MemFiles {
+        MemFiles { files }
+    }
+}
+
+#[async_trait]
+impl StaticFiles for MemFiles {
+    async fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let key = clean(path)?.join("/");
+        Ok(self.files.get(&key).map(|b| b.to_vec()))
+    }
+
+    async fn list(&self, dir: &str) -> Result<Option<Vec<String>>, String> {
+        let prefix = clean(dir)?.join("/");
+        let prefix = if prefix.is_empty() {
+            prefix
+        } else {
+            format!("{prefix}/")
+        };
+        let mut names: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix.as_str()))
+            .map(|rest| match rest.split_once('/') {
+                Some((d, _)) => format!("{d}/"),
+                None => rest.to_string(),
+            })
+            .collect();
+        names.dedup();
+        Ok((!names.is_empty()).then_some(names))
+    }
+}
+
 /// Files in a directory on disk.
 pub struct DirFiles {
     root: PathBuf,
@@ -169,6 +209,23 @@ mod tests {
         assert!(files.read("../secret.txt").await.is_err());
         #[cfg(unix)]
         assert!(files.read("link.txt").await.unwrap_err().contains("outside"));
+
+        let mem = MemFiles::new(
+            [
+                ("index.html", "<h1>hi</h1>"),
+                ("css/site.css", "body{}"),
+                ("css/x/y.css", ""),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), bytes::Bytes::from(v)))
+            .collect(),
+        );
+        assert_eq!(mem.read("css/site.css").await.unwrap().unwrap(), b"body{}");
+        assert_eq!(mem.read("./css//site.css").await.unwrap().unwrap(), b"body{}");
+        assert!(mem.read("../index.html").await.is_err());
+        assert_eq!(mem.read("nope").await.unwrap(), None);
+        assert_eq!(mem.list("").await.unwrap().unwrap(), vec!["css/", "index.html"]);
+        assert_eq!(mem.list("css").await.unwrap().unwrap(), vec!["site.css", "x/"]);
         assert_eq!(
             files.list("").await.unwrap().unwrap(),
             vec!["css/", "index.html", "link.txt"]

@@ -1,8 +1,9 @@
 use super::{KvError, KvStore, add, parse_integer};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The embedded, on-disk backend: one redb file for every store of an app,
@@ -18,13 +19,24 @@ pub struct RedbStores {
 }
 
 impl RedbStores {
-    /// Opens (or creates) the database file, creating its directory.
+    /// Opens (or creates) the database file, creating its directory. A
+    /// file this process already has open is shared, not reopened: redb
+    /// locks its file, and during a hot swap the old and new versions of an
+    /// app use the same stores at once.
     pub fn open(path: &Path) -> Result<RedbStores, String> {
+        static OPEN: Mutex<BTreeMap<PathBuf, Weak<Database>>> = Mutex::new(BTreeMap::new());
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        let db = Database::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        Ok(RedbStores { db: Arc::new(db) })
+        let key = std::path::absolute(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|_, db| db.strong_count() > 0);
+        if let Some(db) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(RedbStores { db });
+        }
+        let db = Arc::new(Database::create(&key).map_err(|e| format!("cannot open {}: {e}", path.display()))?);
+        open.insert(key, Arc::downgrade(&db));
+        Ok(RedbStores { db })
     }
 
     pub fn store(&self, name: &str) -> RedbStore {

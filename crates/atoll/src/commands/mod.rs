@@ -1,6 +1,8 @@
 pub mod build;
+pub mod bundle;
 pub mod call;
 pub mod check;
+pub mod inspect;
 pub mod serve;
 
 use anyhow::Context;

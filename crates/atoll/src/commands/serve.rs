@@ -1,8 +1,10 @@
 use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
-use anyhow::Context;
+use crate::supervisor::Supervisor;
+use anyhow::{Context, bail};
 use atoll_http::{HttpConfig, HttpServer};
-use atoll_manifest::parse_size;
+use atoll_manifest::{When, parse_size};
+use atoll_runtime::{App, AppSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// App directory (holding atoll.toml) or manifest path.
+    /// A bundle (.atoll), an app directory (holding atoll.toml), or a manifest path.
     #[arg(default_value = ".")]
     pub app: PathBuf,
     /// Address to listen on.
@@ -19,6 +21,15 @@ pub struct Args {
     /// Run every function's build command before serving.
     #[arg(long)]
     pub build: bool,
+    /// Rebuild and reload when the app's files change (development).
+    #[arg(long)]
+    pub watch: bool,
+    /// Enable `PUT /-/bundle` for requests with `Authorization: Bearer <TOKEN>`.
+    #[arg(long, value_name = "TOKEN", env = "ATOLL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest bundle accepted by `PUT /-/bundle`, and unpacked from any bundle.
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    pub max_bundle_size: u64,
     /// Default request body limit for routes without `max_body`.
     #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub max_body: u64,
@@ -38,20 +49,54 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _log = logging::init(args.log_format, "info");
+    if args.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+        bail!("--admin-token must be at least 16 characters: it guards deploying code to this server");
+    }
+    let mut config = args.runtime.load()?;
+    config.bundle_limits.max_total = args.max_bundle_size;
+    let source = AppSource::open(&args.app, &config.bundle_limits).map_err(|e| {
+        eprintln!("{e}");
+        super::Reported
+    })?;
     if args.build {
+        if matches!(source, AppSource::Bundle { .. }) {
+            bail!("--build needs an app directory: a bundle already holds its built modules");
+        }
         let code = super::build::build_app(&args.app).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
     }
+    // Fixed for the life of the server, so every version of the app that is
+    // swapped in uses the same stores.
+    config.data_dir = config
+        .data_dir
+        .clone()
+        .or_else(|| config.file.data_dir.clone())
+        .or_else(|| Some(source.default_data_dir()));
+
     let engine = super::engine(&args.engine)?;
-    let app = Arc::new(super::load_app(&args.app, &engine, &args.runtime).await?);
-    let config = HttpConfig {
+    let started = std::time::Instant::now();
+    let app = match App::from_source(&source, &engine, &config).await {
+        Ok(app) => Arc::new(app),
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Err(super::Reported.into());
+        }
+    };
+    tracing::info!(
+        app = %app.manifest.app.name,
+        version = %app.manifest.app.version,
+        functions = app.manifest.functions.len(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "app loaded"
+    );
+    let http = HttpConfig {
         max_body: args.max_body,
         max_concurrency: args.max_concurrency,
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
     };
-    let server = HttpServer::new(app.clone(), config).map_err(|errors| {
+    let server = HttpServer::new(app.clone(), http).map_err(|errors| {
         eprintln!("{errors}");
         super::Reported
     })?;
@@ -59,24 +104,40 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    log_app(&app);
+    let supervisor = Supervisor::start(engine, config, server.clone()).await?;
+    if let Some(token) = args.admin_token {
+        server.enable_admin(token, supervisor.deployer(), args.max_bundle_size);
+        tracing::info!("PUT /-/bundle deploys new versions (admin token set)");
+    }
+    if args.watch {
+        let (s, app_path) = (supervisor.clone(), args.app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::watch::watch(s, app_path).await {
+                tracing::error!(error = %e, "watching stopped");
+            }
+        });
+    }
     tracing::info!(address = %format!("http://{addr}"), app = %app.manifest.app.name, "serving");
+    server.serve(listener, shutdown_signal()).await?;
+    supervisor.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_app(app: &App) {
     for route in &app.manifest.routes {
         tracing::info!(route = %route.describe(), steps = %route.pipeline.describe(), "route");
     }
     for s in &app.manifest.schedules {
         let when = match &s.when {
-            atoll_manifest::When::Every(d) => format!("every {d:?}"),
-            atoll_manifest::When::Cron(c) => format!("cron {c}"),
+            When::Every(d) => format!("every {d:?}"),
+            When::Cron(c) => format!("cron {c}"),
         };
         tracing::info!(schedule = %s.name, when = %when, steps = %s.pipeline.describe(), "schedule");
     }
     for s in &app.manifest.subscriptions {
         tracing::info!(topic = %s.topic, steps = %s.pipeline.describe(), reply_to = s.reply_to.as_deref(), "subscription");
     }
-    let triggers = atoll_triggers::start(app.clone()).await.map_err(anyhow::Error::msg)?;
-    server.serve(listener, shutdown_signal()).await?;
-    triggers.stop().await;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

@@ -1,0 +1,215 @@
+use crate::index::Index;
+use crate::{BundleError, FORMAT, INDEX, MANIFEST};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// What a bundle may unpack to. Checked against what is actually read,
+/// never against the sizes the archive declares.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Total uncompressed bytes.
+    pub max_total: u64,
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_total: 512 << 20,
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// A bundle, read and checked, held in memory.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    manifest_text: String,
+    files: BTreeMap<String, Bytes>,
+    index: Index,
+}
+
+impl Bundle {
+    pub fn read(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
+        let mut zip =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| BundleError::NotAZip(e.to_string()))?;
+        if zip.has_duplicate_names() {
+            return Err(BundleError::Duplicates);
+        }
+        if zip.len() > limits.max_entries {
+            return Err(BundleError::TooLarge(format!(
+                "{} entries, more than the limit of {}",
+                zip.len(),
+                limits.max_entries
+            )));
+        }
+        let mut files: BTreeMap<String, Bytes> = BTreeMap::new();
+        let mut total: u64 = 0;
+        for i in 0..zip.len() {
+            let mut entry = zip.by_index(i).map_err(|e| BundleError::NotAZip(e.to_string()))?;
+            let name = entry
+                .name()
+                .map_err(|e| BundleError::BadEntry {
+                    name: format!("#{i}"),
+                    problem: format!("unreadable name: {e}"),
+                })?
+                .to_string();
+            let bad = |problem: String| BundleError::BadEntry {
+                name: name.clone(),
+                problem,
+            };
+            check_name(&name).map_err(bad)?;
+            if entry.is_symlink() {
+                return Err(bad("links are not allowed in a bundle".into()));
+            }
+            if entry.is_dir() {
+                continue;
+            }
+            // Read at most one byte past what is left, whatever the entry declares.
+            let left = limits.max_total.saturating_sub(total);
+            let mut data = Vec::with_capacity(entry.size().min(left) as usize);
+            (&mut entry)
+                .take(left + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| bad(format!("cannot be read ({e}); the bundle is damaged")))?;
+            total += data.len() as u64;
+            if total > limits.max_total {
+                return Err(BundleError::TooLarge(format!(
+                    "its contents exceed the limit of {} bytes (at \"{name}\")",
+                    limits.max_total
+                )));
+            }
+            if data.len() as u64 != entry.size() {
+                return Err(bad(format!(
+                    "holds {} bytes but declares {}; the bundle is damaged",
+                    data.len(),
+                    entry.size()
+                )));
+            }
+            files.insert(name, Bytes::from(data));
+        }
+
+        let index: Index = {
+            let raw = files.remove(INDEX).ok_or(BundleError::NoIndex)?;
+            serde_json::from_slice(&raw).map_err(|e| BundleError::BadIndex(e.to_string()))?
+        };
+        if index.format > FORMAT {
+            return Err(BundleError::NewerFormat(index.format));
+        }
+        for (name, data) in &files {
+            let expected = index
+                .files
+                .get(name)
+                .ok_or_else(|| BundleError::Unlisted(name.clone()))?;
+            let found = hex::encode(Sha256::digest(data));
+            if !found.eq_ignore_ascii_case(expected) {
+                return Err(BundleError::HashMismatch {
+                    name: name.clone(),
+                    expected: expected.clone(),
+                    found,
+                });
+            }
+        }
+        if let Some(missing) = index.files.keys().find(|n| !files.contains_key(*n)) {
+            return Err(BundleError::Missing(missing.clone()));
+        }
+        let manifest_text = files
+            .get(MANIFEST)
+            .ok_or_else(|| BundleError::Missing(MANIFEST.into()))
+            .and_then(|m| {
+                String::from_utf8(m.to_vec()).map_err(|_| BundleError::BadEntry {
+                    name: MANIFEST.into(),
+                    problem: "is not UTF-8".into(),
+                })
+            })?;
+        Ok(Bundle {
+            manifest_text,
+            files,
+            index,
+        })
+    }
+
+    pub fn manifest_text(&self) -> &str {
+        &self.manifest_text
+    }
+
+    pub fn app(&self) -> &str {
+        &self.index.app
+    }
+
+    pub fn version(&self) -> &str {
+        &self.index.version
+    }
+
+    pub fn created_by(&self) -> &str {
+        &self.index.created_by
+    }
+
+    /// An entry's contents.
+    pub fn file(&self, name: &str) -> Option<&Bytes> {
+        self.files.get(name)
+    }
+
+    /// Every entry but the index: name, size, SHA-256.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, usize, &str)> {
+        self.files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.len(), self.index.files.get(n).map_or("", String::as_str)))
+    }
+
+    /// The static files, by path relative to `static/`.
+    pub fn static_files(&self) -> BTreeMap<String, Bytes> {
+        self.files
+            .iter()
+            .filter_map(|(n, d)| n.strip_prefix("static/").map(|rel| (rel.to_string(), d.clone())))
+            .collect()
+    }
+}
+
+/// A plain relative path of `/`-separated names: nothing that could reach
+/// outside wherever the bundle's entries are looked up.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 512 {
+        return Err("the name is empty or longer than 512 bytes".into());
+    }
+    if name.contains('\0') || name.contains('\\') {
+        return Err("the name contains a NUL or a backslash".into());
+    }
+    if name.starts_with('/') {
+        return Err("absolute paths are not allowed".into());
+    }
+    let body = name.strip_suffix('/').unwrap_or(name);
+    for (i, part) in body.split('/').enumerate() {
+        match part {
+            "" => return Err("the name has an empty component (//)".into()),
+            "." | ".." => return Err(format!("\"{part}\" components are not allowed")),
+            p if i == 0 && p.len() == 2 && p.ends_with(':') => return Err("drive paths are not allowed".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_that_could_escape_are_refused() {
+        for ok in ["atoll.toml", "modules/abc.wasm", "static/css/site.css", "static/"] {
+            assert!(super::check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "../evil",
+            "static/../../x",
+            "/etc/passwd",
+            "a\\b",
+            "c:/x",
+            "a//b",
+            "./a",
+            "",
+        ] {
+            assert!(super::check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

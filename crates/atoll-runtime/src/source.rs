@@ -1,0 +1,86 @@
+//! Where an app comes from: a directory on disk or a bundle in memory.
+
+use atoll_bundle::{Bundle, Limits};
+use atoll_caps::files::{DirFiles, MemFiles, StaticFiles};
+use atoll_manifest::{Function, MANIFEST_FILE, Manifest, ManifestErrors, SourceText};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub enum AppSource {
+    /// A directory holding `atoll.toml` (or the manifest's own path).
+    Dir(PathBuf),
+    /// A bundle, read and checked; `path` names it in messages.
+    Bundle { path: PathBuf, bundle: Arc<Bundle> },
+}
+
+impl AppSource {
+    /// A directory or manifest path is an app on disk; any other file is
+    /// read as a bundle.
+    pub fn open(path: &Path, limits: &Limits) -> Result<AppSource, ManifestErrors> {
+        let is_manifest = path.extension().is_some_and(|e| e == "toml");
+        if path.is_dir() || is_manifest || !path.exists() {
+            return Ok(AppSource::Dir(path.to_path_buf()));
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| SourceText::new(path, "").file_error(format!("cannot read the bundle: {e}")))?;
+        AppSource::from_bundle_bytes(path, &bytes, limits)
+    }
+
+    pub fn from_bundle_bytes(path: &Path, bytes: &[u8], limits: &Limits) -> Result<AppSource, ManifestErrors> {
+        let bundle = Bundle::read(bytes, limits).map_err(|e| SourceText::new(path, "").file_error(e.to_string()))?;
+        Ok(AppSource::Bundle {
+            path: path.to_path_buf(),
+            bundle: Arc::new(bundle),
+        })
+    }
+
+    pub fn manifest(&self) -> Result<Manifest, ManifestErrors> {
+        match self {
+            AppSource::Dir(dir) => Manifest::load_from(dir),
+            AppSource::Bundle { path, bundle } => Manifest::parse(bundle.manifest_text(), &path.join(MANIFEST_FILE)),
+        }
+    }
+
+    /// The module a function's `source` names.
+    pub(crate) fn module(&self, manifest: &Manifest, f: &Function) -> std::io::Result<Vec<u8>> {
+        match self {
+            AppSource::Dir(_) => std::fs::read(manifest.module_path(f)),
+            AppSource::Bundle { bundle, .. } => {
+                let name = f.source.to_string_lossy();
+                bundle.file(&name).map(|b| b.to_vec()).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("the bundle has no entry \"{name}\""),
+                    )
+                })
+            }
+        }
+    }
+
+    pub(crate) fn static_files(&self, manifest: &Manifest) -> Option<Arc<dyn StaticFiles>> {
+        match self {
+            AppSource::Dir(_) => DirFiles::open(&manifest.static_dir()).map(|d| Arc::new(d) as Arc<dyn StaticFiles>),
+            AppSource::Bundle { bundle, .. } => {
+                let files = bundle.static_files();
+                (!files.is_empty()).then(|| Arc::new(MemFiles::new(files)) as Arc<dyn StaticFiles>)
+            }
+        }
+    }
+
+    /// Where embedded stores go unless configured: `.atoll` beside the
+    /// manifest, or beside the bundle file.
+    pub fn default_data_dir(&self) -> PathBuf {
+        match self {
+            AppSource::Dir(dir) => {
+                let base = if dir.is_dir() {
+                    dir.as_path()
+                } else {
+                    dir.parent().unwrap_or(Path::new("."))
+                };
+                base.join(".atoll")
+            }
+            AppSource::Bundle { path, .. } => path.parent().unwrap_or(Path::new(".")).join(".atoll"),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+use crate::logging::{self, LogFormat};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// App directory (holding atoll.toml) or manifest path.
+    #[arg(default_value = ".")]
+    pub app: PathBuf,
+    /// Where to write the bundle [default: <app name>.atoll].
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Run every function's build command first.
+    #[arg(long)]
+    pub build: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Packs the app (manifest, modules, static files) into one `.atoll` file.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _log = logging::init(args.log_format, "warn");
+    if args.build {
+        let code = super::build::build_app(&args.app).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    let bytes = match atoll_bundle::write_dir(&args.app) {
+        Ok(b) => b,
+        Err(atoll_bundle::BundleError::Manifest(errors)) => {
+            eprintln!("{errors}");
+            return Err(super::Reported.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let bundle = atoll_bundle::Bundle::read(&bytes, &atoll_bundle::Limits::default())
+        .context("the bundle just written does not read back")?;
+    let output = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("{}.atoll", bundle.app())));
+    std::fs::write(&output, &bytes).with_context(|| format!("writing {}", output.display()))?;
+    let count = |prefix: &str| bundle.entries().filter(|(n, ..)| n.starts_with(prefix)).count();
+    eprintln!(
+        "bundled {} {}: {} module(s), {} static file(s), {} -> {}",
+        bundle.app(),
+        bundle.version(),
+        count("modules/"),
+        count("static/"),
+        human(bytes.len() as u64),
+        output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / (1 << 10) as f64),
+        b => format!("{b} B"),
+    }
+}

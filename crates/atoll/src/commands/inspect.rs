@@ -1,0 +1,225 @@
+use crate::logging::{self, LogFormat};
+use atoll_manifest::{Capability, Manifest, Pipeline, When};
+use atoll_runtime::AppSource;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A bundle (.atoll), an app directory, or a manifest path.
+    #[arg(default_value = ".")]
+    pub app: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// What an app holds and what each function is granted, without running it.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _log = logging::init(args.log_format, "warn");
+    let report = |e: atoll_manifest::ManifestErrors| {
+        eprintln!("{e}");
+        super::Reported
+    };
+    let source = AppSource::open(&args.app, &atoll_bundle::Limits::default()).map_err(report)?;
+    let manifest = source.manifest().map_err(report)?;
+    let info = describe(&source, &manifest);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print_text(&info);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(source: &AppSource, m: &Manifest) -> Value {
+    let module = |f: &atoll_manifest::Function| -> Value {
+        let bytes = match source {
+            AppSource::Dir(_) => std::fs::read(m.module_path(f)).ok(),
+            AppSource::Bundle { bundle, .. } => bundle.file(&f.source.to_string_lossy()).map(|b| b.to_vec()),
+        };
+        match bytes {
+            Some(b) => json!({ "size": b.len(), "sha256": hex::encode(Sha256::digest(&b)) }),
+            None => json!({ "missing": true }),
+        }
+    };
+    let functions: Vec<Value> = m
+        .functions
+        .values()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "abi": f.abi.to_string(),
+                "source": f.source.display().to_string(),
+                "module": module(f),
+                "timeout_ms": f.timeout.as_millis() as u64,
+                "memory": f.memory,
+                "capabilities": f.capabilities.iter().map(|c| c.name()).collect::<Vec<_>>(),
+                "kv_stores": if f.capabilities.contains(&Capability::Kv) { json!(f.kv_stores) } else { json!([]) },
+                "allowed_hosts": f.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                "secrets": f.secrets,
+                "publish_topics": f.publish_topics.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let pipeline = |p: &Pipeline| p.describe();
+    let bundle = match source {
+        AppSource::Bundle { path, bundle } => json!({
+            "path": path.display().to_string(),
+            "created_by": bundle.created_by(),
+            "entries": bundle.entries().count(),
+            "size": bundle.entries().map(|(_, s, _)| s).sum::<usize>(),
+        }),
+        AppSource::Dir(_) => Value::Null,
+    };
+    let statics: Vec<Value> = match source {
+        AppSource::Bundle { bundle, .. } => bundle
+            .static_files()
+            .iter()
+            .map(|(p, d)| json!({ "path": p, "size": d.len() }))
+            .collect(),
+        AppSource::Dir(_) => walk(&m.static_dir()),
+    };
+    json!({
+        "app": m.app.name,
+        "version": m.app.version,
+        "bundle": bundle,
+        "functions": functions,
+        "routes": m.routes.iter().map(|r| json!({ "route": r.describe(), "steps": pipeline(&r.pipeline) })).collect::<Vec<_>>(),
+        "schedules": m.schedules.iter().map(|s| json!({
+            "name": s.name,
+            "when": match &s.when { When::Every(d) => format!("every {d:?}"), When::Cron(c) => format!("cron {c}") },
+            "steps": pipeline(&s.pipeline),
+        })).collect::<Vec<_>>(),
+        "subscriptions": m.subscriptions.iter().map(|s| json!({
+            "topic": s.topic.to_string(), "steps": pipeline(&s.pipeline), "reply_to": s.reply_to,
+        })).collect::<Vec<_>>(),
+        "variables": m.variables.values().map(|v| json!({
+            "name": v.name, "secret": v.secret, "required": v.required,
+            // A secret has no default, so this never shows one.
+            "default": v.default,
+        })).collect::<Vec<_>>(),
+        "static_files": statics,
+    })
+}
+
+fn walk(dir: &std::path::Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(meta) = p.metadata() {
+                let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+                out.push(json!({ "path": rel, "size": meta.len() }));
+            }
+        }
+    }
+    out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    out
+}
+
+fn print_text(v: &Value) {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    println!("app        {} {}", s(&v["app"]), s(&v["version"]));
+    if !v["bundle"].is_null() {
+        let b = &v["bundle"];
+        println!(
+            "bundle     {} ({}; {} entries, {})",
+            s(&b["path"]),
+            s(&b["created_by"]),
+            b["entries"],
+            super::bundle::human(b["size"].as_u64().unwrap_or(0))
+        );
+    }
+    println!("functions");
+    for f in v["functions"].as_array().into_iter().flatten() {
+        let module = &f["module"];
+        let size = if module["missing"] == true {
+            "MISSING (not built?)".to_string()
+        } else {
+            format!(
+                "{}, sha256 {}",
+                super::bundle::human(module["size"].as_u64().unwrap_or(0)),
+                &s(&module["sha256"])[..12]
+            )
+        };
+        println!(
+            "  {:<16} {}  {}  timeout {} ms, memory {}",
+            s(&f["name"]),
+            s(&f["abi"]),
+            size,
+            f["timeout_ms"],
+            super::bundle::human(f["memory"].as_u64().unwrap_or(0))
+        );
+        let list = |k: &str| {
+            f[k].as_array()
+                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        };
+        let caps = list("capabilities");
+        println!(
+            "  {:<16} grants: {}",
+            "",
+            if caps.is_empty() { "nothing".into() } else { caps }
+        );
+        for (key, label) in [
+            ("kv_stores", "kv stores"),
+            ("allowed_hosts", "hosts"),
+            ("secrets", "secrets"),
+            ("publish_topics", "topics"),
+        ] {
+            let l = list(key);
+            if !l.is_empty() {
+                println!("  {:<16}   {label}: {l}", "");
+            }
+        }
+    }
+    let section = |title: &str, key: &str, line: &dyn Fn(&Value) -> String| {
+        let items = v[key].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() {
+            println!("{title}");
+            for i in &items {
+                println!("  {}", line(i));
+            }
+        }
+    };
+    section("routes", "routes", &|r| {
+        format!("{:<28} {}", s(&r["route"]), s(&r["steps"]))
+    });
+    section("schedules", "schedules", &|r| {
+        format!("{:<12} {:<16} {}", s(&r["name"]), s(&r["when"]), s(&r["steps"]))
+    });
+    section("subscriptions", "subscriptions", &|r| {
+        let reply = r["reply_to"]
+            .as_str()
+            .map(|t| format!(" (reply to {t})"))
+            .unwrap_or_default();
+        format!("{:<28} {}{reply}", s(&r["topic"]), s(&r["steps"]))
+    });
+    section("variables", "variables", &|r| {
+        let mut tags = Vec::new();
+        if r["secret"] == true {
+            tags.push("secret".to_string());
+        }
+        if r["required"] == true {
+            tags.push("required".to_string());
+        }
+        if let Some(d) = r["default"].as_str() {
+            tags.push(format!("default \"{d}\""));
+        }
+        format!("{:<20} {}", s(&r["name"]), tags.join(", "))
+    });
+    let statics = v["static_files"].as_array().cloned().unwrap_or_default();
+    if !statics.is_empty() {
+        let total: u64 = statics.iter().filter_map(|f| f["size"].as_u64()).sum();
+        println!("static     {} file(s), {}", statics.len(), super::bundle::human(total));
+    }
+}

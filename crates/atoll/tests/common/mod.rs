@@ -1,0 +1,135 @@
+//! Helpers shared by the CLI test binaries: the `atoll` command, running
+//! servers, and a minimal HTTP client.
+
+#![allow(dead_code)]
+
+use atoll_testkit::shared_cache_dir;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+pub fn atoll() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atoll"));
+    cmd.env("ATOLL_CACHE_DIR", shared_cache_dir())
+        .env_remove("ATOLL_LOG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    (out, so, se)
+}
+
+pub fn wait_for(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for line in lines {
+        let line = line.unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && pred(&v)
+        {
+            return v;
+        }
+    }
+    panic!("the server's log ended before the expected line");
+}
+
+pub fn http_post(addr: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+pub struct Served {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+pub fn serve(dir: &Path) -> Served {
+    serve_with(dir, &[])
+}
+
+/// `atoll serve <dir> <extra args>` on a free port.
+pub fn serve_with(dir: &Path, extra: &[&str]) -> Served {
+    let mut child = atoll()
+        .arg("serve")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, addr }
+}
+
+/// Sends a request with `method`, optional extra headers and a body; the raw
+/// response text.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw response.
+pub fn status(response: &str) -> u16 {
+    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The body of a raw response.
+pub fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// Sends SIGTERM and waits (10 s at most) for the process to exit.
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the server did not exit on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

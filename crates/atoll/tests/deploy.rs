@@ -1,0 +1,327 @@
+//! Bundles, deploys, hot swap, graceful shutdown and `--watch`, through the
+//! `atoll` binary.
+
+mod common;
+
+use atoll_testkit::guest_path;
+use common::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+/// An app whose `POST /version` answers its `greeting` variable.
+fn app(dir: &Path, greeting: &str) {
+    std::fs::copy(guest_path("caps-fixture"), dir.join("f.wasm")).unwrap();
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::write(dir.join("static/hello.txt"), "static hello").unwrap();
+    std::fs::write(
+        dir.join("atoll.toml"),
+        format!(
+            r#"[app]
+name = "deployed"
+version = "{greeting}"
+
+[variables]
+greeting = {{ default = "{greeting}" }}
+
+[functions.f]
+source = "f.wasm"
+capabilities = ["vars", "files"]
+
+[[routes]]
+method = "POST"
+path = "/version"
+steps = [{{ fn = "f", op = "var" }}]
+
+[[routes]]
+method = "POST"
+path = "/sleep"
+steps = [{{ fn = "f", op = "sleep" }}]
+
+[[routes]]
+method = "POST"
+path = "/file"
+steps = [{{ fn = "f", op = "file" }}]
+"#
+        ),
+    )
+    .unwrap();
+}
+
+fn bundle(dir: &Path, out: &Path) -> Vec<u8> {
+    let (o, _, stderr) = run(atoll().arg("bundle").arg(dir).arg("-o").arg(out));
+    assert!(o.status.success(), "{stderr}");
+    std::fs::read(out).unwrap()
+}
+
+fn version(addr: &str) -> String {
+    body(&http(addr, "POST", "/version", &[], b"greeting")).to_string()
+}
+
+#[test]
+fn a_bundle_is_served_and_inspected() {
+    let (src, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    app(src.path(), "v1");
+    let file = out.path().join("app.atoll");
+    bundle(src.path(), &file);
+    drop(src); // the bundle stands alone
+
+    let (o, stdout, stderr) = run(atoll().args(["inspect", "--json"]).arg(&file));
+    assert!(o.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["app"], "deployed");
+    assert_eq!(v["functions"][0]["capabilities"], serde_json::json!(["vars", "files"]));
+    assert_eq!(
+        v["functions"][0]["module"]["size"],
+        std::fs::metadata(guest_path("caps-fixture")).unwrap().len()
+    );
+    assert_eq!(v["routes"][0]["route"], "POST /version");
+    assert_eq!(v["static_files"][0]["path"], "hello.txt");
+    let (_, text, _) = run(atoll().arg("inspect").arg(&file));
+    assert!(
+        text.contains("grants: vars, files") && text.contains("POST /sleep"),
+        "{text}"
+    );
+
+    let mut served = serve_with(&file, &[]);
+    assert_eq!(version(&served.addr), "\"v1\"");
+    assert_eq!(
+        body(&http(&served.addr, "POST", "/file", &[], b"hello.txt")),
+        "static hello"
+    );
+    assert!(terminate(&mut served.child).success());
+}
+
+/// Clients hammer the server while new versions are deployed: no request
+/// fails, and once a deploy has answered, every new request sees it.
+#[test]
+fn deploys_swap_versions_under_load_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions: Vec<Vec<u8>> = ["v1", "v2", "v3"]
+        .iter()
+        .map(|v| {
+            app(dir.path(), v);
+            bundle(dir.path(), &dir.path().join(format!("{v}.atoll")))
+        })
+        .collect();
+    let mut served = serve_with(&dir.path().join("v1.atoll"), &["--admin-token", TOKEN]);
+    let addr = served.addr.clone();
+    assert_eq!(version(&addr), "\"v1\"");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let (addr, stop, ok, failed) = (addr.clone(), stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = http(&addr, "POST", "/version", &[], b"greeting");
+                    if status(&r) == 200 && body(&r).starts_with("\"v") {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for (bytes, expected) in versions[1..].iter().zip(["\"v2\"", "\"v3\""]) {
+        let r = http(
+            &addr,
+            "PUT",
+            "/-/bundle",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            bytes,
+        );
+        assert_eq!(status(&r), 200, "{r}");
+        let summary: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
+        assert_eq!(format!("\"{}\"", summary["version"].as_str().unwrap()), expected);
+        for _ in 0..5 {
+            assert_eq!(
+                version(&addr),
+                expected,
+                "after the deploy answered, new requests see it"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed across the swaps");
+    assert!(ok.load(Ordering::Relaxed) > 50, "the clients kept being served");
+    assert!(terminate(&mut served.child).success());
+}
+
+#[test]
+fn the_admin_endpoint_needs_its_token_and_refuses_bad_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    app(dir.path(), "v1");
+    let good = bundle(dir.path(), &dir.path().join("v1.atoll"));
+    let mut served = serve_with(&dir.path().join("v1.atoll"), &["--admin-token", TOKEN]);
+    let addr = served.addr.clone();
+    let auth = format!("Bearer {TOKEN}");
+
+    let r = http(&addr, "PUT", "/-/bundle", &[], &good);
+    assert_eq!(status(&r), 401, "{r}");
+    let r = http(
+        &addr,
+        "PUT",
+        "/-/bundle",
+        &[("authorization", "Bearer wrong-token-0123456789")],
+        &good,
+    );
+    assert_eq!(status(&r), 401, "{r}");
+
+    let mut tampered = good.clone();
+    let n = tampered.len();
+    tampered[n / 2] ^= 0xff;
+    for (bad, why) in [
+        (&tampered, "damaged"),
+        (&b"not a bundle".to_vec(), "not a readable bundle"),
+    ] {
+        let r = http(&addr, "PUT", "/-/bundle", &[("authorization", &auth)], bad);
+        assert_eq!(status(&r), 422, "{r}");
+        assert!(
+            body(&r).contains(why) || body(&r).contains("SHA-256") || body(&r).contains("zip"),
+            "{r}"
+        );
+        assert_eq!(version(&addr), "\"v1\"", "the running version keeps serving");
+    }
+
+    // A bundle whose module is not a waPC guest is refused just the same.
+    app(dir.path(), "broken");
+    std::fs::write(dir.path().join("f.wasm"), atoll_testkit::wat("(module)")).unwrap();
+    let broken = bundle(dir.path(), &dir.path().join("broken.atoll"));
+    let r = http(&addr, "PUT", "/-/bundle", &[("authorization", &auth)], &broken);
+    assert_eq!(status(&r), 422, "{r}");
+    assert!(body(&r).contains("__guest_call"), "{r}");
+    assert_eq!(version(&addr), "\"v1\"");
+    assert!(terminate(&mut served.child).success());
+
+    // Without a token the endpoint does not exist.
+    let mut plain = serve_with(&dir.path().join("v1.atoll"), &[]);
+    assert_eq!(
+        status(&http(
+            &plain.addr,
+            "PUT",
+            "/-/bundle",
+            &[("authorization", &auth)],
+            &good
+        )),
+        404
+    );
+    assert!(terminate(&mut plain.child).success());
+}
+
+#[test]
+fn shutdown_drains_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    app(dir.path(), "v1");
+    let mut served = serve(dir.path());
+    let addr = served.addr.clone();
+    let slow = std::thread::spawn(move || http(&addr, "POST", "/sleep", &[], b"800"));
+    std::thread::sleep(Duration::from_millis(250));
+    let started = Instant::now();
+    let exit = terminate(&mut served.child);
+    let reply = slow.join().unwrap();
+    assert_eq!(status(&reply), 200, "{reply}");
+    assert_eq!(body(&reply), "slept 800");
+    assert!(exit.success(), "{exit}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "it waited for the request"
+    );
+    assert!(
+        std::net::TcpStream::connect(&served.addr).is_err(),
+        "no longer accepting"
+    );
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_reloads_on_change_and_rides_out_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    app(dir.path(), "v1");
+    let mut served = serve_with(dir.path(), &["--watch"]);
+    let addr = served.addr.clone();
+    assert_eq!(version(&addr), "\"v1\"");
+
+    app(dir.path(), "v2");
+    wait_until("the edit to be served", || version(&addr) == "\"v2\"");
+
+    // A broken manifest: reported, and the previous version keeps serving.
+    std::fs::write(
+        dir.path().join("atoll.toml"),
+        "[app]\nname = \"broken\nthis is not toml",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(version(&addr), "\"v2\"");
+
+    app(dir.path(), "v3");
+    wait_until("the fix to be served", || version(&addr) == "\"v3\"");
+    std::fs::write(dir.path().join("static/hello.txt"), "changed").unwrap();
+    wait_until("the static file to change", || {
+        body(&http(&addr, "POST", "/file", &[], b"hello.txt")) == "changed"
+    });
+    assert!(terminate(&mut served.child).success());
+}
+
+/// A change to a watched source runs the function's build, then reloads.
+#[test]
+fn watch_rebuilds_when_a_watched_source_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    // The plain guest has no `echo` operation; the capability fixture does,
+    // so which module is served shows in the answer.
+    std::fs::copy(guest_path("wapc-plain"), d.join("src/guest.wasm")).unwrap();
+    std::fs::write(
+        d.join("atoll.toml"),
+        r#"[app]
+name = "rebuilt"
+
+[functions.f]
+source = "target/f.wasm"
+build = { command = "mkdir -p target && cp src/guest.wasm target/f.wasm", watch = ["src/*.wasm"] }
+
+[[routes]]
+method = "POST"
+path = "/"
+steps = [{ fn = "f", op = "echo" }]
+"#,
+    )
+    .unwrap();
+    let mut served = serve_with(d, &["--watch", "--build"]);
+    let addr = served.addr.clone();
+    let before = http(&addr, "POST", "/", &[], b"abc");
+    assert_eq!(status(&before), 500, "{before}");
+
+    std::fs::copy(guest_path("caps-fixture"), d.join("src/next.wasm")).unwrap();
+    std::fs::rename(d.join("src/next.wasm"), d.join("src/guest.wasm")).unwrap();
+    wait_until("the rebuilt module to be served", || {
+        let r = http(&addr, "POST", "/", &[], b"abc");
+        status(&r) == 200 && body(&r) == "abc"
+    });
+    assert_eq!(
+        std::fs::read(d.join("target/f.wasm")).unwrap(),
+        std::fs::read(guest_path("caps-fixture")).unwrap()
+    );
+    assert!(terminate(&mut served.child).success());
+}
