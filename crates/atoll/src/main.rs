@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a function (and an app, if there is none) from a template.
+    New(commands::new::Args),
     /// Serve an app over HTTP.
     Serve(commands::serve::Args),
     /// Invoke one function of an app locally, without a server.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::New(args) => commands::new::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Call(args) => commands::call::run(args).await,
             Command::Check(args) => commands::check::run(args).await,

@@ -469,3 +469,46 @@ fn the_pipeline_example_takes_orders() {
         "{stdout}"
     );
 }
+
+/// `atoll new` makes an app (or adds a function to one) that builds and
+/// answers as written, from either template.
+#[test]
+fn new_functions_build_and_serve_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (out, _, stderr) = run(atoll().current_dir(d).args(["new", "greeter"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("atoll serve --build"),
+        "it says what to do next: {stderr}"
+    );
+    let (out, _, stderr) =
+        run(atoll()
+            .current_dir(d)
+            .args(["new", "echoer", "--template", "rust-wapc", "--app", "greeter"]));
+    assert!(out.status.success(), "{stderr}");
+
+    let app = d.join("greeter");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&app));
+    assert!(out.status.success(), "{stderr}");
+    let (out, stdout, stderr) = run(atoll().arg("call").arg(&app).args(["--route", "GET /greeter?name=ada"]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "Hello, ada, from greeter!\n");
+    let (_, stdout, _) = run(atoll()
+        .arg("call")
+        .arg(&app)
+        .args(["--route", "POST /echoer", "--data", "ping"]));
+    assert_eq!(stdout, "echoer got: ping");
+    let (out, stdout, _) = run(atoll().arg("check").arg(&app));
+    assert!(
+        out.status.success() && stdout.contains("2 function(s), 2 route(s)"),
+        "{stdout}"
+    );
+
+    let (out, _, stderr) = run(atoll().current_dir(d).args(["new", "echoer", "--app", "greeter"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("already"), "{stderr}");
+    let (out, _, stderr) = run(atoll().current_dir(d).args(["new", "Bad Name"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("not a valid function name"), "{stderr}");
+}

@@ -325,3 +325,21 @@ steps = [{ fn = "f", op = "echo" }]
     );
     assert!(terminate(&mut served.child).success());
 }
+
+/// `--watch` on a bundle reloads when the bundle file is replaced.
+#[test]
+fn watch_reloads_a_replaced_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    app(dir.path(), "v1");
+    let file = dir.path().join("app.atoll");
+    bundle(dir.path(), &file);
+    let mut served = serve_with(&file, &["--watch"]);
+    let addr = served.addr.clone();
+    assert_eq!(version(&addr), "\"v1\"");
+    app(dir.path(), "v2");
+    let next = dir.path().join("next.atoll");
+    bundle(dir.path(), &next);
+    std::fs::rename(&next, &file).unwrap();
+    wait_until("the new bundle to be served", || version(&addr) == "\"v2\"");
+    assert!(terminate(&mut served.child).success());
+}

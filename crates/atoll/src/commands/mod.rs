@@ -3,6 +3,7 @@ pub mod bundle;
 pub mod call;
 pub mod check;
 pub mod inspect;
+pub mod new;
 pub mod serve;
 
 use anyhow::Context;
