@@ -5,6 +5,7 @@ use atoll_caps::{Grants, Services};
 use atoll_engine::{Engine, Limits};
 use atoll_manifest::{Function, Manifest, ManifestError, ManifestErrors};
 use atoll_wapc::{WapcAbi, WapcFunction};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -57,7 +58,8 @@ impl App {
         )?;
         let max_memory = engine.config().max_memory;
         let mut errors: Vec<ManifestError> = Vec::new();
-        let mut pending = tokio::task::JoinSet::new();
+        // Functions built from the same module share one compilation.
+        let mut modules: BTreeMap<[u8; 32], (Vec<u8>, Vec<Function>)> = BTreeMap::new();
         for f in manifest.functions.values() {
             let key = format!("functions.{}", f.name);
             if f.memory > max_memory {
@@ -72,59 +74,75 @@ impl App {
                 ));
                 continue;
             }
-            let wasm = match source.module(&manifest, f) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    errors.push(manifest.source.error(
-                        f.source_loc,
-                        format!("{key}.source"),
-                        format!("cannot read {}: {e}", manifest.module_path(f).display()),
-                    ));
-                    continue;
+            match source.module(&manifest, f) {
+                Ok(wasm) => {
+                    let digest: [u8; 32] = Sha256::digest(&wasm).into();
+                    modules
+                        .entry(digest)
+                        .or_insert_with(|| (wasm, Vec::new()))
+                        .1
+                        .push(f.clone());
                 }
+                Err(e) => errors.push(manifest.source.error(
+                    f.source_loc,
+                    format!("{key}.source"),
+                    format!("cannot read {}: {e}", manifest.module_path(f).display()),
+                )),
+            }
+        }
+        let limits = |f: &Function| Limits {
+            timeout: f.timeout,
+            memory: f.memory,
+        };
+        let max_output = config.max_output;
+        let mut pending = tokio::task::JoinSet::new();
+        for (wasm, decls) in modules.into_values() {
+            // Prepared under the most generous limits of the functions that
+            // share it; each function's own limits are checked just after.
+            let shared = Limits {
+                timeout: decls.iter().map(|d| d.timeout).max().expect("a group is never empty"),
+                memory: decls.iter().map(|d| d.memory).max().expect("a group is never empty"),
             };
-            let (abi, decl, max_output) = (abi.clone(), f.clone(), config.max_output);
-            let limits = Limits {
-                timeout: f.timeout,
-                memory: f.memory,
-            };
+            let (abi, name) = (abi.clone(), decls[0].name.clone());
             // Compiling is CPU-bound: keep it off the async workers, which may
             // be serving the previous version of the app during a swap.
             let handle = tokio::runtime::Handle::current();
             pending.spawn_blocking(move || {
-                let loaded = handle.block_on(abi.load(&decl.name, &wasm, limits, max_output));
-                (decl, loaded)
+                let loaded = handle.block_on(abi.load(&name, &wasm, shared, max_output));
+                (decls, loaded)
             });
         }
         let mut functions = BTreeMap::new();
         while let Some(joined) = pending.join_next().await {
-            let (decl, loaded) = joined.expect("loading a function panicked");
-            match loaded {
-                Ok(wapc) => {
-                    let name: Arc<str> = Arc::from(decl.name.as_str());
-                    tracing::debug!(function = %name, sha256 = %wapc.info.sha256, init = ?wapc.info.init, "function loaded");
-                    let grants = match services.grants_for(&decl) {
-                        Ok(g) => Arc::new(g),
-                        Err(e) => {
-                            errors.push(manifest.source.error(decl.loc, format!("functions.{}", decl.name), e));
-                            continue;
-                        }
-                    };
-                    functions.insert(
-                        decl.name.clone(),
-                        Arc::new(LoadedFunction {
-                            name,
-                            decl,
-                            grants,
-                            wapc,
-                        }),
-                    );
+            let (decls, loaded) = joined.expect("loading a module panicked");
+            for decl in decls {
+                let wapc = loaded.clone().and_then(|w| w.with_limits(limits(&decl), max_output));
+                match wapc {
+                    Ok(wapc) => {
+                        let grants = match services.grants_for(&decl) {
+                            Ok(g) => Arc::new(g),
+                            Err(e) => {
+                                errors.push(manifest.source.error(decl.loc, format!("functions.{}", decl.name), e));
+                                continue;
+                            }
+                        };
+                        tracing::debug!(function = %decl.name, sha256 = %wapc.info.sha256, init = ?wapc.info.init, "function loaded");
+                        functions.insert(
+                            decl.name.clone(),
+                            Arc::new(LoadedFunction {
+                                name: Arc::from(decl.name.as_str()),
+                                decl,
+                                grants,
+                                wapc,
+                            }),
+                        );
+                    }
+                    Err(e) => errors.push(manifest.source.error(
+                        decl.source_loc,
+                        format!("functions.{}.source", decl.name),
+                        format!("{}: {e}", decl.source.display()),
+                    )),
                 }
-                Err(e) => errors.push(manifest.source.error(
-                    decl.source_loc,
-                    format!("functions.{}.source", decl.name),
-                    format!("{}: {e}", decl.source.display()),
-                )),
             }
         }
         if !errors.is_empty() {

@@ -373,3 +373,47 @@ reply_to = "orders.done"
     assert!(err.contains("capability \"msg\" is not granted"), "{err}");
     running.stop().await;
 }
+
+/// Functions built from one module share its compilation, but each keeps
+/// its own limits.
+#[tokio::test]
+async fn functions_sharing_a_module_keep_their_own_limits() {
+    let app = load(
+        r#"
+[app]
+name = "shared"
+
+[functions.quick]
+source = "{caps}"
+timeout = "300ms"
+
+[functions.patient]
+source = "{caps}"
+timeout = "5s"
+"#,
+        None,
+        &[],
+    )
+    .await
+    .unwrap();
+    let quick = app.app.function("quick").unwrap();
+    let patient = app.app.function("patient").unwrap();
+    assert_eq!(quick.wapc.info.sha256, patient.wapc.info.sha256);
+    assert_eq!(app.call("quick", "sleep", "1000").await.unwrap_err().status(), 504);
+    assert_eq!(app.call("patient", "sleep", "1000").await.unwrap(), "slept 1000");
+
+    // A limit too small for the module is that function's error alone.
+    let err = load(
+        "[app]\nname = \"tight\"\n\n[functions.ok]\nsource = \"{caps}\"\n\n[functions.cramped]\nsource = \"{caps}\"\nmemory = \"64KiB\"\n",
+        None,
+        &[],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        err.contains("functions.cramped.source") && err.contains("memory at start"),
+        "{err}"
+    );
+    assert!(!err.contains("functions.ok"), "{err}");
+}

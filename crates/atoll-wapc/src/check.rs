@@ -14,6 +14,8 @@ pub struct LoadError(pub String);
 /// What a loaded module looks like from the outside.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shape {
+    /// Bytes of linear memory the module needs at start.
+    pub min_memory: u64,
     pub imports_console_log: bool,
     pub imports_wasi: bool,
     /// Init exports present, in the order they run.
@@ -82,14 +84,8 @@ pub(crate) fn check(module: &Module, memory_limit: u64) -> Result<Shape, LoadErr
 
     match module.get_export("memory") {
         Some(ExternType::Memory(m)) => {
-            let min = m.minimum().saturating_mul(m.page_size());
-            if min > memory_limit {
-                return Err(LoadError(format!(
-                    "needs {} of memory at start, more than its limit of {}; raise `memory` in atoll.toml",
-                    mib(min),
-                    mib(memory_limit)
-                )));
-            }
+            shape.min_memory = m.minimum().saturating_mul(m.page_size());
+            check_memory(&shape, memory_limit)?;
         }
         _ => {
             return Err(LoadError(
@@ -112,6 +108,18 @@ pub(crate) fn check(module: &Module, memory_limit: u64) -> Result<Shape, LoadErr
         }
     }
     Ok(shape)
+}
+
+/// Whether a module of this shape fits in `memory_limit`.
+pub(crate) fn check_memory(shape: &Shape, memory_limit: u64) -> Result<(), LoadError> {
+    if shape.min_memory > memory_limit {
+        return Err(LoadError(format!(
+            "needs {} of memory at start, more than its limit of {}; raise `memory` in atoll.toml",
+            mib(shape.min_memory),
+            mib(memory_limit)
+        )));
+    }
+    Ok(())
 }
 
 fn mib(bytes: u64) -> String {

@@ -1,4 +1,4 @@
-use crate::check::{LoadError, Shape, check};
+use crate::check::{LoadError, Shape, check, check_memory};
 use crate::imports;
 use crate::state::{Phase, WapcState};
 use atoll_caps::{Invocation, ResponseParts};
@@ -46,6 +46,8 @@ pub struct FunctionInfo {
 }
 
 /// One waPC function, ready to run in a fresh instance per invocation.
+/// Cheap to clone: the compiled module and its linking are shared.
+#[derive(Clone)]
 pub struct WapcFunction {
     engine: Engine,
     pre: InstancePre<WapcState>,
@@ -266,6 +268,17 @@ fn exit_code(e: &wasmtime::Error) -> Option<i32> {
 }
 
 impl WapcFunction {
+    /// The same module as another function with other limits: several
+    /// functions built from one module share its compilation and linking.
+    pub fn with_limits(&self, limits: Limits, max_output: usize) -> Result<WapcFunction, LoadError> {
+        check_memory(&self.info.shape, limits.memory)?;
+        Ok(WapcFunction {
+            limits,
+            max_output,
+            ..self.clone()
+        })
+    }
+
     /// Runs `op` with `payload` in a brand-new instance.
     pub async fn invoke(&self, inv: Invocation, op: &str, payload: Bytes) -> Invoked {
         self.invoke_until(inv, op, payload, None).await
