@@ -18,8 +18,8 @@ if ! command -v wrk >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
 fi
 
-echo "building (release)..." >&2
-cargo build --release -q -p atoll -p atoll-bench
+echo "building (dist profile: release with fat LTO, as deployed)..." >&2
+cargo build --profile dist -q -p atoll -p atoll-bench
 cargo run --release -q -p atoll-testkit --bin build-guests
 
 work=$(mktemp -d)
@@ -43,9 +43,9 @@ TOML
 
 wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 
-target/release/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!); pid_hyper=$!
-ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!); pid_atoll=$!
-ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/release/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!); pid_atoll_quiet=$!
+target/dist/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!); pid_hyper=$!
+ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!); pid_atoll=$!
+ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!); pid_atoll_quiet=$!
 wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082
 [ "$(curl -s http://127.0.0.1:38081/)" = "Hello, world!" ] || { echo "atoll did not answer Hello, world!" >&2; exit 1; }
 

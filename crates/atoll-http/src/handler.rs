@@ -28,7 +28,8 @@ struct Trace {
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let start = Instant::now();
     let request_id = request_id(&req);
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    // Cloning the URI shares hyper's buffer; the log line needs the path.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let mut trace = Trace::default();
     let mut reply = respond(&shared, req, &request_id, &mut trace).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -41,7 +42,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
         target: "atoll::http",
         request_id = %request_id,
         method = %method,
-        path = %path,
+        path = uri.path(),
         status = reply.status().as_u16(),
         duration_us = start.elapsed().as_micros() as u64,
         route = trace.route.as_deref(),

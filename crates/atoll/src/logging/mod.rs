@@ -1,3 +1,5 @@
+mod json;
+
 use clap::ValueEnum;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -32,7 +34,7 @@ pub fn init(format: LogFormat, default_level: &str) -> FlushGuard {
         .with_writer(out.clone())
         .with_ansi(terminal);
     if json {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        builder.event_format(json::JsonLines).init();
     } else {
         builder.compact().init();
     }
