@@ -132,19 +132,7 @@ fn every_command_has_help() {
 #[test]
 fn serve_logs_one_json_line_per_request_and_stops_cleanly_on_sigterm() {
     let dir = app("");
-    let mut child = atoll()
-        .arg("serve")
-        .arg(dir.path())
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_string();
+    let (mut child, addr, mut lines) = start_serving(dir.path(), &[]);
 
     let response = http_post(&addr, "/echo", "over the wire");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use atoll_testkit::shared_cache_dir;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Lines, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{ChildStderr, Command, Output, Stdio};
 
 pub fn atoll() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_atoll"));
@@ -65,6 +65,15 @@ pub fn serve(dir: &Path) -> Served {
 
 /// `atoll serve <dir> <extra args>` on a free port.
 pub fn serve_with(dir: &Path, extra: &[&str]) -> Served {
+    let (child, addr, lines) = start_serving(dir, extra);
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, addr }
+}
+
+/// Starts `atoll serve <dir> <extra args>` with JSON logs on a free port and
+/// waits until it serves: the child, its address and its remaining log lines.
+pub fn start_serving(dir: &Path, extra: &[&str]) -> (std::process::Child, String, Lines<BufReader<ChildStderr>>) {
     let mut child = atoll()
         .arg("serve")
         .arg(dir)
@@ -79,9 +88,7 @@ pub fn serve_with(dir: &Path, extra: &[&str]) -> Served {
         .unwrap()
         .trim_start_matches("http://")
         .to_string();
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, addr }
+    (child, addr, lines)
 }
 
 /// Sends a request with `method`, optional extra headers and a body; the raw
