@@ -3,13 +3,13 @@
 //! | operation | payload | result |
 //! |---|---|---|
 //! | `get` | `str` key | `bin`, or `nil` if absent |
-//! | `set` | map `{key: str, value: bin, ttl_ms?: uint}` | `nil` |
+//! | `set` | map `{key: str, value: bin, ttl_ms?: uint}` (`ttl_ms` from 1 to [`MAX_TTL_MS`](super::MAX_TTL_MS), 100 years) | `nil` |
 //! | `delete` | `str` key | `bool`: whether it existed |
 //! | `exists` | `str` key | `bool` |
 //! | `keys` | map `{prefix?: str, limit?: uint}` (limit defaults to 1000, at most 10000) | array of `str`, sorted |
 //! | `increment` | map `{key: str, by?: int}` (by defaults to 1) | `int`: the new value |
 
-use super::{KvError, MAX_KEY, MAX_LIST, MAX_VALUE};
+use super::{KvError, MAX_KEY, MAX_LIST, MAX_VALUE, ttl_ms};
 use crate::wire::{decode, encode, text};
 use crate::{HostCallError, Invocation};
 use serde::Deserialize;
@@ -67,6 +67,11 @@ pub(crate) async fn call(inv: &Invocation, binding: &str, op: &str, payload: &[u
                 Some(0) => return Err(HostCallError::BadPayload("ttl_ms must be greater than 0".into())),
                 other => other.map(Duration::from_millis),
             };
+            // Every backend refuses it too; refusing here says which field
+            // is wrong, and spares a round trip to Redis.
+            if let Some(Err(e)) = ttl.map(ttl_ms) {
+                return Err(HostCallError::BadPayload(format!("ttl_ms: {e}")));
+            }
             store.set(&key, &set.value, ttl).await.map_err(fail)?;
             Ok(encode(&()))
         }

@@ -1,4 +1,4 @@
-use super::{KvError, KvStore, add, parse_integer};
+use super::{KvError, KvStore, add, parse_integer, ttl_ms};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -37,6 +37,7 @@ impl KvStore for MemoryStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
+        let ttl = ttl.map(ttl_ms).transpose()?.map(Duration::from_millis);
         self.with(|m, now| {
             m.insert(
                 key.to_string(),

@@ -4,14 +4,27 @@
 //! `["default"]`), and each store is isolated from the others. Which backend
 //! serves a store is the runtime configuration's choice: redb on disk (the
 //! default), memory, or Redis. Every backend has the same semantics, which
-//! `tests/kv.rs` checks against each of them:
+//! this crate's `tests/kv.rs` checks by running one sequence of operations
+//! against each of them (and atoll-runtime's `tests/kv.rs` through a guest):
 //!
 //! - `set` with a TTL makes the key disappear after it; `set` without one
-//!   clears an earlier TTL;
+//!   clears an earlier TTL. A TTL counts whole milliseconds, rounded up (so
+//!   a key never expires early), and is at most [`MAX_TTL_MS`] (100 years):
+//!   a longer one is refused with [`KvError::TtlTooLong`] and nothing is
+//!   written. The limit exists because an expiry is stored as "now + TTL",
+//!   which has to fit every backend: Redis refuses a `PX` past
+//!   `i64::MAX` ms minus the current time, and a wrapped sum would read
+//!   as already expired, losing a write that was acknowledged. A key that
+//!   should never expire is set without a TTL;
 //! - `increment` treats a missing key as 0, stores the result as decimal
-//!   text (so `get` sees `b"5"`), keeps the key's TTL, and fails on a value
-//!   that is not a decimal integer;
-//! - `keys` lists keys with a prefix in lexicographic order, at most `limit`.
+//!   text (so `get` sees `b"5"`), keeps the key's TTL, and fails with
+//!   [`KvError::NotInteger`] on a value that is not a canonical decimal
+//!   `i64` (the text `increment` itself writes: no `+`, no leading zeros,
+//!   no spaces, no `-0`, which is exactly what Redis's `INCRBY` accepts),
+//!   and with [`KvError::Overflow`] when the result leaves the `i64`
+//!   range; a failed increment leaves the value as it was;
+//! - `keys` lists the first `limit` keys with a prefix, in byte-wise
+//!   lexicographic order, however many keys match.
 
 mod host;
 mod memory;
@@ -32,6 +45,10 @@ pub const MAX_KEY: usize = 1024;
 pub const MAX_VALUE: usize = 16 << 20;
 /// Most keys one `keys` call returns.
 pub const MAX_LIST: usize = 10_000;
+/// Longest TTL, in milliseconds: 100 years of 365.25 days. Far inside what
+/// every backend can hold (the tightest is Redis: `i64::MAX` ms minus the
+/// current time), and long enough to mean "effectively never".
+pub const MAX_TTL_MS: u64 = 36_525 * 24 * 60 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KvError {
@@ -39,6 +56,11 @@ pub enum KvError {
     NotInteger(String),
     #[error("incrementing \"{0}\" would overflow a 64-bit integer")]
     Overflow(String),
+    /// The TTL asked for, in milliseconds (rounded up).
+    #[error(
+        "a TTL of {0} ms is longer than the maximum of {MAX_TTL_MS} ms (100 years); set the key without a TTL for one that never expires"
+    )]
+    TtlTooLong(u128),
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("backend error: {0}")]
@@ -49,6 +71,8 @@ pub enum KvError {
 #[async_trait]
 pub trait KvStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Refuses a TTL longer than [`MAX_TTL_MS`] (see [`ttl_ms`]) before
+    /// writing anything.
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError>;
     /// Whether the key existed.
     async fn delete(&self, key: &str) -> Result<bool, KvError>;
@@ -59,10 +83,25 @@ pub trait KvStore: Send + Sync {
     fn backend(&self) -> &'static str;
 }
 
+/// A TTL as the whole milliseconds every backend stores, or why it is
+/// refused. Rounding up keeps a sub-millisecond TTL from meaning "already
+/// expired" (or "no TTL", which redb writes as 0).
+pub(crate) fn ttl_ms(ttl: Duration) -> Result<u64, KvError> {
+    let ms = ttl.as_nanos().div_ceil(1_000_000).max(1);
+    u64::try_from(ms)
+        .ok()
+        .filter(|ms| *ms <= MAX_TTL_MS)
+        .ok_or(KvError::TtlTooLong(ms))
+}
+
+/// A stored counter, read as Redis's `INCRBY` reads it: only the canonical
+/// text of an `i64`, the same text `increment` writes. Rust's own parser
+/// also takes `+5` or `05`, which Redis refuses; accepting them here would
+/// make a value count on one backend and fail on another.
 pub(crate) fn parse_integer(key: &str, bytes: &[u8]) -> Result<i64, KvError> {
     std::str::from_utf8(bytes)
         .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
         .ok_or_else(|| KvError::NotInteger(key.to_string()))
 }
 

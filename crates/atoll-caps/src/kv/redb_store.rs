@@ -1,4 +1,4 @@
-use super::{KvError, KvStore, add, parse_integer};
+use super::{KvError, KvStore, add, parse_integer, ttl_ms};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use std::collections::BTreeMap;
@@ -115,10 +115,13 @@ impl KvStore for RedbStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
-        let (key, stored) = (
-            key.to_string(),
-            encode(value, ttl.map_or(0, |t| now_ms() + t.as_millis() as u64)),
-        );
+        // `ttl_ms` bounds the TTL, so the sum cannot wrap into the past
+        // (which would drop the write the moment it is acknowledged).
+        let expires = match ttl {
+            Some(t) => now_ms().saturating_add(ttl_ms(t)?),
+            None => 0,
+        };
+        let (key, stored) = (key.to_string(), encode(value, expires));
         self.blocking(move |db, def| {
             let txn = db.begin_write().map_err(backend)?;
             txn.open_table(def)

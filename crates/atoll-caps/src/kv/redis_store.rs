@@ -1,6 +1,7 @@
-use super::{KvError, KvStore};
+use super::{KvError, KvStore, ttl_ms};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -18,8 +19,6 @@ pub struct RedisStore {
 
 /// Bounds on how long one call may wait for Redis.
 const TIMEOUT: Duration = Duration::from_secs(2);
-/// `keys` gathers at most this many matches before sorting them.
-const SCAN_CAP: usize = 100_000;
 
 impl RedisStore {
     /// `prefix` is usually `atoll:<app>`; the store's name is appended.
@@ -101,7 +100,7 @@ impl KvStore for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);
         if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+            cmd.arg("PX").arg(ttl_ms(ttl)?);
         }
         self.run::<()>(&cmd, key).await
     }
@@ -118,7 +117,12 @@ impl KvStore for RedisStore {
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
         let mut conn = self.conn().await?;
         let mut cursor: u64 = 0;
-        let mut found: Vec<String> = Vec::new();
+        // SCAN hands keys back in hash order, so the first `limit` in
+        // lexicographic order (what the other backends return) are known
+        // only once the scan is over. Keeping just the smallest `limit` seen
+        // so far bounds the memory; stopping the scan early would return
+        // whichever keys came first instead.
+        let mut smallest: BTreeSet<String> = BTreeSet::new();
         loop {
             let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
@@ -131,18 +135,18 @@ impl KvStore for RedisStore {
                 .map_err(|e| classify(e, prefix))?;
             for k in batch {
                 if let Some(rest) = k.strip_prefix(self.prefix.as_bytes()) {
-                    found.push(String::from_utf8_lossy(rest).into_owned());
+                    smallest.insert(String::from_utf8_lossy(rest).into_owned());
+                    if smallest.len() > limit {
+                        smallest.pop_last();
+                    }
                 }
             }
             cursor = next;
-            if cursor == 0 || found.len() >= SCAN_CAP {
+            if cursor == 0 {
                 break;
             }
         }
-        found.sort();
-        found.dedup();
-        found.truncate(limit);
-        Ok(found)
+        Ok(smallest.into_iter().collect())
     }
 
     async fn increment(&self, key: &str, by: i64) -> Result<i64, KvError> {
