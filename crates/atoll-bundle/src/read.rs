@@ -5,6 +5,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 
+/// The most one entry's declared size may reserve before anything is read.
+const PREALLOCATE: u64 = 1 << 20;
+
 /// What a bundle may unpack to. Checked against what is actually read,
 /// never against the sizes the archive declares.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +72,10 @@ impl Bundle {
             }
             // Read at most one byte past what is left, whatever the entry declares.
             let left = limits.max_total.saturating_sub(total);
-            let mut data = Vec::with_capacity(entry.size().min(left) as usize);
+            // The declared size is only a hint for the first allocation: a
+            // few bytes of archive can declare hundreds of megabytes, so
+            // beyond `PREALLOCATE` the buffer grows with what is really read.
+            let mut data = Vec::with_capacity(entry.size().min(left).min(PREALLOCATE) as usize);
             (&mut entry)
                 .take(left + 1)
                 .read_to_end(&mut data)
