@@ -80,6 +80,74 @@ pub struct ResponseParts {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+impl ResponseParts {
+    /// Headers one invocation may set.
+    pub const MAX_HEADERS: usize = 100;
+    /// Total bytes of names and values one invocation may set.
+    pub const MAX_HEADER_BYTES: usize = 64 << 10;
+
+    /// Headers that frame the message or concern one connection only: the
+    /// server writes these itself, and a guest's value would let it forge
+    /// the framing of the response (and of the next one on the connection).
+    pub fn is_host_only(name: &HeaderName) -> bool {
+        use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+        [CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE].contains(name)
+            || matches!(name.as_str(), "keep-alive" | "proxy-connection" | "http2-settings")
+    }
+
+    /// Bytes of names and values set so far.
+    pub fn header_bytes(&self) -> usize {
+        self.headers.iter().map(entry_bytes).sum()
+    }
+
+    /// Replaces every earlier value of `name`.
+    pub fn set_header(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), HostCallError> {
+        Self::check_name(&name)?;
+        let others = || self.headers.iter().filter(|(n, _)| *n != name);
+        Self::check_room(others().count(), others().map(entry_bytes).sum(), &name, &value)?;
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value));
+        Ok(())
+    }
+
+    /// Adds a value of `name` after any earlier ones.
+    pub fn append_header(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), HostCallError> {
+        Self::check_name(&name)?;
+        Self::check_room(self.headers.len(), self.header_bytes(), &name, &value)?;
+        self.headers.push((name, value));
+        Ok(())
+    }
+
+    fn check_name(name: &HeaderName) -> Result<(), HostCallError> {
+        if Self::is_host_only(name) {
+            return Err(HostCallError::Failed(format!(
+                "header \"{name}\" is set by the host: it frames the HTTP message or concerns the connection, so a function may not set it"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_room(count: usize, bytes: usize, name: &HeaderName, value: &HeaderValue) -> Result<(), HostCallError> {
+        if count >= Self::MAX_HEADERS {
+            return Err(HostCallError::Failed(format!(
+                "cannot set header \"{name}\": a function may set at most {} headers",
+                Self::MAX_HEADERS
+            )));
+        }
+        if bytes + name.as_str().len() + value.len() > Self::MAX_HEADER_BYTES {
+            return Err(HostCallError::Failed(format!(
+                "cannot set header \"{name}\": a function's headers may total at most {} KiB",
+                Self::MAX_HEADER_BYTES >> 10
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn entry_bytes((name, value): &(HeaderName, HeaderValue)) -> usize {
+    name.as_str().len() + value.len()
+}
+
 /// Why a host call failed. The `Display` text is what the guest receives
 /// through `__host_error`, so it says what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,6 +25,7 @@ struct Inner {
     wasmtime: wasmtime::Engine,
     cache: Option<DiskCache>,
     config: EngineConfig,
+    lanes: crate::Lanes,
 }
 
 impl Engine {
@@ -69,12 +70,18 @@ impl Engine {
                 wasmtime,
                 cache,
                 config,
+                lanes: crate::Lanes::default(),
             }),
         })
     }
 
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.wasmtime
+    }
+
+    /// Where invocations run: inline, or on the slow lane once they run long.
+    pub fn lanes(&self) -> &crate::Lanes {
+        &self.inner.lanes
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -12,7 +12,10 @@
 //!   once at load instead of on every request;
 //! - per-invocation [`Limits`]: an epoch-based deadline that also yields to
 //!   the async runtime so a looping guest cannot starve others, and a memory
-//!   ceiling whose breach is reported as such.
+//!   ceiling whose breach is reported as such;
+//! - [`Lanes`]: invocations start inline and move to threads of their own
+//!   once they run long or grow large, so guests never hold up the threads
+//!   that serve connections.
 //!
 //! The engine knows nothing about guest ABIs, HTTP or capabilities.
 //!
@@ -28,6 +31,7 @@
 mod cache;
 mod config;
 mod engine;
+pub mod lanes;
 mod limits;
 mod snapshot;
 mod ticker;
@@ -35,6 +39,7 @@ mod ticker;
 pub use cache::{CachedModule, ModuleKey};
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineError};
+pub use lanes::{Lane, Lanes};
 pub use limits::{DeadlineExceeded, Failure, InstanceLimiter, Limits, classify_failure};
 pub use snapshot::snapshot;
 

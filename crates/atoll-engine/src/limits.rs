@@ -1,7 +1,8 @@
 //! What one invocation may consume, and why it stopped when it did.
 
+use crate::lanes;
 use std::time::{Duration, Instant};
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{ResourceLimiterAsync, Store, Trap, UpdateDeadline};
 
 /// Per-function limits from the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +13,9 @@ pub struct Limits {
 
 /// Caps linear memory and remembers whether the cap was hit, so an
 /// out-of-memory trap is reported as that rather than as a generic crash.
+/// It is asynchronous so that growing past the fast lane's budget can move
+/// the invocation to the slow lane before the memory exists (see
+/// [`crate::lanes`]).
 #[derive(Debug)]
 pub struct InstanceLimiter {
     memory_limit: usize,
@@ -31,16 +35,30 @@ impl InstanceLimiter {
     }
 }
 
-impl ResourceLimiter for InstanceLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+#[async_trait::async_trait]
+impl ResourceLimiterAsync for InstanceLimiter {
+    async fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.hit = true;
             return Ok(false);
         }
+        if desired > lanes::FAST_LANE_MEMORY && lanes::ask_to_move() {
+            lanes::yield_for_move().await;
+        }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    async fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references: 100k entries is far beyond any
         // real guest and keeps a hostile one from eating host memory.
         Ok(desired <= 100_000)
@@ -62,8 +80,9 @@ impl std::error::Error for DeadlineExceeded {}
 impl Limits {
     /// Arms `store` with this deadline (from now, or `until` if that is
     /// sooner) and memory cap. The guest yields to the async runtime on
-    /// every epoch tick, so a guest that loops forever shares its worker
-    /// thread until its deadline kills it.
+    /// every epoch tick: on the fast lane to move to the slow lane, there
+    /// to share its thread with the other long guests until its deadline
+    /// kills it.
     pub fn apply<T: 'static>(
         &self,
         store: &mut Store<T>,
@@ -72,11 +91,13 @@ impl Limits {
     ) -> Instant {
         let own = Instant::now() + self.timeout;
         let deadline = until.map_or(own, |u| u.min(own));
-        store.limiter(move |t| limiter(t) as &mut dyn ResourceLimiter);
+        store.limiter_async(move |t| limiter(t) as &mut dyn ResourceLimiterAsync);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Err(wasmtime::Error::new(DeadlineExceeded))
+            } else if lanes::ask_to_move() {
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(lanes::yield_for_move())))
             } else {
                 // Wasmtime's plain `Yield` wakes the task at once, and tokio's
                 // LIFO slot may poll it again before anything else: a looping

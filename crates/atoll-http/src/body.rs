@@ -1,9 +1,15 @@
-//! A response body that also owns the request's spent instances.
+//! A response body that also owns what the response keeps alive: the
+//! request's spent instances and its share of the body budget.
 //!
-//! Hyper drops a body once it has written it, so tearing the instances down
-//! in that drop keeps the reset of their memory off the response path,
-//! on the same worker thread: no hand-off to another thread, no wake-ups.
+//! Hyper drops a body once it has taken its last frame, so tearing the
+//! instances down in that drop keeps the reset of their memory off the
+//! response path, on the same worker thread: no hand-off to another thread,
+//! no wake-ups. A large body goes out in chunks: hyper asks for the next
+//! one only when it has room to write it, so the budget share is given back
+//! only as the client actually reads, and the instances are torn down as
+//! soon as the first chunk is on its way rather than when the last is.
 
+use crate::budget::Held;
 use atoll_runtime::Spent;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
@@ -11,25 +17,33 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// Largest frame handed to hyper at once.
+const CHUNK: usize = 64 << 10;
+
 pub struct ReplyBody {
-    data: Option<Bytes>,
+    data: Bytes,
+    started: bool,
     spent: Option<Spent>,
+    _held: Option<Held>,
 }
 
 impl ReplyBody {
     pub(crate) fn new(data: Bytes) -> ReplyBody {
         ReplyBody {
-            data: (!data.is_empty()).then_some(data),
+            data,
+            started: false,
             spent: None,
+            _held: None,
         }
     }
 
-    pub(crate) fn keep_until_sent(&mut self, spent: Spent) {
+    pub(crate) fn keep_until_sent(&mut self, spent: Spent, held: Option<Held>) {
         self.spent = Some(spent);
+        self._held = held;
     }
 
     pub(crate) fn clear(&mut self) {
-        self.data = None;
+        self.data = Bytes::new();
     }
 }
 
@@ -38,14 +52,28 @@ impl Body for ReplyBody {
     type Error = Infallible;
 
     fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.get_mut().data.take().map(|d| Ok(Frame::data(d))))
+        let this = self.get_mut();
+        if this.data.is_empty() {
+            return Poll::Ready(None);
+        }
+        // Hyper asks for another chunk once the previous one is written.
+        if this.started {
+            this.spent = None;
+        }
+        this.started = true;
+        let chunk = if this.data.len() <= CHUNK {
+            std::mem::take(&mut this.data)
+        } else {
+            this.data.split_to(CHUNK)
+        };
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        self.data.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+        SizeHint::with_exact(self.data.len() as u64)
     }
 }

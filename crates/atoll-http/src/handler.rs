@@ -1,14 +1,17 @@
 //! One request, from bytes on the wire to a response and a log line.
 
+use crate::HttpConfig;
 use crate::body::ReplyBody;
+use crate::budget::{Budget, Held};
 use crate::router::Lookup;
 use crate::server::Shared;
+use atoll_caps::ResponseParts;
 use atoll_runtime::{Outcome, RequestInfo, Trigger, TriggerKind, new_request_id};
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,7 +74,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
     if path == "/-/bundle"
         && let Some(admin) = shared.admin.get()
     {
-        return deploy(admin, req, request_id, trace).await;
+        return deploy(admin, &shared.config, req, request_id, trace).await;
     }
     if let Some(reply) = operations(path, request_id) {
         return reply;
@@ -107,24 +110,21 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
     let route = &served.app.manifest.routes[route_index];
     trace.route = Some(label);
 
-    // Shed load before buffering bodies: a full server answers at once.
-    let Ok(_permit) = shared.permits.clone().try_acquire_owned() else {
-        let mut reply = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is at capacity; retry shortly",
-            None,
-            request_id,
-        );
-        reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        trace.error = Some("at capacity".into());
-        return reply;
-    };
-
+    // Shed load before reading bodies: a full server answers at once. The
+    // permit itself is taken once the body is in, so clients that trickle
+    // bodies cannot hold the server's capacity (`body_timeout` and
+    // `min_body_rate` bound them, the body budget bounds their memory).
+    if shared.permits.available_permits() == 0 {
+        return at_capacity("the server is at capacity; retry shortly", request_id, trace);
+    }
     let limit = route.max_body.unwrap_or(shared.config.max_body);
     let (parts, body) = req.into_parts();
-    let body = match read_body(&parts, body, limit).await {
+    let (body, held) = match read_body(&parts, body, limit, Some(&shared.budget), &shared.config).await {
         Ok(b) => b,
-        Err(reply) => return reply(request_id),
+        Err(reply) => return reply(request_id, trace),
+    };
+    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+        return at_capacity("the server is at capacity; retry shortly", request_id, trace);
     };
 
     let request = RequestInfo {
@@ -146,8 +146,20 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
         trigger: TriggerKind::Http,
     };
     let trigger = Trigger::new(request_id, request);
-    let outcome = served.app.run(&route.pipeline, &trigger).await;
-    reply_from(outcome, request_id, trace)
+    let outcome = served
+        .app
+        .run_in_lanes(move |m| &m.routes[route_index].pipeline, trigger)
+        .await;
+    drop((permit, held));
+    reply_from(outcome, &shared.budget, request_id, trace)
+}
+
+/// 503 with `Retry-After`.
+fn at_capacity(message: &str, request_id: &str, trace: &mut Trace) -> Reply {
+    let mut reply = error(StatusCode::SERVICE_UNAVAILABLE, message, None, request_id);
+    reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    trace.error = Some(message.into());
+    reply
 }
 
 /// `PUT /-/bundle` with `Authorization: Bearer <token>`: loads the bundle
@@ -155,6 +167,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
 /// current version keeps serving.
 async fn deploy(
     admin: &crate::server::AdminEndpoint,
+    config: &HttpConfig,
     req: Request<Incoming>,
     request_id: &str,
     trace: &mut Trace,
@@ -190,9 +203,11 @@ async fn deploy(
         return reply;
     }
     let (parts, body) = req.into_parts();
-    let bundle = match read_body(&parts, body, admin.max_bundle).await {
-        Ok(b) => b,
-        Err(reply) => return reply(request_id),
+    // An operator's upload, already authenticated: not held to the body
+    // budget, which a bundle may be as large as.
+    let bundle = match read_body(&parts, body, admin.max_bundle, None, config).await {
+        Ok((b, _)) => b,
+        Err(reply) => return reply(request_id, trace),
     };
     match admin.admin.deploy(bundle).await {
         Ok(summary) => json(StatusCode::OK, Bytes::from(summary.to_string())),
@@ -230,43 +245,125 @@ fn operations(path: &str, request_id: &str) -> Option<Reply> {
     Some(json(StatusCode::OK, body.into()))
 }
 
-type Deferred = Box<dyn FnOnce(&str) -> Reply + Send>;
+/// A reply that still needs the request id, and what to log.
+type Deferred = Box<dyn FnOnce(&str, &mut Trace) -> Reply + Send>;
 
-async fn read_body(parts: &http::request::Parts, body: Incoming, limit: u64) -> Result<Bytes, Deferred> {
-    let too_large = move |id: &str| {
-        error(
+fn refuse(status: StatusCode, message: String) -> Deferred {
+    Box::new(move |id: &str, trace: &mut Trace| {
+        trace.error = Some(message.clone());
+        let mut reply = error(status, &message, None, id);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        reply
+    })
+}
+
+/// Reads a whole request body: at most `limit` bytes, each piece within
+/// `body_timeout` of the last, and on average `min_body_rate` bytes a
+/// second once `body_timeout` has passed. Bodies over 64 KiB are held
+/// against `budget` until the returned share is dropped.
+async fn read_body(
+    parts: &http::request::Parts,
+    mut body: Incoming,
+    limit: u64,
+    budget: Option<&Arc<Budget>>,
+    config: &HttpConfig,
+) -> Result<(Bytes, Option<Held>), Deferred> {
+    let too_large = || {
+        refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the request body is larger than this route's limit of {limit} bytes"),
-            None,
-            id,
+            format!("the request body is larger than this route's limit of {limit} bytes"),
         )
     };
+    if body.is_end_stream() {
+        return Ok((Bytes::new(), None));
+    }
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(Box::new(too_large));
+        return Err(too_large());
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(too_large)),
-        Err(e) => {
-            let msg = format!("could not read the request body: {e}");
-            Err(Box::new(move |id: &str| error(StatusCode::BAD_REQUEST, &msg, None, id)))
+    let started = Instant::now();
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut received: u64 = 0;
+    let mut held = None;
+    loop {
+        let frame = match tokio::time::timeout(config.body_timeout, body.frame()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body paused for more than {}s",
+                        config.body_timeout.as_secs_f64()
+                    ),
+                ));
+            }
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        received += data.len() as u64;
+        if received > limit {
+            return Err(too_large());
         }
+        if let Some(budget) = budget
+            && !budget.grow(&mut held, received)
+        {
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server holds as many request and response bodies as it may; retry shortly".into(),
+            ));
+        }
+        let late = started.elapsed().saturating_sub(config.body_timeout);
+        if (received as f64) < late.as_secs_f64() * config.min_body_rate as f64 {
+            return Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body arrives slower than {} bytes a second",
+                    config.min_body_rate
+                ),
+            ));
+        }
+        pieces.push(data);
     }
+    let body = match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.pop().expect("one piece"),
+        _ => Bytes::from(pieces.concat()),
+    };
+    Ok((body, held))
 }
 
-fn reply_from(outcome: Outcome, request_id: &str, trace: &mut Trace) -> Reply {
+/// Longest error text in a request's log line: the client gets the whole
+/// message, the log a bounded one.
+const LOGGED_ERROR: usize = 1024;
+
+fn reply_from(outcome: Outcome, budget: &Arc<Budget>, request_id: &str, trace: &mut Trace) -> Reply {
     let Outcome {
         result,
         response,
         spent,
     } = outcome;
     let failed = result.is_err();
+    let mut held = None;
     let mut reply = match result {
+        Ok(body) if !budget.grow(&mut held, body.len() as u64) => {
+            return at_capacity(
+                "the server holds as many request and response bodies as it may; retry shortly",
+                request_id,
+                trace,
+            );
+        }
         Ok(body) => {
             let status = response
                 .status
@@ -278,21 +375,35 @@ fn reply_from(outcome: Outcome, request_id: &str, trace: &mut Trace) -> Reply {
         }
         Err(failure) => {
             let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let message = failure.message();
             trace.function = Some(failure.function.clone());
-            trace.error = Some(failure.message());
-            error(status, &failure.message(), Some(&failure.function), request_id)
+            trace.error = Some(truncated(&message, LOGGED_ERROR));
+            error(status, &message, Some(&failure.function), request_id)
         }
     };
     for (name, value) in response.headers {
-        // A failed call's JSON error keeps its own content type.
-        if failed && name == CONTENT_TYPE {
+        // A failed call's JSON error keeps its own content type, and the
+        // framing is the server's alone whatever an ABI let through.
+        if (failed && name == CONTENT_TYPE) || ResponseParts::is_host_only(&name) {
             continue;
         }
         reply.headers_mut().append(name, value);
     }
     // The instances are torn down when hyper drops the body, after writing it.
-    reply.body_mut().keep_until_sent(spent);
+    reply.body_mut().keep_until_sent(spent, held);
     reply
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, saying so.
+fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes cut)", &text[..end], text.len() - end)
 }
 
 fn json(status: StatusCode, body: Bytes) -> Reply {

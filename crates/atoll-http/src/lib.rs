@@ -9,9 +9,11 @@
 //! token configured, `PUT /-/bundle` deploys a new version of the app.
 
 mod body;
+mod budget;
 mod handler;
 mod router;
 mod server;
+mod write_timeout;
 
 pub use router::{Lookup, Router};
 pub use server::{Admin, HttpConfig, HttpServer};

@@ -1,25 +1,50 @@
+//! The listening side: accepting connections within the connection limit,
+//! hyper's per-connection timeouts, and the app currently served.
+
+use crate::budget::Budget;
 use crate::handler;
 use crate::router::Router;
+use crate::write_timeout::WriteTimeout;
 use arc_swap::ArcSwap;
 use atoll_manifest::ManifestErrors;
 use atoll_runtime::App;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// Limits that protect the server from its clients. Every one has a flag
+/// on `atoll serve` and a row in the README's "Limits and timeouts" table.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Largest request body for routes that set no `max_body`.
     pub max_body: u64,
-    /// Requests handled at once; beyond this the server answers 503.
+    /// Requests whose functions run at once; beyond this the server answers 503.
     pub max_concurrency: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Connections open at once; beyond this new ones get a 503 and are closed.
+    pub max_connections: usize,
+    /// How long a request's headers may take to arrive, counted from the
+    /// moment the connection waits for them: so also how long an idle
+    /// keep-alive connection is kept.
+    pub header_timeout: Duration,
+    /// How long a request body may pause between two pieces, and the grace
+    /// before `min_body_rate` applies.
+    pub body_timeout: Duration,
+    /// Bytes per second a request body must average once `body_timeout`
+    /// has passed.
+    pub min_body_rate: u64,
+    /// How long a response may wait for a client that reads nothing.
+    pub write_timeout: Duration,
+    /// Bytes of request and response bodies held in memory at once (bodies
+    /// over 64 KiB count); beyond this the server answers 503.
+    pub max_buffered: u64,
 }
 
 impl Default for HttpConfig {
@@ -28,6 +53,12 @@ impl Default for HttpConfig {
             max_body: 10 << 20,
             max_concurrency: 1024,
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            min_body_rate: 1024,
+            write_timeout: Duration::from_secs(30),
+            max_buffered: 512 << 20,
         }
     }
 }
@@ -42,6 +73,7 @@ pub(crate) struct Shared {
     pub(crate) served: ArcSwap<Served>,
     pub(crate) config: HttpConfig,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) budget: Arc<Budget>,
     pub(crate) admin: std::sync::OnceLock<AdminEndpoint>,
 }
 
@@ -74,6 +106,7 @@ impl HttpServer {
         Ok(HttpServer {
             shared: Arc::new(Shared {
                 served: ArcSwap::from_pointee(Served { app, router }),
+                budget: Budget::new(config.max_buffered),
                 config,
                 permits,
                 admin: std::sync::OnceLock::new(),
@@ -108,8 +141,21 @@ impl HttpServer {
     /// Accepts connections until `shutdown` completes, then stops accepting
     /// and waits (up to the grace period) for in-flight requests to finish.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let config = &self.shared.config;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(256)
+            .keep_alive_interval(config.header_timeout)
+            .keep_alive_timeout(config.write_timeout);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let open = Arc::new(AtomicUsize::new(0));
+        let mut failures = AcceptFailures::default();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
@@ -117,14 +163,17 @@ impl HttpServer {
                     let (stream, remote) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            // Typically EMFILE: back off instead of spinning.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            tokio::time::sleep(failures.failed(&e)).await;
                             continue;
                         }
                     };
+                    failures.succeeded();
+                    if open.load(Ordering::Relaxed) >= config.max_connections {
+                        refuse(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
-                    self.spawn_connection(&builder, &graceful, stream, remote);
+                    self.spawn_connection(&builder, &graceful, stream, remote, OpenConnection::new(&open));
                 }
                 _ = &mut shutdown => break,
             }
@@ -146,15 +195,69 @@ impl HttpServer {
         graceful: &hyper_util::server::graceful::GracefulShutdown,
         stream: tokio::net::TcpStream,
         remote: SocketAddr,
+        open: OpenConnection,
     ) {
         let shared = self.shared.clone();
         let service = hyper::service::service_fn(move |req| handler::handle(shared.clone(), req));
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let io = TokioIo::new(WriteTimeout::new(stream, self.shared.config.write_timeout));
+        let conn = builder.serve_connection(io, service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
+            drop(open);
         });
+    }
+}
+
+/// One connection counted against `max_connections` while it lives.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection beyond `max_connections` gets a short answer instead of
+/// silence, without a task or a buffer of its own: one non-blocking write,
+/// then the socket is closed.
+fn refuse(stream: tokio::net::TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nretry-after: 1\r\ncontent-type: application/json\r\ncontent-length: 52\r\n\r\n{\"error\":\"the server has too many open connections\"}";
+    let _ = stream.try_write(BUSY);
+    tracing::debug!("connection refused: at the connection limit");
+}
+
+/// Accepting fails when the process is out of file descriptors (or the
+/// kernel of memory). Retrying at once would spin, and a log line per
+/// failure would flood the log: back off, doubling up to a second, and
+/// say so once per streak with how many failed.
+#[derive(Default)]
+struct AcceptFailures {
+    streak: u32,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, error: &std::io::Error) -> Duration {
+        self.streak += 1;
+        if self.streak == 1 {
+            tracing::warn!(%error, "accepting connections failed; backing off until it works again");
+        }
+        Duration::from_millis(10u64 << self.streak.min(7)).min(Duration::from_secs(1))
+    }
+
+    fn succeeded(&mut self) {
+        if self.streak > 0 {
+            tracing::info!(failures = self.streak, "accepting connections again");
+            self.streak = 0;
+        }
     }
 }

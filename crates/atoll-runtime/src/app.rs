@@ -24,6 +24,7 @@ pub struct App {
     pub manifest: Manifest,
     pub(crate) functions: BTreeMap<String, Arc<LoadedFunction>>,
     broker: Arc<dyn Broker>,
+    pub(crate) engine: Engine,
 }
 
 impl App {
@@ -153,6 +154,7 @@ impl App {
             broker: services.broker(),
             manifest,
             functions,
+            engine: engine.clone(),
         })
     }
 

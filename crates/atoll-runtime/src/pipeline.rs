@@ -20,7 +20,8 @@
 use crate::app::App;
 use crate::failure::StepFailure;
 use atoll_caps::{Invocation, RequestInfo, ResponseParts, State, StateView};
-use atoll_manifest::{Call, ErrorAction, Pipeline, Step};
+use atoll_engine::Lane;
+use atoll_manifest::{Call, ErrorAction, Manifest, Pipeline, Step};
 use atoll_wapc::{CallError, Teardown};
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
@@ -71,6 +72,29 @@ fn empty_state() -> Arc<State> {
 }
 
 impl App {
+    /// Runs the pipeline `select` picks, as a trigger should: inline while
+    /// its guests are quick, on the engine's slow lane once one runs long or
+    /// grows large (see `atoll_engine::lanes`), so guests never hold up the
+    /// thread that called this. The instances of a moved pipeline are torn
+    /// down on the slow lane too; the returned `spent` is then empty.
+    pub async fn run_in_lanes(
+        self: &Arc<Self>,
+        select: impl for<'a> FnOnce(&'a Manifest) -> &'a Pipeline + Send + 'static,
+        trigger: Trigger,
+    ) -> Outcome {
+        let app = self.clone();
+        let run = async move {
+            let pipeline = select(&app.manifest);
+            app.run(pipeline, &trigger).await
+        };
+        let lanes = self.engine.lanes();
+        let (mut outcome, lane) = lanes.run(run).await;
+        if lane == Lane::Slow {
+            lanes.drop_on_slow_lane(std::mem::take(&mut outcome.spent));
+        }
+        outcome
+    }
+
     pub async fn run(self: &Arc<Self>, pipeline: &Pipeline, trigger: &Trigger) -> Outcome {
         let mut response = ResponseParts::default();
         let mut spent = Spent::default();

@@ -58,7 +58,19 @@ pub(crate) async fn run(app: Arc<App>, schedule: Schedule, mut stopped: watch::R
             )
         };
         let started = Instant::now();
-        let outcome = app.run(&schedule.pipeline, &trigger).await;
+        let name = schedule.name.clone();
+        let outcome = app
+            .run_in_lanes(
+                move |m| {
+                    &m.schedules
+                        .iter()
+                        .find(|s| s.name == name)
+                        .expect("this app's schedule")
+                        .pipeline
+                },
+                trigger,
+            )
+            .await;
         let duration_ms = started.elapsed().as_millis() as u64;
         match &outcome.result {
             Ok(_) => {

@@ -53,7 +53,10 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
             ..RequestInfo::default()
         },
     );
-    let outcome = app.run(&sub.pipeline, &trigger).await;
+    let index = sub.index;
+    let outcome = app
+        .run_in_lanes(move |m| &m.subscriptions[index].pipeline, trigger)
+        .await;
     match outcome.result {
         Ok(body) => {
             tracing::info!(target: "atoll::message", topic = %message.topic, request_id = %request_id, "message handled");

@@ -6,6 +6,7 @@
 mod commands;
 mod logging;
 mod options;
+mod process;
 mod supervisor;
 mod watch;
 
@@ -43,6 +44,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    process::return_large_blocks_to_the_kernel();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -3,12 +3,13 @@ use crate::options::EngineOptions;
 use crate::supervisor::Supervisor;
 use anyhow::{Context, bail};
 use atoll_http::{HttpConfig, HttpServer};
-use atoll_manifest::{When, parse_size};
+use atoll_manifest::{When, parse_duration, parse_size};
 use atoll_runtime::{App, AppSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,9 +34,30 @@ pub struct Args {
     /// Default request body limit for routes without `max_body`.
     #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub max_body: u64,
-    /// Requests handled at once; beyond this the server answers 503.
+    /// Requests whose functions run at once; beyond this the server answers 503.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_concurrency: usize,
+    /// Connections open at once; beyond this new ones get a 503 and are
+    /// closed [default: 10000, or fewer if the open-file limit is lower]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How long a request's headers may take, counted from when the
+    /// connection waits for them (so also the idle keep-alive timeout).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// How long a request body may pause, and the grace before --min-body-rate applies.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Bytes per second a request body must average once --body-timeout has passed.
+    #[arg(long, value_name = "SIZE", default_value = "1KiB", value_parser = parse_size)]
+    pub min_body_rate: u64,
+    /// How long a response waits for a client that reads nothing.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+    /// Bytes of request and response bodies held in memory at once (bodies
+    /// over 64 KiB count); beyond this the server answers 503.
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    pub max_buffered: u64,
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub shutdown_grace: u64,
@@ -49,9 +71,19 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _log = logging::init(args.log_format, "info");
-    if args.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
-        bail!("--admin-token must be at least 16 characters: it guards deploying code to this server");
+    if let Some(token) = &args.admin_token {
+        check_admin_token(token)?;
     }
+    let fd_limit = crate::process::raise_fd_limit();
+    let ceiling = fd_limit.map_or(usize::MAX, crate::process::connection_ceiling);
+    let max_connections = match args.max_connections {
+        Some(n) if n > ceiling => bail!(
+            "--max-connections {n} is more than the open-file limit ({}) leaves room for; use at most {ceiling} or raise `ulimit -n`",
+            fd_limit.unwrap_or_default()
+        ),
+        Some(n) => n,
+        None => 10_000.min(ceiling),
+    };
     let mut config = args.runtime.load()?;
     config.bundle_limits.max_total = args.max_bundle_size;
     let source = AppSource::open(&args.app, &config.bundle_limits).map_err(|e| {
@@ -94,7 +126,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let http = HttpConfig {
         max_body: args.max_body,
         max_concurrency: args.max_concurrency,
-        shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        max_connections,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        min_body_rate: args.min_body_rate,
+        write_timeout: args.write_timeout,
+        max_buffered: args.max_buffered,
     };
     let server = HttpServer::new(app.clone(), http).map_err(|errors| {
         eprintln!("{errors}");
@@ -122,6 +160,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     server.serve(listener, shutdown_signal()).await?;
     supervisor.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The admin token guards deploying code to this server: at least 16
+/// characters (not bytes), and not blank.
+fn check_admin_token(token: &str) -> anyhow::Result<()> {
+    if token.trim().is_empty() {
+        bail!("--admin-token is blank: it guards deploying code to this server");
+    }
+    if token.chars().count() < 16 || token.trim().chars().count() < 16 {
+        bail!("--admin-token must be at least 16 characters: it guards deploying code to this server");
+    }
+    Ok(())
 }
 
 fn log_app(app: &App) {
@@ -154,4 +204,27 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn admin_tokens_are_counted_in_characters_and_must_not_be_blank() {
+        assert!(super::check_admin_token("0123456789abcdef").is_ok());
+        assert!(
+            super::check_admin_token(&"é".repeat(9)).is_err(),
+            "18 bytes, 9 characters"
+        );
+        assert!(super::check_admin_token(&"é".repeat(16)).is_ok());
+        assert!(
+            super::check_admin_token(&" ".repeat(20))
+                .unwrap_err()
+                .to_string()
+                .contains("blank")
+        );
+        assert!(
+            super::check_admin_token(&format!("{:20}", "short")).is_err(),
+            "padding is not length"
+        );
+    }
 }
