@@ -10,6 +10,10 @@ use std::sync::Arc;
 pub struct SourceText {
     pub path: PathBuf,
     pub text: Arc<str>,
+    /// Built once with the text: every span in a manifest is located, so
+    /// finding a line by scanning from the start each time made validation
+    /// quadratic in the manifest's size.
+    index: Arc<LineIndex>,
 }
 
 impl fmt::Debug for SourceText {
@@ -32,38 +36,80 @@ impl SourceText {
         SourceText {
             path: path.to_path_buf(),
             text: Arc::from(text),
+            index: Arc::new(LineIndex::new(text)),
         }
     }
 
+    /// Resolves a byte span to its line and column (in characters) in
+    /// logarithmic time. Offsets past the end are clamped; one inside a
+    /// multi-byte character resolves to the character after it (spans from
+    /// the TOML parser never fall there, but callers may pass any span).
     pub fn locate(&self, span: std::ops::Range<usize>) -> Location {
         let start = span.start.min(self.text.len());
-        let before = &self.text[..start];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = self.text[line_start..start].chars().count() + 1;
+        let line = self.index.line_of(start);
+        let line_start = self.index.line_starts[line];
+        let column = self.index.chars_between(&self.text, line_start, start) + 1;
         Location {
             start,
             end: span.end.max(start).min(self.text.len()),
-            line,
+            line: line + 1,
             column,
+        }
+    }
+
+    /// The byte range of 1-based line `line`, without its line ending;
+    /// empty past the end.
+    fn line_range(&self, line: usize) -> (usize, usize) {
+        let Some(&start) = self.index.line_starts.get(line.wrapping_sub(1)) else {
+            return (self.text.len(), self.text.len());
+        };
+        let end = self
+            .index
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next - 1);
+        let end = if self.text[start..end].ends_with('\r') {
+            end - 1
+        } else {
+            end
+        };
+        (start, end)
+    }
+
+    /// The line `loc` is on, for showing under an error: whole if it is of
+    /// a readable length, else a window around the span, so a thousand errors
+    /// on one huge line (a manifest written on a single line, say) do not
+    /// copy and print that line a thousand times.
+    fn snippet(&self, loc: Location) -> Snippet {
+        const MAX_SHOWN: usize = 160;
+        const BEFORE: usize = 60;
+        let (start, end) = self.line_range(loc.line);
+        if end - start <= MAX_SHOWN {
+            return Snippet {
+                text: self.text[start..end].to_string(),
+                caret: loc.column.saturating_sub(1),
+            };
+        }
+        let at = loc.start.clamp(start, end);
+        let from = floor_char_boundary(&self.text, at.saturating_sub(BEFORE).max(start));
+        let to = ceil_char_boundary(&self.text, (at + MAX_SHOWN - BEFORE).min(end));
+        let cut_before = if from > start { "..." } else { "" };
+        let cut_after = if to < end { "..." } else { "" };
+        Snippet {
+            text: format!("{cut_before}{}{cut_after}", &self.text[from..to]),
+            caret: cut_before.len() + self.index.chars_between(&self.text, from, at),
         }
     }
 
     /// An error at `loc` about the key at `key` (a dotted path such as
     /// `routes[0].steps[1].fn`).
     pub fn error(&self, loc: Location, key: impl Into<String>, message: impl Into<String>) -> ManifestError {
-        let line_text = self
-            .text
-            .lines()
-            .nth(loc.line.saturating_sub(1))
-            .unwrap_or("")
-            .to_string();
         ManifestError {
             file: self.path.clone(),
             location: Some(loc),
             key: key.into(),
             message: message.into(),
-            line_text: Some(line_text),
+            snippet: Some(self.snippet(loc)),
         }
     }
 
@@ -74,9 +120,90 @@ impl SourceText {
             location: None,
             key: String::new(),
             message: message.into(),
-            line_text: None,
+            snippet: None,
         }
     }
+}
+
+/// Where each line starts, and (for text that is not all ASCII) how many
+/// characters precede every [`CHUNK`]th byte, so a byte offset becomes a
+/// line and column without rescanning the text.
+struct LineIndex {
+    /// Byte offset of the first byte of each line; `line_starts[0] == 0`.
+    line_starts: Vec<usize>,
+    /// `char_counts[i]` = characters in the first `i * CHUNK` bytes; empty
+    /// for ASCII text, where bytes and characters coincide.
+    char_counts: Vec<usize>,
+}
+
+/// Bytes per character-count checkpoint: small enough that counting inside
+/// one chunk is cheap, large enough that the checkpoints stay a small
+/// fraction of the text.
+const CHUNK: usize = 256;
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        let char_counts = if text.is_ascii() {
+            Vec::new()
+        } else {
+            let mut total = 0;
+            let mut counts = vec![0];
+            for chunk in text.as_bytes().chunks(CHUNK) {
+                total += chars_in(chunk);
+                counts.push(total);
+            }
+            counts
+        };
+        LineIndex {
+            line_starts,
+            char_counts,
+        }
+    }
+
+    /// 0-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset) - 1
+    }
+
+    /// Characters in `text[from..to]`, `from <= to <= text.len()`.
+    fn chars_between(&self, text: &str, from: usize, to: usize) -> usize {
+        if self.char_counts.is_empty() {
+            return to - from;
+        }
+        self.chars_before(text, to) - self.chars_before(text, from)
+    }
+
+    fn chars_before(&self, text: &str, offset: usize) -> usize {
+        let chunk = offset / CHUNK;
+        self.char_counts[chunk] + chars_in(&text.as_bytes()[chunk * CHUNK..offset])
+    }
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Characters that start in `bytes`: every byte but UTF-8 continuation bytes.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
 }
 
 /// One problem in a manifest, with where it is.
@@ -87,7 +214,15 @@ pub struct ManifestError {
     /// Dotted key path, e.g. `functions.echo.memory`; empty for whole-file errors.
     pub key: String,
     pub message: String,
-    line_text: Option<String>,
+    snippet: Option<Snippet>,
+}
+
+/// The source line shown under an error, and where in it the caret goes
+/// (0-based, in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Snippet {
+    text: String,
+    caret: usize,
 }
 
 impl ManifestError {
@@ -108,11 +243,12 @@ impl fmt::Display for ManifestError {
             write!(f, ": {}", self.key)?;
         }
         write!(f, ": {}", self.message)?;
-        if let (Some(loc), Some(text)) = (self.location, &self.line_text) {
+        if let (Some(loc), Some(snippet)) = (self.location, &self.snippet) {
             let gutter = loc.line.to_string().len();
-            let width = text
+            let width = snippet
+                .text
                 .chars()
-                .skip(loc.column - 1)
+                .skip(snippet.caret)
                 .take(loc.end.saturating_sub(loc.start))
                 .count()
                 .max(1);
@@ -121,9 +257,9 @@ impl fmt::Display for ManifestError {
                 "\n{:gutter$} |\n{} | {}\n{:gutter$} | {}{}",
                 "",
                 loc.line,
-                text,
+                snippet.text,
                 "",
-                " ".repeat(loc.column - 1),
+                " ".repeat(snippet.caret),
                 "^".repeat(width),
             )?;
         }
@@ -165,3 +301,51 @@ impl fmt::Display for ManifestErrors {
 }
 
 impl std::error::Error for ManifestErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> SourceText {
+        SourceText::new(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn lines_and_columns_count_characters() {
+        let s = src("a = 1\r\nnom = \"é€\" # x\n\nlast");
+        let at = |needle: &str| {
+            let l = s.locate(s.text.find(needle).unwrap()..s.text.len());
+            (l.line, l.column)
+        };
+        assert_eq!(at("a ="), (1, 1));
+        assert_eq!(at("nom"), (2, 1));
+        assert_eq!(at("# x"), (2, 12));
+        assert_eq!(at("last"), (4, 1));
+        assert_eq!((s.locate(999..1000).line, s.locate(999..1000).column), (4, 5));
+        let e = s.error(s.locate(7..10), "k", "m").to_string();
+        assert!(e.ends_with("2 | nom = \"é€\" # x\n  | ^^^"), "{e}");
+    }
+
+    #[test]
+    fn columns_past_many_multibyte_characters() {
+        // Long enough to cross several character-count checkpoints.
+        let text = format!("{}x", "é".repeat(1000));
+        let s = src(&text);
+        assert_eq!(s.locate(2000..2001).column, 1001);
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_span() {
+        let text = format!("k = [{}\"bad\"{}]", "1, ".repeat(100), ", 2".repeat(100));
+        let s = src(&text);
+        let start = text.find("\"bad\"").unwrap();
+        let shown = s.error(s.locate(start..start + 5), "k", "m").to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[0], format!("t.toml:1:{}: k: m", start + 1));
+        assert!(lines[2].starts_with("1 | ...") && lines[2].ends_with("..."), "{shown}");
+        assert!(lines[2].len() < 200, "{shown}");
+        let caret = lines[3].find('^').unwrap();
+        assert_eq!(&lines[2][caret..caret + 5], "\"bad\"");
+        assert_eq!(lines[3].trim_end().len() - caret, 5);
+    }
+}

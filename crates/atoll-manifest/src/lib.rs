@@ -42,7 +42,7 @@ pub use path::{RoutePath, Segment};
 pub use runtime_config::{HttpSettings, KvBackendConfig, RuntimeConfigFile};
 pub use template::{Template, TemplatePart};
 pub use topics::{TopicPattern, check_topic};
-pub use units::{parse_duration, parse_size};
+pub use units::{MAX_DURATION, MAX_SIZE, parse_duration, parse_size};
 
 /// The file name Atoll looks for in an app directory.
 pub const MANIFEST_FILE: &str = "atoll.toml";

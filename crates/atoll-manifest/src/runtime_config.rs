@@ -249,6 +249,29 @@ max_redirects = 0
         );
         assert!(err.contains("rt.toml:5:7: kv.b.url: a Redis URL starts with"), "{err}");
         assert!(err.contains("kv.c: the redis backend needs `url"), "{err}");
+        let err = RuntimeConfigFile::parse(
+            "[http]\ntimeout = \"99999999999999999999999h\"\nmax_response = \"2000GiB\"\n",
+            Path::new("rt.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "rt.toml:2:11: http.timeout: \"99999999999999999999999h\" is too long: the longest duration is 8760h"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("rt.toml:3:16: http.max_response: \"2000GiB\" is too large: the largest size is 1024GiB"),
+            "{err}"
+        );
+        let err = RuntimeConfigFile::parse("[http]\ntimeout = \"0.0000001ms\"\n", Path::new("rt.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rt.toml:2:11: http.timeout: \"0.0000001ms\" is shorter than the smallest duration, 1ns"),
+            "{err}"
+        );
         let err = RuntimeConfigFile::parse("[kv.a]\nbackned = 1\n", Path::new("rt.toml"))
             .unwrap_err()
             .to_string();

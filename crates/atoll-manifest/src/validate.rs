@@ -6,7 +6,7 @@ use crate::error::{ManifestError, ManifestErrors, SourceText};
 use crate::model::*;
 use crate::raw::*;
 use crate::{HostPattern, Location, RoutePath, Template, TopicPattern, check_topic, parse_duration, parse_size};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -57,7 +57,7 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
         .enumerate()
         .filter_map(|(i, r)| check_schedule(&mut c, i, r, &raw.functions))
         .collect();
-    let mut names = std::collections::HashSet::new();
+    let mut names = HashSet::new();
     for s in &schedules {
         if !names.insert(s.name.clone()) {
             c.err(s.loc, "schedules", format!("two schedules are named \"{}\"", s.name));
@@ -273,6 +273,7 @@ fn host_patterns(c: &mut Checker, key: &str, list: Option<&Spanned<Vec<Spanned<S
 
 fn names(c: &mut Checker, key: &str, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
     for n in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
         let loc = c.loc(n);
         if !is_name(n.get_ref()) {
@@ -281,7 +282,7 @@ fn names(c: &mut Checker, key: &str, list: Option<&Spanned<Vec<Spanned<String>>>
                 key,
                 format!("\"{}\" is not a valid name (letters, digits, - and _)", n.get_ref()),
             );
-        } else if out.contains(n.get_ref()) {
+        } else if !seen.insert(n.get_ref().as_str()) {
             c.err(loc, key, format!("\"{}\" is listed twice", n.get_ref()));
         } else {
             out.push(n.get_ref().clone());
@@ -643,18 +644,11 @@ fn check_schedule(
                 None
             }
         },
-        (None, Some(cron)) => match cron.get_ref().parse::<croner::Cron>() {
-            Ok(_) => Some(When::Cron(cron.get_ref().clone())),
+        (None, Some(cron)) => match check_cron(cron.get_ref()) {
+            Ok(()) => Some(When::Cron(cron.get_ref().clone())),
             Err(e) => {
                 let cloc = c.loc(cron);
-                c.err(
-                    cloc,
-                    format!("{key}.cron"),
-                    format!(
-                        "\"{}\" is not a cron expression ({e}); write e.g. \"*/5 * * * *\"",
-                        cron.get_ref()
-                    ),
-                );
+                c.err(cloc, format!("{key}.cron"), e);
                 None
             }
         },
@@ -693,6 +687,27 @@ fn check_schedule(
             loc,
         }),
         _ => None,
+    }
+}
+
+/// A cron expression as the README promises it: 5 fields, or 6 with seconds
+/// first. croner also takes a 7th field (years) and `@daily`-style names;
+/// refusing those keeps one documented syntax, and parsing with croner's
+/// default parser, which the scheduler uses too, means whatever passes here
+/// runs there.
+fn check_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        let s = if fields == 1 { "" } else { "s" };
+        return Err(format!(
+            "\"{expr}\" has {fields} field{s}; a cron expression has 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)"
+        ));
+    }
+    match expr.parse::<croner::Cron>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "\"{expr}\" is not a cron expression ({e}); write e.g. \"*/5 * * * *\""
+        )),
     }
 }
 
@@ -797,6 +812,18 @@ fn check_duplicate(c: &mut Checker, route: &Route, seen: &mut HashMap<(String, S
     }
 }
 
+/// Up to a handful of `items` (of `count` in all) for a message: a list of
+/// ten thousand names helps no one, and repeating it in every error would
+/// make the report grow with the square of the manifest.
+fn some_of<'a>(items: impl Iterator<Item = &'a str>, count: usize) -> String {
+    const SHOWN: usize = 10;
+    let mut out = items.take(SHOWN).collect::<Vec<_>>().join(", ");
+    if count > SHOWN {
+        out.push_str(&format!(" and {} more", count - SHOWN));
+    }
+    out
+}
+
 fn is_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
@@ -815,7 +842,13 @@ fn toml_error(src: &SourceText, e: &toml::de::Error) -> ManifestError {
 }
 
 fn key_at(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
+    // The span is the TOML parser's; stepping back to a character boundary
+    // keeps a span that splits a character from panicking here.
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
     let header = before
         .lines()
         .rev()

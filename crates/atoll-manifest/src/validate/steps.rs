@@ -5,7 +5,7 @@ use super::Checker;
 use crate::model::*;
 use crate::raw::{RawFunction, RawStep};
 use crate::{Location, parse_duration};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use toml::Spanned;
 
 pub(super) type Functions = BTreeMap<Spanned<String>, Spanned<RawFunction>>;
@@ -25,7 +25,10 @@ pub(super) struct Source<'a> {
 pub(super) fn check_pipeline(c: &mut Checker, src: Source<'_>, functions: &Functions) -> Option<Pipeline> {
     let before = c.errors.len();
     let key = src.key;
-    let mut produced: Vec<String> = src.seeded.clone();
+    let mut produced = StateKeys::default();
+    for k in &src.seeded {
+        produced.add(k);
+    }
     let mut steps = Vec::new();
     match (src.function, src.steps) {
         (Some(f), None) => {
@@ -39,7 +42,7 @@ pub(super) fn check_pipeline(c: &mut Checker, src: Source<'_>, functions: &Funct
                 loc: c.loc(f),
             };
             known_function(c, &format!("{key}.fn"), f, functions);
-            produced.push(call.key.clone());
+            produced.add(&call.key);
             steps.push(Step::Call(call));
         }
         (None, Some(list)) => {
@@ -71,7 +74,7 @@ pub(super) fn check_pipeline(c: &mut Checker, src: Source<'_>, functions: &Funct
                 c.err(
                     loc,
                     format!("{key}.response"),
-                    no_such_key(r.get_ref(), &produced, "the response"),
+                    produced.missing(r.get_ref(), "the response"),
                 );
             }
             Some(r.get_ref().clone())
@@ -95,7 +98,7 @@ fn check_step(
     key: &str,
     raw: &Spanned<RawStep>,
     functions: &Functions,
-    produced: &mut Vec<String>,
+    produced: &mut StateKeys,
 ) -> Option<Step> {
     let r = raw.get_ref();
     let Some(members) = &r.group else {
@@ -110,7 +113,9 @@ fn check_step(
         let call = check_call(c, key, raw, functions, produced);
         // The step still produces its key when something else about it is
         // wrong, so later steps are not blamed for its mistake.
-        produced.extend(written_key(r));
+        if let Some(k) = written_key(r) {
+            produced.add(k);
+        }
         return call.map(Step::Call);
     };
     let loc = c.loc(raw);
@@ -144,7 +149,8 @@ fn check_step(
     });
     // Members see the state as it was when the group started.
     let mut calls: Vec<Call> = Vec::new();
-    let mut written: Vec<String> = Vec::new();
+    let mut keys_written: HashSet<String> = HashSet::new();
+    let mut written: Vec<&str> = Vec::new();
     for (i, m) in members.get_ref().iter().enumerate() {
         let mkey = format!("{key}.group[{i}]");
         if m.get_ref().group.is_some() {
@@ -154,7 +160,7 @@ fn check_step(
         }
         written.extend(written_key(m.get_ref()));
         if let Some(call) = check_call(c, &mkey, m, functions, produced) {
-            if calls.iter().any(|other| other.key == call.key) {
+            if !keys_written.insert(call.key.clone()) {
                 c.err(
                     call.loc,
                     &mkey,
@@ -167,7 +173,9 @@ fn check_step(
             calls.push(call);
         }
     }
-    produced.extend(written);
+    for k in written {
+        produced.add(k);
+    }
     Some(Step::Group(Group { calls, timeout, loc }))
 }
 
@@ -176,7 +184,7 @@ fn check_call(
     key: &str,
     raw: &Spanned<RawStep>,
     functions: &Functions,
-    produced: &[String],
+    produced: &StateKeys,
 ) -> Option<Call> {
     let r = raw.get_ref();
     let before = c.errors.len();
@@ -227,7 +235,7 @@ fn check_call(
                 c.err(
                     loc,
                     format!("{key}.with.{alias}"),
-                    no_such_key(target.get_ref(), produced, "`with`"),
+                    produced.missing(target.get_ref(), "`with`"),
                 );
             }
             with.push((alias.clone(), target.get_ref().clone()));
@@ -236,11 +244,7 @@ fn check_call(
     let input = r.input.as_ref().map(|i| {
         if !produced.contains(i.get_ref()) {
             let loc = c.loc(i);
-            c.err(
-                loc,
-                format!("{key}.input"),
-                no_such_key(i.get_ref(), produced, "`input`"),
-            );
+            c.err(loc, format!("{key}.input"), produced.missing(i.get_ref(), "`input`"));
         }
         i.get_ref().clone()
     });
@@ -342,32 +346,56 @@ fn check_on_error(c: &mut Checker, key: &str, v: &Spanned<toml::Value>) -> OnErr
 }
 
 /// The state entry a call writes: `as`, else its function's name.
-fn written_key(r: &RawStep) -> Option<String> {
-    r.as_key.as_ref().or(r.function.as_ref()).map(|k| k.get_ref().clone())
+fn written_key(r: &RawStep) -> Option<&str> {
+    r.as_key.as_ref().or(r.function.as_ref()).map(|k| k.get_ref().as_str())
+}
+
+/// The state entries produced so far in a pipeline, in the order they were
+/// first written (for messages) and as a set (so a pipeline of thousands of
+/// steps is not checked in quadratic time).
+#[derive(Default)]
+struct StateKeys {
+    order: Vec<String>,
+    known: HashSet<String>,
+}
+
+impl StateKeys {
+    fn add(&mut self, key: &str) {
+        if self.known.insert(key.to_string()) {
+            self.order.push(key.to_string());
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.known.contains(key)
+    }
+
+    /// Why `what` cannot read `key`, with what it could read instead.
+    fn missing(&self, key: &str, what: &str) -> String {
+        if self.order.is_empty() {
+            format!("{what} names the state entry \"{key}\", but no earlier step produces one")
+        } else {
+            format!(
+                "{what} names the state entry \"{key}\", which no earlier step produces (available: {})",
+                super::some_of(self.order.iter().map(String::as_str), self.order.len())
+            )
+        }
+    }
 }
 
 fn known_function(c: &mut Checker, key: &str, f: &Spanned<String>, functions: &Functions) {
     let name = f.get_ref();
-    if !functions.keys().any(|k| k.get_ref() == name) {
-        let known: Vec<_> = functions.keys().map(|k| k.get_ref().as_str()).collect();
-        let hint = if known.is_empty() {
+    if !functions.contains_key(name.as_str()) {
+        let hint = if functions.is_empty() {
             "no functions are declared; add a [functions.<name>] table".to_string()
         } else {
-            format!("declared functions: {}", known.join(", "))
+            format!(
+                "declared functions: {}",
+                super::some_of(functions.keys().map(|k| k.get_ref().as_str()), functions.len())
+            )
         };
         let loc = c.loc(f);
         c.err(loc, key, format!("unknown function \"{name}\" ({hint})"));
-    }
-}
-
-fn no_such_key(key: &str, produced: &[String], what: &str) -> String {
-    if produced.is_empty() {
-        format!("{what} names the state entry \"{key}\", but no earlier step produces one")
-    } else {
-        format!(
-            "{what} names the state entry \"{key}\", which no earlier step produces (available: {})",
-            produced.join(", ")
-        )
     }
 }
 
