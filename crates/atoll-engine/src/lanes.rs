@@ -7,15 +7,15 @@
 //! invocation leaves the fast lane for the **slow lane**, a small pool of
 //! threads of its own at a lower scheduling priority, the moment it shows it
 //! may take long:
-//! - it has run for a whole epoch tick (the epoch callback asks to move), or
+//! - it has run for [`FAST_LANE_TIME`] (the epoch callback asks to move), or
 //! - it asks for more linear memory than [`FAST_LANE_MEMORY`] (the memory
 //!   limiter asks to move before the memory exists). This is what bounds
 //!   the one thing epoch interruption cannot stop, a single bulk-memory
 //!   instruction (`memory.fill` of 900 MiB runs for a second): on the fast
 //!   lane such an instruction can touch at most this much memory.
 //!
-//! So a fast-lane thread runs guest code for at most one tick plus one
-//! instruction over at most `FAST_LANE_MEMORY`, and the operating system,
+//! So a fast-lane thread runs guest code for at most `FAST_LANE_TIME` plus
+//! a tick, plus one instruction over at most `FAST_LANE_MEMORY`, and the operating system,
 //! not the guests, shares the CPU between short requests and long ones.
 //!
 //! A move is asked for through a thread-local flag and carried out by
@@ -29,6 +29,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
+
+/// How long an invocation may run on the fast lane. Measured from its
+/// start, so a quick guest that happens to be running when the epoch ticks
+/// stays where it is.
+pub const FAST_LANE_TIME: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Linear memory an invocation may have while it runs on the fast lane;
 /// growing past this moves it to the slow lane first. A bulk-memory
@@ -140,7 +145,11 @@ impl Lanes {
     fn handle(&self) -> &tokio::runtime::Handle {
         self.slow
             .get_or_init(|| {
-                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                // More threads than cores: a moved invocation should not wait
+                // for a long instruction of another to end, and the kernel
+                // shares the CPU between them at the lane's low priority.
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let threads = (4 * cores).max(8);
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(threads)
                     .thread_name("atoll-slow-lane")

@@ -13,7 +13,7 @@ mod budget;
 mod handler;
 mod router;
 mod server;
-mod write_timeout;
+mod timed_io;
 
 pub use router::{Lookup, Router};
 pub use server::{Admin, HttpConfig, HttpServer};

@@ -4,7 +4,7 @@
 use crate::budget::Budget;
 use crate::handler;
 use crate::router::Router;
-use crate::write_timeout::WriteTimeout;
+use crate::timed_io::TimedIo;
 use arc_swap::ArcSwap;
 use atoll_manifest::ManifestErrors;
 use atoll_runtime::App;
@@ -199,7 +199,8 @@ impl HttpServer {
     ) {
         let shared = self.shared.clone();
         let service = hyper::service::service_fn(move |req| handler::handle(shared.clone(), req));
-        let io = TokioIo::new(WriteTimeout::new(stream, self.shared.config.write_timeout));
+        let config = &self.shared.config;
+        let io = TokioIo::new(TimedIo::new(stream, config.header_timeout, config.write_timeout));
         let conn = builder.serve_connection(io, service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -56,8 +56,9 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WapcS
             let max = c.data().max_output;
             if len as u32 as usize > max {
                 bail!(
-                    "the function's output of {} bytes exceeds the limit of {max} bytes",
-                    len as u32
+                    "the function's output of {} bytes exceeds the limit of {max} bytes ({} MiB)",
+                    len as u32,
+                    max >> 20
                 );
             }
             let bytes = read(&c, ptr, len, "__guest_response")?;

@@ -93,7 +93,9 @@ mod tests {
         for i in 0..crate::ResponseParts::MAX_HEADERS {
             header(&mut inv, "append_header", "x-n", &i.to_string()).unwrap();
         }
-        let err = header(&mut inv, "append_header", "x-n", "one more").unwrap_err().to_string();
+        let err = header(&mut inv, "append_header", "x-n", "one more")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("100 headers"), "{err}");
         // Replacing keeps the count, so it still works at the limit.
         header(&mut inv, "set_header", "x-n", "only").unwrap();
@@ -103,7 +105,9 @@ mod tests {
         for _ in 0..3 {
             header(&mut inv, "append_header", "x-big", &big).unwrap();
         }
-        let err = header(&mut inv, "append_header", "x-big", &big).unwrap_err().to_string();
+        let err = header(&mut inv, "append_header", "x-big", &big)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("64 KiB"), "{err}");
         assert!(inv.response.header_bytes() <= crate::ResponseParts::MAX_HEADER_BYTES);
     }
