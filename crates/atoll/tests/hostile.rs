@@ -783,3 +783,56 @@ fn hostile_clients_oversized_malformed_and_too_many() {
     let good = good_traffic(&addr, 2, Duration::from_millis(500));
     assert!(good.failed.is_empty() && good.ok > 0, "{:?}", good.failed);
 }
+
+/// HTTP/2 with prior knowledge: many streams on one connection, hostile
+/// (looping) and good ones mixed; each good stream is answered, each
+/// hostile one fails alone with 504.
+#[test]
+fn hostile_clients_http2_streams_fail_alone() {
+    use http_body_util::{BodyExt, Empty};
+    let server = Server::start(&[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let mut sender = sender.clone();
+            let path = if i % 10 == 0 { "/loop" } else { "/ping" };
+            let method = if path == "/loop" { "POST" } else { "GET" };
+            tasks.push(tokio::spawn(async move {
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(format!("http://x{path}"))
+                    .body(Empty::<bytes::Bytes>::new())
+                    .unwrap();
+                let started = Instant::now();
+                let resp = sender.send_request(req).await.unwrap();
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (path, status, body, started.elapsed())
+            }));
+        }
+        let mut slowest_good = Duration::ZERO;
+        for t in tasks {
+            let (path, status, body, took) = t.await.unwrap();
+            if path == "/ping" {
+                assert_eq!((status, body.as_ref()), (200, b"Hello, world!".as_ref()));
+                slowest_good = slowest_good.max(took);
+            } else {
+                assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+            }
+        }
+        println!("http/2: 54 good streams beside 6 looping ones, slowest good {slowest_good:?}");
+        assert!(slowest_good < Duration::from_millis(500), "{slowest_good:?}");
+    });
+}
