@@ -17,7 +17,7 @@
 //!   later ones overriding earlier ones; a failed call's do not;
 //! - the result is the `response` entry, else the last step's output.
 
-use crate::app::App;
+use crate::app::{App, LoadedFunction};
 use crate::failure::StepFailure;
 use atoll_caps::{Invocation, RequestInfo, ResponseParts, State, StateView};
 use atoll_engine::Lane;
@@ -60,10 +60,10 @@ pub struct Outcome {
 pub struct Spent(Vec<Teardown>);
 
 /// One finished invocation, before its outcome is applied to the pipeline.
-struct Done {
-    result: Result<Vec<u8>, CallError>,
-    parts: ResponseParts,
-    teardown: Teardown,
+pub(crate) struct Done {
+    pub(crate) result: Result<Vec<u8>, CallError>,
+    pub(crate) parts: ResponseParts,
+    pub(crate) teardown: Teardown,
 }
 
 fn empty_state() -> Arc<State> {
@@ -198,12 +198,7 @@ impl App {
             Some(key) => state.get(key).cloned().unwrap_or_default(),
             None => request.body.clone(),
         };
-        let invoked = f.wapc.invoke_until(inv, &call.op, payload, until).await;
-        Done {
-            result: invoked.result,
-            parts: invoked.response,
-            teardown: invoked.teardown,
-        }
+        invoke_function(f, inv, &call.op, payload, until).await
     }
 
     /// Invokes one function outside any pipeline (`atoll call`, tests),
@@ -271,4 +266,21 @@ fn merge_headers(into: &mut ResponseParts, from: ResponseParts) {
     let names: Vec<_> = from.headers.iter().map(|(n, _)| n.clone()).collect();
     into.headers.retain(|(n, _)| !names.contains(n));
     into.headers.extend(from.headers);
+}
+
+/// Runs `op` of one function in a fresh instance: the one place that knows
+/// how to reach a function whatever its ABI.
+pub(crate) async fn invoke_function(
+    f: &LoadedFunction,
+    inv: Invocation,
+    op: &str,
+    payload: Bytes,
+    until: Option<Instant>,
+) -> Done {
+    let invoked = f.wapc.invoke_until(inv, op, payload, until).await;
+    Done {
+        result: invoked.result,
+        parts: invoked.response,
+        teardown: invoked.teardown,
+    }
 }
