@@ -23,6 +23,8 @@ pub struct Grants {
     pub broker: Option<Arc<dyn Broker>>,
     /// Topics it may publish on.
     pub publish_topics: Vec<TopicPattern>,
+    /// Namespaces that run another function of the app, and which.
+    pub links: BTreeMap<String, Arc<str>>,
 }
 
 impl Grants {
@@ -48,6 +50,7 @@ impl std::fmt::Debug for Grants {
             .field("secrets", &self.secrets)
             .field("files", &self.files.is_some())
             .field("publish_topics", &self.publish_topics)
+            .field("links", &self.links)
             .finish()
     }
 }

@@ -156,7 +156,10 @@ pub enum HostCallError {
         "capability \"{namespace}\" is not granted to function \"{function}\"; add \"{namespace}\" to its `capabilities` in atoll.toml"
     )]
     NotGranted { namespace: String, function: String },
-    #[error("unknown namespace \"{0}\" (known: {known})", known = crate::NAMESPACES.join(", "))]
+    #[error(
+        "unknown namespace \"{0}\" (known: {known}); to call another function of the app, list it in this function's `links`",
+        known = crate::NAMESPACES.join(", ")
+    )]
     UnknownNamespace(String),
     #[error("namespace \"{namespace}\" has no operation \"{operation}\" (known: {known})")]
     UnknownOperation {
@@ -172,7 +175,6 @@ pub enum HostCallError {
 
 /// Everything one invocation of one function may touch. Created per call,
 /// dropped with the instance: nothing here outlives the request.
-#[derive(Debug)]
 pub struct Invocation {
     pub function: Arc<str>,
     pub request_id: Arc<str>,
@@ -180,6 +182,24 @@ pub struct Invocation {
     pub request: Arc<RequestInfo>,
     pub response: ResponseParts,
     pub state: StateView,
+    /// When the invocation must be done; linked calls inherit it.
+    pub deadline: Option<std::time::Instant>,
+    /// The link call that started this invocation, if one did.
+    pub link: Option<Arc<crate::links::LinkCall>>,
+    /// What runs the functions this one links to; set only for functions
+    /// with links.
+    pub linker: Option<Arc<dyn crate::links::LinkTarget>>,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("function", &self.function)
+            .field("request_id", &self.request_id)
+            .field("grants", &self.grants)
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Invocation {
@@ -196,6 +216,9 @@ impl Invocation {
             request,
             response: ResponseParts::default(),
             state: StateView::default(),
+            deadline: None,
+            link: None,
+            linker: None,
         }
     }
 

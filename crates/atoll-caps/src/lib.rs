@@ -29,6 +29,7 @@ mod grants;
 pub mod http;
 mod invocation;
 pub mod kv;
+pub mod links;
 pub mod msg;
 mod namespaces;
 mod services;

@@ -163,6 +163,11 @@ impl Services {
             } else {
                 Vec::new()
             },
+            links: f
+                .links
+                .iter()
+                .map(|l| (l.namespace.clone(), Arc::from(l.function.as_str())))
+                .collect(),
         })
     }
 

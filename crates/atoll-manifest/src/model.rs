@@ -210,20 +210,51 @@ pub struct Function {
     pub secrets: Vec<String>,
     /// Topics it may publish on (with `msg`).
     pub publish_topics: Vec<TopicPattern>,
+    /// Other functions of the app it may call, by the namespace its host
+    /// calls use (waPC links).
+    pub links: Vec<Link>,
     pub build: Option<Build>,
     /// Where `[functions.<name>]` is declared.
     pub loc: Location,
 }
 
+/// A namespace whose host calls run another function of the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// What the caller passes as `namespace` to `__host_call`.
+    pub namespace: String,
+    /// The function that answers it.
+    pub function: String,
+    pub loc: Location,
+}
+
+/// How the host talks to a function's module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Abi {
+    /// The waPC protocol (`__guest_call`, host calls for capabilities).
     Wapc,
+    /// A WASI command run as a CGI program: the request in its environment
+    /// and stdin, the response on stdout. It makes no host calls, so of the
+    /// capabilities only `log` (its stderr), `vars` (its environment) and
+    /// `files` (`static/` preopened) mean anything to it.
+    Wagi,
+}
+
+impl Abi {
+    /// Capabilities a function of this ABI can use.
+    pub fn usable(self, cap: Capability) -> bool {
+        match self {
+            Abi::Wapc => true,
+            Abi::Wagi => matches!(cap, Capability::Log | Capability::Vars | Capability::Files),
+        }
+    }
 }
 
 impl fmt::Display for Abi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Abi::Wapc => "wapc",
+            Abi::Wagi => "wagi",
         })
     }
 }

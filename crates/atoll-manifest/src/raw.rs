@@ -86,7 +86,45 @@ pub struct RawFunction {
     pub kv_stores: SpannedList,
     pub secrets: SpannedList,
     pub publish_topics: SpannedList,
+    pub links: Option<Spanned<RawLinks>>,
     pub build: Option<Spanned<RawBuild>>,
+}
+
+/// `links = ["pricing"]` (the namespace is the function's name) or
+/// `links = { "sample:namespace" = "pricing" }`.
+#[derive(Debug)]
+pub enum RawLinks {
+    Names(Vec<Spanned<String>>),
+    Routed(Vec<(Spanned<String>, Spanned<String>)>),
+}
+
+// By hand rather than `untagged`: an untagged enum buffers its input and
+// loses the spans that errors point at.
+impl<'de> Deserialize<'de> for RawLinks {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Links;
+        impl<'de> serde::de::Visitor<'de> for Links {
+            type Value = RawLinks;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of function names, or a table of namespace = function")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawLinks, A::Error> {
+                let mut names = Vec::new();
+                while let Some(n) = seq.next_element()? {
+                    names.push(n);
+                }
+                Ok(RawLinks::Names(names))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawLinks, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(RawLinks::Routed(pairs))
+            }
+        }
+        d.deserialize_any(Links)
+    }
 }
 
 #[derive(Debug, Deserialize)]

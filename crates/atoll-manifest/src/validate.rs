@@ -51,6 +51,8 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
             functions.insert(name.get_ref().clone(), function);
         }
     }
+    let declared: BTreeSet<&str> = raw.functions.keys().map(|k| k.get_ref().as_str()).collect();
+    check_link_targets(&mut c, &functions, &declared);
     let schedules: Vec<Schedule> = raw
         .schedules
         .iter()
@@ -412,7 +414,8 @@ fn check_function(
 
     let abi = match raw.abi.as_ref().map(|a| (a, a.get_ref().as_str())) {
         None | Some((_, "wapc")) => Abi::Wapc,
-        Some((a, other @ ("wasi-http" | "wagi"))) => {
+        Some((_, "wagi")) => Abi::Wagi,
+        Some((a, other @ "wasi-http")) => {
             let loc = c.loc(a);
             c.err(
                 loc,
@@ -492,6 +495,23 @@ fn check_function(
         }
     }
 
+    if let Some(caps) = &raw.capabilities {
+        for cap in caps.get_ref() {
+            if let Some(k) = Capability::from_name(cap.get_ref())
+                && !abi.usable(k)
+            {
+                let loc = c.loc(cap);
+                c.err(
+                    loc,
+                    format!("{key}.capabilities"),
+                    format!(
+                        "\"{k}\" has no effect on a {abi} function: a CGI program makes no host calls, so it can use only \"log\" (its stderr), \"vars\" (its environment) and \"files\" (static/)"
+                    ),
+                );
+            }
+        }
+    }
+
     let caps_loc = raw.capabilities.as_ref().map_or_else(|| c.loc(name), |l| c.loc(l));
     let Grants {
         allowed_hosts,
@@ -499,6 +519,8 @@ fn check_function(
         secrets,
         publish_topics,
     } = check_grants(c, &key, raw, caps_loc, &capabilities, variables);
+
+    let links = check_links(c, &key, raw.links.as_ref());
 
     let build = raw.build.as_ref().map(|b| {
         let b = b.get_ref();
@@ -526,9 +548,71 @@ fn check_function(
         kv_stores,
         secrets,
         publish_topics,
+        links,
         build,
         loc: c.loc(name),
     })
+}
+
+/// Namespaces the host answers itself; a link may not take one over.
+const HOST_NAMESPACES: &[&str] = &[
+    "log", "request", "response", "state", "kv", "http", "vars", "files", "msg",
+];
+
+/// A function's `links`: each namespace once, none of the host's own.
+/// Whether each target exists is checked once every function is known.
+fn check_links(c: &mut Checker, key: &str, raw: Option<&Spanned<RawLinks>>) -> Vec<Link> {
+    let Some(raw) = raw else { return Vec::new() };
+    let pairs: Vec<(&Spanned<String>, &Spanned<String>)> = match raw.get_ref() {
+        RawLinks::Names(names) => names.iter().map(|n| (n, n)).collect(),
+        RawLinks::Routed(pairs) => pairs.iter().map(|(n, f)| (n, f)).collect(),
+    };
+    let mut seen = BTreeSet::new();
+    let mut links = Vec::new();
+    for (namespace, function) in pairs {
+        let loc = c.loc(namespace);
+        let ns = namespace.get_ref();
+        if ns.is_empty() {
+            c.err(loc, format!("{key}.links"), "a link's namespace is empty");
+        } else if HOST_NAMESPACES.contains(&ns.as_str()) {
+            c.err(
+                loc,
+                format!("{key}.links"),
+                format!("\"{ns}\" is a namespace of the host's own; a link may not take it over"),
+            );
+        } else if !seen.insert(ns.clone()) {
+            c.err(
+                loc,
+                format!("{key}.links"),
+                format!("the namespace \"{ns}\" is linked twice"),
+            );
+        } else {
+            links.push(Link {
+                namespace: ns.clone(),
+                function: function.get_ref().clone(),
+                loc: c.loc(function),
+            });
+        }
+    }
+    links
+}
+
+/// Every link names a function of the app.
+fn check_link_targets(c: &mut Checker, functions: &BTreeMap<String, Function>, declared: &BTreeSet<&str>) {
+    for f in functions.values() {
+        for link in &f.links {
+            if !declared.contains(link.function.as_str()) {
+                c.err(
+                    link.loc,
+                    format!("functions.{}.links", f.name),
+                    format!(
+                        "\"{}\" is not a function of this app; a link must name one declared under [functions]",
+                        link.function
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn check_route(

@@ -500,3 +500,27 @@ fn new_functions_build_and_serve_as_written() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("not a valid function name"), "{stderr}");
 }
+
+#[test]
+fn inspect_shows_what_each_function_may_call() {
+    let dir = app(r#"
+[functions.checkout]
+source = "plain.wasm"
+links = { "pricing" = "plain", "sample.ns" = "plain" }
+"#);
+    let (o, stdout, stderr) = run(atoll().args(["inspect", "--json"]).arg(dir.path()));
+    assert!(o.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let checkout = v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "checkout")
+        .unwrap();
+    assert_eq!(
+        checkout["links"],
+        serde_json::json!(["pricing → plain", "sample.ns → plain"])
+    );
+    let (_, text, _) = run(atoll().arg("inspect").arg(dir.path()));
+    assert!(text.contains("calls: pricing → plain, sample.ns → plain"), "{text}");
+}

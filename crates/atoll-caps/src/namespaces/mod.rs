@@ -49,7 +49,10 @@ pub(crate) async fn dispatch(
             require(inv, Capability::Msg, namespace)?;
             crate::msg::call(inv, op, payload).await
         }
-        other => Err(HostCallError::UnknownNamespace(other.to_string())),
+        other => match inv.grants.links.get(other).cloned() {
+            Some(target) => crate::links::call(inv, &target, binding, other, op, payload).await,
+            None => Err(HostCallError::UnknownNamespace(other.to_string())),
+        },
     }
 }
 

@@ -7,13 +7,24 @@
 //! | `body` | none | `bin`: the original request body |
 //! | `header` | `str` name, any case (raw UTF-8 also accepted) | `str` value, or `nil`; repeated headers joined with `, ` |
 //! | `param` | `str` name (raw UTF-8 also accepted) | `str` value, or `nil` |
+//! | `link` | none | map `{caller, binding, namespace, operation, depth}` when a linked call started this invocation, else `nil` |
 
 use crate::wire::{encode, text};
 use crate::{HostCallError, Invocation, RequestInfo, TriggerKind};
 use serde::Serialize;
 use std::borrow::Cow;
 
-const OPS: &[&str] = &["get", "body", "header", "param"];
+const OPS: &[&str] = &["get", "body", "header", "param", "link"];
+
+/// The `link` result.
+#[derive(Serialize)]
+struct LinkWire<'a> {
+    caller: &'a str,
+    binding: &'a str,
+    namespace: &'a str,
+    operation: &'a str,
+    depth: u8,
+}
 
 /// The `get` result, built only when a function asks for it.
 #[derive(Serialize)]
@@ -73,6 +84,13 @@ pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>
             let value = req.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
             Ok(encode(&value))
         }
+        "link" => Ok(encode(&inv.link.as_ref().map(|l| LinkWire {
+            caller: &l.caller,
+            binding: &l.binding,
+            namespace: &l.namespace,
+            operation: &l.operation,
+            depth: l.depth,
+        }))),
         _ => Err(super::unknown_op("request", op, OPS)),
     }
 }

@@ -200,6 +200,18 @@ fn check_call(
             c.err(loc, format!("{key}.op"), "the operation name is empty");
             String::new()
         }
+        Some(op) if op.get_ref() != "handle" && is_wagi(f, functions) => {
+            let loc = c.loc(op);
+            c.err(
+                loc,
+                format!("{key}.op"),
+                format!(
+                    "function \"{}\" is a WAGI (CGI) program, which has no operations; remove `op`",
+                    f.get_ref()
+                ),
+            );
+            String::new()
+        }
         Some(op) => op.get_ref().clone(),
         None => "handle".into(),
     };
@@ -397,6 +409,14 @@ fn known_function(c: &mut Checker, key: &str, f: &Spanned<String>, functions: &F
         let loc = c.loc(f);
         c.err(loc, key, format!("unknown function \"{name}\" ({hint})"));
     }
+}
+
+/// Whether the step's function is declared with `abi = "wagi"`.
+fn is_wagi(f: &Spanned<String>, functions: &Functions) -> bool {
+    functions
+        .get(f.get_ref().as_str())
+        .and_then(|raw| raw.get_ref().abi.as_ref())
+        .is_some_and(|abi| abi.get_ref() == "wagi")
 }
 
 fn is_key(s: &str) -> bool {

@@ -63,6 +63,11 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
                 "allowed_hosts": f.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
                 "secrets": f.secrets,
                 "publish_topics": f.publish_topics.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                "links": f.links.iter().map(|l| if l.namespace == l.function {
+                    l.function.clone()
+                } else {
+                    format!("{} → {}", l.namespace, l.function)
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -175,6 +180,7 @@ fn print_text(v: &Value) {
             ("allowed_hosts", "hosts"),
             ("secrets", "secrets"),
             ("publish_topics", "topics"),
+            ("links", "calls"),
         ] {
             let l = list(key);
             if !l.is_empty() {
