@@ -71,7 +71,7 @@ pub enum KvError {
 #[async_trait]
 pub trait KvStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
-    /// Refuses a TTL longer than [`MAX_TTL_MS`] (see [`ttl_ms`]) before
+    /// Refuses a TTL longer than [`MAX_TTL_MS`] with [`KvError::TtlTooLong`] before
     /// writing anything.
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError>;
     /// Whether the key existed.
