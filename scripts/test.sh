@@ -11,10 +11,14 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step "WebAssembly targets"
 rustup target add wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-step "system packages (Node.js for the AssemblyScript guest, redis-server for the Redis backend tests)"
+step "system packages (Node.js for the AssemblyScript guest, redis-server for the Redis backend tests, clang + wasi-libc for the C WAGI guest)"
 missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v clang >/dev/null || missing+=(clang)
+command -v wasm-ld >/dev/null || missing+=(lld)
+[ -e /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
+compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null || missing+=(libclang-rt-dev-wasm32)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -29,6 +29,7 @@
 //! ```
 
 mod cache;
+mod call_error;
 mod config;
 mod engine;
 pub mod lanes;
@@ -37,6 +38,7 @@ mod snapshot;
 mod ticker;
 
 pub use cache::{CachedModule, ModuleKey};
+pub use call_error::CallError;
 pub use config::EngineConfig;
 pub use engine::{Engine, EngineError};
 pub use lanes::{Lane, Lanes};

@@ -420,7 +420,7 @@ fn check_function(
             c.err(
                 loc,
                 format!("{key}.abi"),
-                format!("the \"{other}\" ABI is not available in this version of Atoll yet; use \"wapc\""),
+                format!("the \"{other}\" ABI is not available in this version of Atoll yet; use \"wapc\" or \"wagi\""),
             );
             Abi::Wapc
         }
@@ -510,6 +510,17 @@ fn check_function(
                 );
             }
         }
+    }
+
+    if abi == Abi::Wagi
+        && let Some(links) = &raw.links
+    {
+        let loc = c.loc(links);
+        c.err(
+            loc,
+            format!("{key}.links"),
+            "a wagi function makes no host calls, so it cannot call linked functions; remove `links`",
+        );
     }
 
     let caps_loc = raw.capabilities.as_ref().map_or_else(|| c.loc(name), |l| c.loc(l));

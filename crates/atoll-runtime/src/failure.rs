@@ -1,5 +1,4 @@
-use atoll_engine::Failure;
-use atoll_wapc::CallError;
+use atoll_engine::{CallError, Failure};
 
 /// A step that produced no output: which function, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,8 @@
 mod app;
 mod config;
 mod failure;
+mod guest;
+mod load;
 mod pipeline;
 mod request_id;
 mod source;
@@ -17,6 +19,7 @@ mod source;
 pub use app::{App, LoadedFunction};
 pub use config::RuntimeConfig;
 pub use failure::StepFailure;
+pub use guest::{Guest, Teardown};
 pub use pipeline::{Outcome, Spent, Trigger};
 pub use request_id::new_request_id;
 pub use source::AppSource;

@@ -19,10 +19,11 @@
 
 use crate::app::{App, LoadedFunction};
 use crate::failure::StepFailure;
+use crate::guest::{Guest, Teardown};
 use atoll_caps::{Invocation, RequestInfo, ResponseParts, State, StateView};
+use atoll_engine::CallError;
 use atoll_engine::Lane;
 use atoll_manifest::{Call, ErrorAction, Manifest, Pipeline, Step};
-use atoll_wapc::{CallError, Teardown};
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -269,7 +270,8 @@ fn merge_headers(into: &mut ResponseParts, from: ResponseParts) {
 }
 
 /// Runs `op` of one function in a fresh instance: the one place that knows
-/// how to reach a function whatever its ABI.
+/// how to reach a function whatever its ABI. A WAGI program has no
+/// operations (the manifest refuses one on its steps): `op` is unused.
 pub(crate) async fn invoke_function(
     f: &LoadedFunction,
     inv: Invocation,
@@ -277,10 +279,22 @@ pub(crate) async fn invoke_function(
     payload: Bytes,
     until: Option<Instant>,
 ) -> Done {
-    let invoked = f.wapc.invoke_until(inv, op, payload, until).await;
-    Done {
-        result: invoked.result,
-        parts: invoked.response,
-        teardown: invoked.teardown,
+    match &f.guest {
+        Guest::Wapc(wapc) => {
+            let invoked = wapc.invoke_until(inv, op, payload, until).await;
+            Done {
+                result: invoked.result,
+                parts: invoked.response,
+                teardown: Teardown::Wapc(invoked.teardown),
+            }
+        }
+        Guest::Wagi(wagi) => {
+            let invoked = wagi.invoke(inv, payload, until).await;
+            Done {
+                result: invoked.result,
+                parts: invoked.response,
+                teardown: Teardown::Wagi(invoked.teardown),
+            }
+        }
     }
 }

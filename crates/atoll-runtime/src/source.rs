@@ -68,6 +68,37 @@ impl AppSource {
         }
     }
 
+    /// `static/` as a directory on disk, for WASI preopens: the app's own
+    /// for a directory, a private copy (removed with the returned
+    /// [`tempfile::TempDir`]) for a bundle, whose files live in memory.
+    /// Bundle paths were checked when it was read, so the copy stays inside.
+    pub(crate) fn static_dir_on_disk(
+        &self,
+        manifest: &Manifest,
+    ) -> std::io::Result<Option<(PathBuf, Option<tempfile::TempDir>)>> {
+        match self {
+            AppSource::Dir(_) => {
+                let dir = manifest.static_dir();
+                Ok(dir.is_dir().then(|| (dir, None)))
+            }
+            AppSource::Bundle { bundle, .. } => {
+                let files = bundle.static_files();
+                if files.is_empty() {
+                    return Ok(None);
+                }
+                let copy = tempfile::Builder::new().prefix("atoll-static-").tempdir()?;
+                for (name, data) in files {
+                    let path = copy.path().join(&name);
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(path, data)?;
+                }
+                Ok(Some((copy.path().to_path_buf(), Some(copy))))
+            }
+        }
+    }
+
     /// Where embedded stores go unless configured: `.atoll` beside the
     /// manifest, or beside the bundle file.
     pub fn default_data_dir(&self) -> PathBuf {

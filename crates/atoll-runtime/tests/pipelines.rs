@@ -398,7 +398,7 @@ timeout = "5s"
     .unwrap();
     let quick = app.app.function("quick").unwrap();
     let patient = app.app.function("patient").unwrap();
-    assert_eq!(quick.wapc.info.sha256, patient.wapc.info.sha256);
+    assert_eq!(quick.guest.sha256(), patient.guest.sha256());
     assert_eq!(app.call("quick", "sleep", "1000").await.unwrap_err().status(), 504);
     assert_eq!(app.call("patient", "sleep", "1000").await.unwrap(), "slept 1000");
 

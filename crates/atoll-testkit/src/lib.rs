@@ -18,7 +18,14 @@ const RUST_GUESTS: &[(&str, &str)] = &[
     ("wapc-plain", "wasm32-unknown-unknown"),
     ("sdk-fixture", "wasm32-wasip1"),
     ("caps-fixture", "wasm32-wasip1"),
+    // A `[[bin]]` (a WASI command): its file is named after the bin,
+    // `wagi_rust.wasm`.
+    ("wagi-rust", "wasm32-wasip1"),
 ];
+
+/// C fixtures under `tests/guests`: (name, source), built with clang and
+/// wasi-libc into `target/guests/<name>/`.
+const C_GUESTS: &[(&str, &str)] = &[("wagi-c", "tests/guests/wagi-c/hello.c")];
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,11 +47,15 @@ pub fn shared_cache_dir() -> PathBuf {
 }
 
 /// Path of a built guest fixture: a Rust crate name from `tests/guests`
-/// (`wapc-plain`, `sdk-fixture`) or `as-echo` (AssemblyScript).
+/// (`wapc-plain`, `sdk-fixture`), a C one (`wagi-c`) or `as-echo`
+/// (AssemblyScript).
 pub fn guest_path(name: &str) -> PathBuf {
     build_all_once();
     if name == "as-echo" {
         return repo_root().join("tests/guests/assemblyscript/build/echo.wasm");
+    }
+    if C_GUESTS.iter().any(|(n, _)| *n == name) {
+        return c_guest_path(name);
     }
     let (_, target) = RUST_GUESTS
         .iter()
@@ -73,6 +84,7 @@ fn build_all_once() {
             return;
         }
         build_rust_guests();
+        build_c_guests();
         build_assemblyscript_guest();
     });
 }
@@ -101,6 +113,35 @@ pub fn build_rust_guests() {
             }
         }
         run(&mut cmd, &format!("building guest fixtures for {target}"));
+    }
+}
+
+fn c_guest_path(name: &str) -> PathBuf {
+    guests_target_dir().join(name).join(format!("{name}.wasm"))
+}
+
+/// Builds the C fixtures with Debian's clang, lld and wasi-libc (which
+/// `scripts/test.sh` installs): clang's `wasm32-wasi` target finds
+/// wasi-libc's sysroot by itself there.
+pub fn build_c_guests() {
+    for (name, source) in C_GUESTS {
+        let out = c_guest_path(name);
+        std::fs::create_dir_all(out.parent().expect("a file in a directory"))
+            .unwrap_or_else(|e| panic!("creating {}: {e}", out.display()));
+        run(
+            Command::new(std::env::var("ATOLL_CLANG").unwrap_or_else(|_| "clang".into()))
+                .args([
+                    "--target=wasm32-wasi",
+                    "-O2",
+                    "-Wall",
+                    "-Werror",
+                    "-Wl,--strip-debug",
+                    "-o",
+                ])
+                .arg(&out)
+                .arg(repo_root().join(source)),
+            &format!("building the C guest {name} (needs clang, lld and wasi-libc)"),
+        );
     }
 }
 

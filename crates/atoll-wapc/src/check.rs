@@ -5,6 +5,8 @@ use crate::imports::{IMPORTS, MODULE};
 use wasmtime::{ExternType, Module, ValType};
 
 pub(crate) const WASI_P1: &str = "wasi_snapshot_preview1";
+/// WASI preview 0, which older TinyGo releases import instead of preview 1.
+pub(crate) const WASI_P0: &str = "wasi_unstable";
 
 /// A module that cannot be served as a waPC function, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,10 +53,10 @@ pub(crate) fn check(module: &Module, memory_limit: u64) -> Result<Shape, LoadErr
                 }
                 shape.imports_console_log |= name == "__console_log";
             }
-            WASI_P1 => shape.imports_wasi = true,
+            WASI_P1 | WASI_P0 => shape.imports_wasi = true,
             _ => {
                 return Err(LoadError(format!(
-                    "imports \"{m}.{name}\", which Atoll does not provide (a waPC guest may import only \"{MODULE}\" and \"{WASI_P1}\")"
+                    "imports \"{m}.{name}\", which Atoll does not provide (a waPC guest may import only \"{MODULE}\", \"{WASI_P1}\" and \"{WASI_P0}\")"
                 )));
             }
         }

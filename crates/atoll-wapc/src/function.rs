@@ -2,7 +2,7 @@ use crate::check::{LoadError, Shape, check, check_memory};
 use crate::imports;
 use crate::state::{Phase, WapcState};
 use atoll_caps::{Invocation, ResponseParts};
-use atoll_engine::{Engine, Failure, Limits, ModuleKey, classify_failure};
+use atoll_engine::{CallError, Engine, Limits, ModuleKey, classify_failure};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,28 +58,6 @@ pub struct WapcFunction {
     limits: Limits,
     max_output: usize,
     pub info: FunctionInfo,
-}
-
-/// Why an invocation produced no output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
-    /// The guest returned an error through `__guest_error`.
-    Guest { message: String },
-    /// The instance failed: trap, deadline, memory, capacity.
-    Failed { failure: Failure, detail: Option<String> },
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Guest { message } => f.write_str(message),
-            CallError::Failed { failure, detail: None } => write!(f, "{failure}"),
-            CallError::Failed {
-                failure,
-                detail: Some(d),
-            } => write!(f, "{failure}; {d}"),
-        }
-    }
 }
 
 /// The result of one invocation. `teardown` owns the instance: drop it
@@ -296,6 +274,7 @@ impl WapcFunction {
         );
         let mut store = Store::new(self.engine.wasmtime(), state);
         store.data_mut().deadline = self.limits.apply(&mut store, |s| &mut s.limiter, until);
+        store.data_mut().inv.deadline = Some(store.data().deadline);
         // The epoch check stops a guest that computes past its deadline; a
         // guest blocked in a host call (a WASI sleep, say) is stopped here.
         // Wasmtime unwinds the dropped call's fiber, so the store is still

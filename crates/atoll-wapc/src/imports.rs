@@ -1,5 +1,7 @@
 //! The nine `wapc` imports, as `wapc-guest` 1.x and the reference host
-//! (`wasmtime-provider`) define them, plus WASI preview 1.
+//! (`wasmtime-provider`) define them, plus WASI preview 1 and, for guests
+//! built by older toolchains (TinyGo before 0.23), preview 0
+//! (`wasi_unstable`), both over one sandboxed context.
 //!
 //! Conventions every import follows:
 //! - lengths and pointers are `i32` (wasm32); a zero-length buffer is legal
@@ -35,6 +37,7 @@ const MAX_ERROR: usize = 64 * 1024;
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<WapcState>> {
     let mut l = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut l, WapcState::wasi)?;
+    wasmtime_wasi::p0::add_to_linker_async(&mut l, WapcState::wasi)?;
 
     l.func_wrap(
         MODULE,

@@ -28,6 +28,7 @@ mod imports;
 mod state;
 mod stdio;
 
+pub use atoll_engine::CallError;
 pub use check::{LoadError, Shape};
-pub use function::{CallError, FunctionInfo, InitMode, Invoked, Teardown, WapcAbi, WapcFunction};
+pub use function::{FunctionInfo, InitMode, Invoked, Teardown, WapcAbi, WapcFunction};
 pub use state::WapcState;

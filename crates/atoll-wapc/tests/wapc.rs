@@ -519,3 +519,48 @@ async fn a_guest_waiting_in_a_host_call_hits_its_deadline() {
         "the function still works afterwards"
     );
 }
+
+#[tokio::test]
+async fn a_guest_importing_wasi_preview_0_loads_and_runs() {
+    // Older TinyGo releases import `wasi_unstable` instead of
+    // `wasi_snapshot_preview1`. This guest draws 16 random bytes, writes a
+    // line to stdout and to stderr, and answers with the errnos, the bytes
+    // written and the random bytes; with a non-empty payload it then traps,
+    // so its stderr shows up in the error as preview 1's does.
+    let preview0 = wat(r#"
+        (module
+          (import "wasi_unstable" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_unstable" "random_get" (func $random_get (param i32 i32) (result i32)))
+          (import "wapc" "__guest_response" (func $respond (param i32 i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 400) "said through preview 0\n")
+          (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
+            (i32.store (i32.const 200) (i32.const 400))
+            (i32.store (i32.const 204) (i32.const 23))
+            (i32.store8 (i32.const 0) (call $random_get (i32.const 4) (i32.const 16)))
+            (i32.store8 (i32.const 1) (call $fd_write (i32.const 1) (i32.const 200) (i32.const 1) (i32.const 300)))
+            (i32.store8 (i32.const 2) (call $fd_write (i32.const 2) (i32.const 200) (i32.const 1) (i32.const 300)))
+            (i32.store8 (i32.const 3) (i32.load (i32.const 300)))
+            (if (local.get $msg_len) (then unreachable))
+            (call $respond (i32.const 0) (i32.const 20))
+            (i32.const 1)))"#);
+    let f = load(&engine(), &preview0, LIMITS).await;
+    assert!(f.info.shape.imports_wasi);
+    let first = f
+        .invoke(inv_with(&[Capability::Log]), "run", Vec::new().into())
+        .await
+        .result
+        .unwrap();
+    assert_eq!(&first[..4], &[0, 0, 0, 23], "errnos and bytes written");
+    let second = call(&f, "run", "").await.unwrap();
+    assert_ne!(first[4..], second[4..], "each instance draws its own random bytes");
+    assert_ne!(first[4..], [0; 16]);
+
+    match call(&f, "run", "trap").await {
+        Err(CallError::Failed {
+            failure: Failure::Trap { .. },
+            detail: Some(said),
+        }) => assert!(said.contains("said through preview 0"), "{said}"),
+        other => panic!("expected a trap with the guest's stderr, got {other:?}"),
+    }
+}

@@ -91,6 +91,19 @@ impl Variables {
     pub fn get(&self, name: &str) -> Option<Option<&Value>> {
         self.values.get(name).map(Option::as_ref)
     }
+
+    /// Every variable with a value that a function listing `secrets` may
+    /// read: what the `get` operation would answer, all at once (a WAGI
+    /// program gets them as its environment).
+    pub fn readable<'a>(
+        &'a self,
+        secrets: &'a std::collections::BTreeSet<String>,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.values.iter().filter_map(move |(name, value)| {
+            let value = value.as_ref()?;
+            (!value.secret || secrets.contains(name)).then_some((name.as_str(), value.expose()))
+        })
+    }
 }
 
 pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
@@ -141,6 +154,17 @@ mod tests {
         assert_eq!(vars.get("c").flatten().unwrap().expose(), "from-default");
         assert_eq!(vars.get("token"), Some(None));
         assert_eq!(vars.get("undeclared"), None);
+    }
+
+    #[test]
+    fn readable_lists_secrets_only_where_granted() {
+        let env = |k: &str| (k == "ATOLL_VAR_TOKEN").then(|| "hunter2".to_string());
+        let vars = Variables::resolve(&manifest(), &BTreeMap::new(), env).unwrap();
+        let none = std::collections::BTreeSet::new();
+        let seen: Vec<_> = vars.readable(&none).map(|(n, _)| n).collect();
+        assert_eq!(seen, ["a", "b", "c"]);
+        let granted = std::collections::BTreeSet::from(["token".to_string()]);
+        assert!(vars.readable(&granted).any(|(n, v)| n == "token" && v == "hunter2"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 fn main() {
     eprintln!("building guest fixtures (Rust)...");
     atoll_testkit::build_rust_guests();
+    eprintln!("building guest fixtures (C)...");
+    atoll_testkit::build_c_guests();
     eprintln!("building guest fixtures (AssemblyScript)...");
     atoll_testkit::build_assemblyscript_guest();
     eprintln!(

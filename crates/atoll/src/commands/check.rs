@@ -30,7 +30,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let m = &app.manifest;
     for f in app.functions() {
-        let info = &f.wapc.info;
+        let Some(wapc) = f.wapc() else { continue };
+        let info = &wapc.info;
         if info.shape.imports_console_log && !f.grants.allows(Capability::Log) {
             eprintln!(
                 "warning: {}: function \"{}\" imports __console_log but is not granted \"log\"; its console output will be dropped",
