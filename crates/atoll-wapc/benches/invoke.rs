@@ -33,6 +33,12 @@ fn main() {
         .build()
         .unwrap();
     println!("fresh instance per invocation: p50 / p99 in microseconds over {runs} invocations");
+    // `cargo test --benches` (the test script's quick run) builds without
+    // optimisations: its figures are tens of times the README's, which come
+    // from `cargo bench`. Say so beside the figures, not only in the docs.
+    if cfg!(debug_assertions) {
+        println!("UNOPTIMISED debug build: these figures only show the bench runs; measure with `cargo bench`");
+    }
     println!(
         "{:<34} {:>16} {:>16} {:>16}",
         "guest / init", "instantiate+call", "teardown", "whole"

@@ -13,7 +13,7 @@ use atoll_manifest::Manifest;
 use atoll_runtime::AppSource;
 use globset::{Glob, GlobSetBuilder};
 use notify::{RecursiveMode, Watcher};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,9 @@ const QUIET: Duration = Duration::from_millis(300);
 /// Directories whose changes are build output or data, not sources.
 const IGNORED: &[&str] = &["target", ".atoll", ".git", "node_modules"];
 
-pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<()> {
+/// Starts watching `app`: its watches are in place when this returns, so a
+/// change made once the server says it is serving is seen.
+pub fn start(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<()> {
     let is_bundle = app.is_file() && app.extension().is_none_or(|e| e != "toml");
     let root = if app.is_dir() {
         app.clone()
@@ -30,8 +32,8 @@ pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<
         app.parent().unwrap_or(Path::new(".")).to_path_buf()
     };
     let root = root.canonicalize().unwrap_or(root);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !matches!(event.kind, notify::EventKind::Access(_))
         {
@@ -40,8 +42,35 @@ pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<
             }
         }
     })?;
-    watcher.watch(&root, RecursiveMode::Recursive)?;
+    let mut watched = Watched {
+        watcher,
+        dirs: HashSet::new(),
+    };
+    if is_bundle {
+        watched.add_dir(&root)?;
+    } else {
+        watched.add_tree(&root);
+        if let Ok(manifest) = Manifest::load_from(&app) {
+            watched.add_module_dirs(&manifest);
+        }
+    }
     tracing::info!(path = %root.display(), "watching for changes");
+    tokio::spawn(async move {
+        if let Err(e) = watch(supervisor, app, root, is_bundle, watched, rx).await {
+            tracing::error!(error = %e, "watching stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn watch(
+    supervisor: Arc<Supervisor>,
+    app: PathBuf,
+    root: PathBuf,
+    is_bundle: bool,
+    mut watched: Watched,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+) -> anyhow::Result<()> {
     loop {
         let Some(first) = rx.recv().await else { return Ok(()) };
         let mut changed = vec![first];
@@ -53,6 +82,15 @@ pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<
                 Err(_) => break,
             }
         }
+        if !is_bundle {
+            // New directories are watched from now on; the files already in
+            // them were written before, so they count as changed.
+            let mut found = Vec::new();
+            for path in &changed {
+                found.extend(watched.follow(&root, path));
+            }
+            changed.extend(found);
+        }
         changed.sort();
         changed.dedup();
         let source = if is_bundle {
@@ -63,7 +101,7 @@ pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<
             match AppSource::open(&app, &supervisor.config().bundle_limits) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!("the changed bundle cannot be read:\n{e}");
+                    crate::logging::error_with_details("the changed bundle cannot be read", &e.to_string());
                     continue;
                 }
             }
@@ -71,10 +109,14 @@ pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<
             let manifest = match Manifest::load_from(&app) {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::error!("the manifest has errors; still serving the previous version:\n{e}");
+                    crate::logging::error_with_details(
+                        "the manifest has errors; still serving the previous version",
+                        &e.to_string(),
+                    );
                     continue;
                 }
             };
+            watched.add_module_dirs(&manifest);
             let relevant: Vec<&PathBuf> = changed.iter().filter(|p| is_relevant(&root, &manifest, p)).collect();
             if relevant.is_empty() {
                 continue;
@@ -83,11 +125,11 @@ pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<
             if !to_build.is_empty() {
                 tracing::info!(functions = %to_build.iter().cloned().collect::<Vec<_>>().join(", "), "rebuilding");
                 if let Err(f) = build::run_jobs(build::jobs(&manifest, Some(&to_build))).await {
+                    build::show_output(&f);
                     tracing::error!(
                         functions = %f.functions.join(", "),
                         status = %f.status,
-                        "the build failed; still serving the previous version:\n{}",
-                        f.output.trim_end()
+                        "the build failed; still serving the previous version"
                     );
                     continue;
                 }
@@ -97,7 +139,84 @@ pub async fn watch(supervisor: Arc<Supervisor>, app: PathBuf) -> anyhow::Result<
             AppSource::Dir(app.clone())
         };
         if let Err(e) = supervisor.reload(&source).await {
-            tracing::error!("the new version does not load; still serving the previous one:\n{e}");
+            crate::logging::error_with_details("the new version does not load; still serving the previous one", &e);
+        }
+    }
+}
+
+/// What is watched: each directory of the app on its own, except build
+/// output and data ([`IGNORED`]), and the directory of each module. Not one
+/// recursive watch over the app: that also covers `target/`, where a build
+/// creates and deletes directories by the hundred, and notify logs an
+/// "unable to remove watch descriptor" line for each deleted one.
+struct Watched {
+    watcher: notify::RecommendedWatcher,
+    dirs: HashSet<PathBuf>,
+}
+
+impl Watched {
+    /// Watches `dir` alone (not what is under it).
+    fn add_dir(&mut self, dir: &Path) -> notify::Result<()> {
+        if !self.dirs.contains(dir) {
+            self.watcher.watch(dir, RecursiveMode::NonRecursive)?;
+            self.dirs.insert(dir.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Watches every directory under `dir` that is not ignored; returns the
+    /// files found in the directories it had not watched before.
+    fn add_tree(&mut self, dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let new = !self.dirs.contains(&d);
+            if let Err(e) = self.add_dir(&d) {
+                tracing::warn!(path = %d.display(), error = %e, "cannot watch this directory");
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for entry in entries.flatten() {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() && !IGNORED.iter().any(|i| entry.file_name() == *i) => stack.push(entry.path()),
+                    Ok(t) if t.is_dir() => {}
+                    Ok(_) if new => files.push(entry.path()),
+                    _ => {}
+                }
+            }
+        }
+        files
+    }
+
+    /// Keeps the watches in step with a changed `path` under `root`: a new
+    /// directory is watched (returning the files in it), a deleted one
+    /// forgotten (its watch went with it, and it may come back).
+    fn follow(&mut self, root: &Path, path: &Path) -> Vec<PathBuf> {
+        if !path.exists() {
+            self.dirs.retain(|d| !d.starts_with(path));
+            return Vec::new();
+        }
+        let ignored = match path.strip_prefix(root) {
+            Ok(rel) => rel.components().any(|c| IGNORED.iter().any(|i| c.as_os_str() == *i)),
+            Err(_) => true,
+        };
+        if path.is_dir() && !ignored && !self.dirs.contains(path) {
+            return self.add_tree(path);
+        }
+        Vec::new()
+    }
+
+    /// Watches the directory of each module that exists, so a module built
+    /// outside Atoll (inside an ignored `target/`) still reloads the app.
+    fn add_module_dirs(&mut self, manifest: &Manifest) {
+        for f in manifest.functions.values() {
+            let module = manifest.module_path(f);
+            let Some(dir) = module.parent().and_then(|d| d.canonicalize().ok()) else {
+                continue;
+            };
+            if let Err(e) = self.add_dir(&dir) {
+                tracing::debug!(path = %dir.display(), error = %e, "cannot watch a module's directory");
+            }
         }
     }
 }

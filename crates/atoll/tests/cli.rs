@@ -203,6 +203,44 @@ fn the_hello_example_builds_checks_and_answers() {
     assert_eq!(stdout, "ping");
 }
 
+/// The cgi example: a CGI program and a waPC function, built as one
+/// workspace and served: CGI variables, a static file, a redirect, and the
+/// two in one pipeline.
+#[test]
+fn the_cgi_example_builds_and_serves_a_cgi_program_beside_a_wapc_function() {
+    let example = atoll_testkit::repo_root().join("examples/cgi");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let (out, stdout, stderr) = run(atoll().arg("check").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("ok: cgi 0.1.0: 2 function(s)"), "{stdout}");
+
+    let mut served = serve(&example);
+    let page = http(&served.addr, "GET", "/cgi/a/b?x=1&y", &[], b"");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.to_ascii_lowercase().contains("x-served-by: cgi"), "{page}");
+    for line in [
+        "Hello from a CGI program!",
+        "SCRIPT_NAME=/cgi",
+        "PATH_INFO=/a/b",
+        "X_MATCHED_ROUTE=/cgi/*path",
+        "arguments=x=1 y",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
+    let about = http(&served.addr, "GET", "/cgi/about", &[], b"");
+    assert!(about.contains("read by a CGI program through its read-only static/"), "{about}");
+    let old = http(&served.addr, "GET", "/cgi/old", &[], b"");
+    assert!(old.starts_with("HTTP/1.1 302") && old.contains("location: /cgi/new"), "{old}");
+    let signed = http_post(&served.addr, "/sign", "  ada   LOVELACE ");
+    assert!(signed.starts_with("HTTP/1.1 200"), "{signed}");
+    assert!(signed.ends_with("Hello, Ada Lovelace! Thanks for signing.\n"), "{signed}");
+    let empty = http_post(&served.addr, "/sign", "   ");
+    assert!(empty.starts_with("HTTP/1.1 400") && empty.contains("send a name to sign with"), "{empty}");
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}
+
 #[test]
 fn a_failing_build_shows_its_output_and_fails() {
     let dir = app("");
@@ -393,7 +431,7 @@ steps = [{ fn = "f", op = "fail" }]
         "x-a: b",
     ]));
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(stdout, "202\nx-tag: abc\n\nABC");
+    assert_eq!(stdout, "HTTP/1.1 202 Accepted\nx-tag: abc\n\nABC");
 
     let (out, stdout, _) =
         run(atoll()
@@ -431,7 +469,7 @@ fn the_pipeline_example_takes_orders() {
     let (code, stdout, _) = order(r#"{"item":"kayak","qty":2}"#);
     assert_eq!(code, Some(0));
     assert!(
-        stdout.starts_with("409\n") && stdout.contains(r#""reason":"not enough in stock""#),
+        stdout.starts_with("HTTP/1.1 409 Conflict\n") && stdout.contains(r#""reason":"not enough in stock""#),
         "{stdout}"
     );
 
@@ -445,7 +483,9 @@ fn the_pipeline_example_takes_orders() {
 
     let (_, stdout, _) = order(r#"{"item":"kayak","qty":2}"#);
     assert!(
-        stdout.starts_with("201\n") && stdout.contains(r#""accepted":true"#) && stdout.contains("179800"),
+        stdout.starts_with("HTTP/1.1 201 Created\n")
+            && stdout.contains(r#""accepted":true"#)
+            && stdout.contains("179800"),
         "{stdout}"
     );
     let (_, stdout, _) = order(r#"{"item":"canoe","qty":1}"#);
@@ -523,4 +563,327 @@ links = { "pricing" = "plain", "sample.ns" = "plain" }
     );
     let (_, text, _) = run(atoll().arg("inspect").arg(dir.path()));
     assert!(text.contains("calls: pricing → plain, sample.ns → plain"), "{text}");
+}
+
+/// An app whose one function has a `build` command (`command`) writing
+/// `plain.wasm`, which is not there yet.
+fn unbuilt_app(command: &str) -> tempfile::TempDir {
+    let dir = app("");
+    std::fs::rename(dir.path().join("plain.wasm"), dir.path().join("plain.src.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(dir.path().join("atoll.toml")).unwrap().replace(
+        "source = \"plain.wasm\"",
+        &format!("source = \"plain.wasm\"\nbuild = {{ command = \"{command}\", watch = [\"src/**/*.txt\"] }}"),
+    );
+    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
+    dir
+}
+
+/// The line of `stderr` holding `needle`, trimmed.
+fn line_with<'a>(stderr: &'a str, needle: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in: {stderr}"))
+        .trim()
+}
+
+/// `atoll new`'s next steps run as printed (the binary is not on the test's
+/// PATH, so the hint names it by path), even for a directory with a space.
+#[test]
+fn new_prints_next_steps_that_run_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("my apps")).unwrap();
+    let (out, _, stderr) = run(atoll()
+        .current_dir(dir.path())
+        .args(["new", "shop", "--app", "my apps"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("created function \"shop\" (rust-http) in"), "{stderr}");
+    let serve_line = line_with(&stderr, "serve --build");
+    assert!(serve_line.ends_with(" serve --build 'my apps/shop'"), "{serve_line}");
+    let curl_line = line_with(&stderr, "curl ");
+    assert_eq!(curl_line, "curl 'http://127.0.0.1:3000/shop?name=you'");
+
+    // The printed line, as a shell runs it; only a free port is added.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {serve_line} --listen 127.0.0.1:0 --log-format json"))
+        .current_dir(dir.path())
+        .env("ATOLL_CACHE_DIR", atoll_testkit::shared_cache_dir())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    let reply = http(&addr, "GET", "/shop?name=you", &[], b"");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(body(&reply), "Hello, you, from shop!\n", "{reply}");
+}
+
+/// The name rule `atoll new --help` states is the one it enforces.
+#[test]
+fn new_states_the_name_rule_it_enforces() {
+    let rule = "lower-case letters, digits, - and _, starting with a letter";
+    let (_, help, _) = run(atoll().args(["new", "--help"]));
+    assert!(help.replace('\n', " ").contains(rule), "{help}");
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["Shop", "1shop", "sh op"] {
+        let (out, _, stderr) = run(atoll().current_dir(dir.path()).args(["new", bad]));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr.contains(&format!("\"{bad}\" is not a valid function name: {rule}")),
+            "{stderr}"
+        );
+    }
+    let (_, _, stderr) = run(atoll().current_dir(dir.path()).args(["new", "Shop"]));
+    assert!(stderr.contains("(try \"shop\")"), "{stderr}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}
+
+/// A module not built yet: check, call and serve say how to build it.
+#[test]
+fn an_unbuilt_module_comes_with_the_command_that_builds_it() {
+    let dir = unbuilt_app("cp plain.src.wasm plain.wasm");
+    let (out, _, check) = run(atoll().arg("check").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(check.contains("cannot read"), "{check}");
+    let hint = line_with(&check, "hint:");
+    assert!(
+        hint.starts_with("hint: the module of plain is not built yet; build it with `")
+            && hint.ends_with(&format!(" build {}`", dir.path().display())),
+        "{hint}"
+    );
+    let (_, _, stderr) = run(atoll().arg("call").arg(dir.path()).arg("plain"));
+    assert!(line_with(&stderr, "hint:").contains(" build "), "{stderr}");
+    let (out, _, stderr) = run(atoll().arg("serve").arg(dir.path()).args(["--listen", "127.0.0.1:0"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        line_with(&stderr, "hint:").ends_with(&format!(" serve --build {}`", dir.path().display())),
+        "{stderr}"
+    );
+
+    // Run as printed, check's hint builds it.
+    let command = hint.split('`').nth(1).unwrap();
+    let status = Command::new("sh").arg("-c").arg(command).status().unwrap();
+    assert!(status.success());
+    let (out, _, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert!(out.status.success(), "{stderr}");
+}
+
+/// A port in use is reported before the build runs, with the option that
+/// chooses another.
+#[test]
+fn serve_reports_a_port_in_use_before_building() {
+    let dir = unbuilt_app("touch built; sleep 20; cp plain.src.wasm plain.wasm");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let (out, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(dir.path())
+        .args(["--build", "--listen", &addr]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(15), "it waited for the build");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}: the address is in use")) && stderr.contains("--listen"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("built").exists(), "the build ran");
+}
+
+/// `bundle` and `inspect` say which size they report.
+#[test]
+fn bundle_and_inspect_name_their_sizes() {
+    let dir = app("");
+    let out_path = dir.path().join("app.atoll");
+    let (out, _, stderr) = run(atoll().arg("bundle").arg(dir.path()).arg("-o").arg(&out_path));
+    assert!(out.status.success(), "{stderr}");
+    let file = std::fs::metadata(&out_path).unwrap().len();
+    let human = |n: u64| {
+        if n >= 1 << 10 {
+            format!("{:.1} KiB", n as f64 / 1024.0)
+        } else {
+            format!("{n} B")
+        }
+    };
+    assert!(stderr.contains(&format!("{} file", human(file))), "{stderr}");
+    assert!(stderr.contains(" unpacked, "), "{stderr}");
+    let (out, stdout, stderr) = run(atoll().arg("inspect").arg(&out_path));
+    assert!(out.status.success(), "{stderr}");
+    let line = line_with(&stdout, "bundle ");
+    assert!(
+        line.contains(" unpacked, ") && line.ends_with(&format!("{} file)", human(file))),
+        "{line}"
+    );
+}
+
+/// Off a terminal with JSON logs, a failed build is one JSON object per
+/// line of its output, and so is its progress: nothing else on stderr.
+#[test]
+fn a_failed_build_under_json_logs_stays_one_object_per_line() {
+    let dir = unbuilt_app("echo 'error[E0308]: mismatched types'; echo '  --> src/lib.rs:3:5' >&2; exit 101");
+    let (out, _, stderr) =
+        run(atoll()
+            .arg("serve")
+            .arg(dir.path())
+            .args(["--build", "--listen", "127.0.0.1:0", "--log-format", "json"]));
+    assert_eq!(out.status.code(), Some(1));
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?} in {stderr}")))
+        .collect();
+    let messages: Vec<&str> = events.iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(messages.contains(&"building"), "{stderr}");
+    assert!(messages.contains(&"error[E0308]: mismatched types"), "{stderr}");
+    assert!(messages.contains(&"  --> src/lib.rs:3:5"), "{stderr}");
+    assert!(messages.iter().all(|m| !m.contains('\n')), "{stderr}");
+    assert!(messages.contains(&"the build failed"), "{stderr}");
+}
+
+/// `--watch` watches the app's sources, not its build output: no notify
+/// noise when a build creates and deletes directories under `target/`, and
+/// a directory created after the start is watched too.
+#[test]
+fn watch_follows_sources_quietly() {
+    let dir = unbuilt_app("mkdir -p target/a/b target/c && rm -rf target/a target/c && cp plain.src.wasm plain.wasm");
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    let (mut child, _addr, mut lines) = start_serving(dir.path(), &["--build", "--watch"]);
+    let mut seen = Vec::new();
+    let until = |lines: &mut Lines, message: &str, seen: &mut Vec<String>| {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push(line.clone());
+            if serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|v| v["message"] == message) {
+                return;
+            }
+        }
+        panic!("no {message:?} in: {seen:#?}");
+    };
+    std::fs::write(dir.path().join("src/a.txt"), "1").unwrap();
+    until(&mut lines, "swapped in a new version", &mut seen);
+    // A new directory, and a file in it written at once.
+    std::fs::create_dir_all(dir.path().join("src/new/deeper")).unwrap();
+    std::fs::write(dir.path().join("src/new/deeper/b.txt"), "2").unwrap();
+    until(&mut lines, "swapped in a new version", &mut seen);
+    let rebuilds = seen.iter().filter(|l| l.contains("\"rebuilding\"")).count();
+    std::fs::write(dir.path().join("src/new/deeper/b.txt"), "3").unwrap();
+    until(&mut lines, "swapped in a new version", &mut seen);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(rebuilds, 2, "{seen:#?}");
+    assert!(
+        seen.iter().filter(|l| l.contains("\"rebuilding\"")).count() == 3,
+        "{seen:#?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains("watch descriptor") || l.contains("notify")),
+        "{seen:#?}"
+    );
+}
+
+type Lines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// `atoll serve <dir> <extra>`'s first "kv store" log line, and its log up
+/// to "serving".
+fn store_line(dir: &Path, extra: &[&std::ffi::OsStr]) -> (serde_json::Value, String) {
+    let mut child = atoll()
+        .arg("serve")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut store = None;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "kv store" && store.is_none() {
+            store = Some(v);
+        } else if v["message"] == "serving" {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    (store.unwrap_or_else(|| panic!("no kv store line in: {log}")), log)
+}
+
+/// At start, one line per key-value store says which backend serves it and
+/// where, without a password.
+#[test]
+fn serve_names_each_stores_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    caps_app(dir.path());
+    let (store, _) = store_line(dir.path(), &[]);
+    assert_eq!(store["store"], "default");
+    assert_eq!(store["backend"], "redb");
+    assert!(store["at"].as_str().unwrap().ends_with(".atoll/kv.redb"), "{store}");
+
+    // Redis connects on first use, so no server is needed to see the line.
+    let config = dir.path().join("runtime.toml");
+    std::fs::write(
+        &config,
+        "[kv.default]\nbackend = \"redis\"\nurl = \"redis://app:hunter2@127.0.0.1:1/0\"\n",
+    )
+    .unwrap();
+    let (store, log) = store_line(dir.path(), &["--runtime-config".as_ref(), config.as_os_str()]);
+    assert_eq!(store["backend"], "redis");
+    assert_eq!(store["at"], "redis://app:***@127.0.0.1:1/0");
+    assert_eq!(store["prefix"], "atoll:durable");
+    assert!(!log.contains("hunter2"), "{log}");
+}
+
+/// The pipeline example as its README lines say, on every run: an accepted
+/// order lowers the stock, an order for more than is left is 409, and a
+/// refill brings the stock back to 5 however often it runs.
+#[test]
+fn the_pipeline_example_sells_only_what_it_has() {
+    let example = atoll_testkit::repo_root().join("examples/pipeline");
+    let data = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let call = |args: &[&str]| {
+        let (out, stdout, stderr) = run(atoll()
+            .arg("call")
+            .arg(&example)
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path()));
+        assert!(out.status.success(), "{stderr}");
+        stdout
+    };
+    let kayaks = || {
+        let stats: serde_json::Value = serde_json::from_str(&call(&["--route", "GET /stats"])).unwrap();
+        stats["stock"]["kayak"].as_i64().unwrap()
+    };
+    let order = || call(&["--route", "POST /orders", "-i", "--data", r#"{"item":"kayak","qty":2}"#]);
+    for _ in 0..2 {
+        assert_eq!(call(&["restock", "--op", "restock", "--data", "5"]), "restocked 5");
+    }
+    assert_eq!(kayaks(), 5, "a refill, not an addition");
+    assert!(order().starts_with("HTTP/1.1 201 Created\n"));
+    assert_eq!(kayaks(), 3);
+    assert!(order().starts_with("HTTP/1.1 201 Created\n"));
+    let refused = order();
+    assert!(
+        refused.starts_with("HTTP/1.1 409 Conflict\n") && refused.contains("not enough in stock"),
+        "{refused}"
+    );
+    assert_eq!(kayaks(), 1, "a refused order takes nothing");
+    call(&["restock", "--op", "restock", "--data", "5"]);
+    assert_eq!(kayaks(), 5);
 }

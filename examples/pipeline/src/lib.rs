@@ -35,16 +35,24 @@ fn validate(req: Request) -> Result<Response> {
     })
 }
 
-/// How many are in stock; 404 for an item the shop does not sell.
+/// Takes the order's quantity from the stock, if there is that much; 404 for
+/// an item the shop does not sell. The stock is never read and then written
+/// (two orders could both see the last kayak): the quantity is taken in one
+/// atomic step and given back if that went below zero.
 fn stock(req: Request) -> Result<Response> {
     let order: Order = req.json()?;
     if !CATALOGUE.iter().any(|(name, _)| *name == order.item) {
         return Err(Error::status(404, format!("no such item: {}", order.item)));
     }
-    let available: i64 = kv::get_string(&format!("stock:{}", order.item))?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Response::json(&serde_json::json!({ "available": available, "enough": available >= order.qty as i64 }))
+    let key = format!("stock:{}", order.item);
+    let qty = i64::from(order.qty);
+    let left = kv::increment(&key, -qty)?;
+    let (reserved, left) = if left >= 0 {
+        (true, left)
+    } else {
+        (false, kv::increment(&key, qty)?)
+    };
+    Response::json(&serde_json::json!({ "reserved": reserved, "left": left }))
 }
 
 /// The order's price in cents, from the catalogue (0 if unknown).
@@ -59,8 +67,8 @@ fn summary(_: Request) -> Result<Response> {
     let order: Order = state::get_json("order")?.ok_or("no order in the state")?;
     let availability: serde_json::Value = state::get_json("availability")?.unwrap_or_default();
     let cost: serde_json::Value = state::get_json("cost")?.unwrap_or_default();
-    // A failed stock lookup that the pipeline let through is {"error", "status", ...}.
-    let accepted = availability["enough"] == true;
+    // A failed stock step that the pipeline let through is {"error", "status", ...}.
+    let accepted = availability["reserved"] == true;
     let reason = match (&availability["error"], accepted) {
         (serde_json::Value::String(e), _) => e.clone(),
         (_, true) => "ok".into(),
@@ -88,18 +96,20 @@ fn tally(req: Request) -> Result<&'static str> {
     Ok("tallied")
 }
 
-/// Every 10 s: adds `amount` (from the schedule's state) to every item's stock.
+/// Every 10 s: refills every item's stock to `level` (from the schedule's
+/// state). A refill, not an addition, so the stock stays the same size
+/// however long the app has run and across restarts.
 fn restock(req: Request) -> Result<String> {
-    let amount: i64 = req
+    let level: i64 = req
         .text()?
         .trim()
         .parse()
-        .map_err(|_| Error::msg("amount must be a number"))?;
+        .map_err(|_| Error::msg("the level must be a number"))?;
     for (item, _) in CATALOGUE {
-        kv::increment(&format!("stock:{item}"), amount)?;
+        kv::set(&format!("stock:{item}"), level.to_string().as_bytes())?;
     }
-    log::info(format!("restocked {amount} of each item"));
-    Ok(format!("restocked {amount}"))
+    log::debug(format!("refilled the stock to {level} of each item"));
+    Ok(format!("restocked {level}"))
 }
 
 /// Orders so far, the latest one, and the stock.

@@ -1,8 +1,10 @@
+//! `atoll build`: every function's build command, in parallel, with
+//! progress; also run by `serve --build`, `bundle --build` and `--watch`.
+
 use crate::logging::{self, LogFormat};
 use atoll_manifest::Manifest;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +21,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let _log = logging::init(args.log_format, "warn");
+    // info: with --log-format json, progress lines are info events.
+    let _log = logging::init(args.log_format, "info");
     build_app(&args.app).await
 }
 
@@ -63,21 +66,28 @@ pub struct Failure {
 
 /// Runs `jobs`, as many at once as there are cores. On the first failure
 /// the others are stopped (their processes killed) and that failure returned.
+///
+/// Progress shows as bars on a terminal, each finished job leaving one line
+/// above them; off a terminal as one line per start and end, which are log
+/// events when the log is JSON.
 pub async fn run_jobs(jobs: Vec<Job>) -> Result<(), Failure> {
     let total = jobs.len();
-    let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
+    let progress = logging::Progress::start();
+    // The compiler's colours, kept when its output is shown on a terminal.
+    let colour = progress.is_some() && !logging::is_json() && std::env::var_os("CARGO_TERM_COLOR").is_none();
     let permits = Arc::new(Semaphore::new(
         std::thread::available_parallelism().map_or(2, |n| n.get()),
     ));
     let mut running = tokio::task::JoinSet::new();
     for (i, job) in jobs.into_iter().enumerate() {
         let permits = permits.clone();
-        let bar = bars.as_ref().map(|m| {
-            let bar = m.add(ProgressBar::new_spinner());
+        let step = format!("[{}/{total}]", i + 1);
+        let bar = progress.as_ref().map(|p| {
+            let bar = p.bars().add(ProgressBar::new_spinner());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{prefix}] {msg} ({elapsed})").expect("valid template"),
+                ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})").expect("valid template"),
             );
-            bar.set_prefix(format!("{}/{total}", i + 1));
+            bar.set_prefix(step.clone());
             bar.set_message(format!("waiting: {}", job.functions.join(", ")));
             bar
         });
@@ -89,17 +99,23 @@ pub async fn run_jobs(jobs: Vec<Job>) -> Result<(), Failure> {
                     b.set_message(format!("building {names}: {}", job.command));
                     b.enable_steady_tick(Duration::from_millis(100));
                 }
-                None => eprintln!("[{}/{total}] building {names}: {}", i + 1, job.command),
+                None if logging::is_json() => {
+                    tracing::info!(functions = %names, command = %job.command, "building")
+                }
+                None => logging::print_line(&format!("{step} building {names}: {}", job.command)),
             }
             let started = Instant::now();
-            let output = tokio::process::Command::new("sh")
+            let mut command = tokio::process::Command::new("sh");
+            command
                 .arg("-c")
                 .arg(&job.command)
                 .current_dir(&job.dir)
-                .kill_on_drop(true)
-                .output()
-                .await;
-            let done = format!("built {names} in {:.1}s", started.elapsed().as_secs_f64());
+                .kill_on_drop(true);
+            if colour {
+                command.env("CARGO_TERM_COLOR", "always");
+            }
+            let output = command.output().await;
+            let seconds = started.elapsed().as_secs_f64();
             let result = match output {
                 Ok(out) if out.status.success() => Ok(()),
                 Ok(out) => Err(Failure {
@@ -119,11 +135,15 @@ pub async fn run_jobs(jobs: Vec<Job>) -> Result<(), Failure> {
                     output: format!("cannot run `sh -c {}`: {e}", job.command),
                 }),
             };
-            match (&bar, &result) {
-                (Some(b), Ok(())) => b.finish_with_message(done),
-                (Some(b), Err(_)) => b.finish_with_message(format!("FAILED {names}")),
-                (None, Ok(())) => eprintln!("[{}/{total}] {done}", i + 1),
-                (None, Err(_)) => eprintln!("[{}/{total}] FAILED {names}", i + 1),
+            match (&result, logging::is_json()) {
+                (Ok(()), true) => tracing::info!(functions = %names, seconds = format!("{seconds:.1}"), "built"),
+                // The failure itself is reported once, by the caller.
+                (Err(_), true) => {}
+                (Ok(()), false) => logging::print_line(&format!("{step} built {names} in {seconds:.1}s")),
+                (Err(_), false) => logging::print_line(&format!("{step} FAILED {names}")),
+            }
+            if let Some(b) = &bar {
+                b.finish_and_clear();
             }
             result
         });
@@ -136,6 +156,21 @@ pub async fn run_jobs(jobs: Vec<Job>) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Shows what a failed build printed, readable in either log format: as
+/// the compiler wrote it in text, and in JSON one event per line of it
+/// (never one event full of `\n` escapes).
+pub fn show_output(f: &Failure) {
+    let output = f.output.trim_end();
+    if logging::is_json() {
+        let functions = f.functions.join(", ");
+        for line in output.lines() {
+            tracing::error!(functions = %functions, "{line}");
+        }
+    } else {
+        logging::print_line(output);
+    }
 }
 
 /// Runs every function's `build.command` in its `workdir` (default: the
@@ -151,19 +186,23 @@ pub async fn build_app(app: &Path) -> anyhow::Result<ExitCode> {
     };
     let jobs = jobs(&manifest, None);
     if jobs.is_empty() {
-        eprintln!("nothing to build: no function declares `build = {{ command = \"...\" }}`");
+        logging::print_line("nothing to build: no function declares `build = { command = \"...\" }`");
         return Ok(ExitCode::SUCCESS);
     }
     match run_jobs(jobs).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(f) => {
-            eprintln!("{}", f.output.trim_end());
-            eprintln!(
-                "error: the build of {} failed ({}) in {}",
-                f.functions.join(", "),
-                f.status,
-                f.dir.display()
-            );
+            show_output(&f);
+            let functions = f.functions.join(", ");
+            if logging::is_json() {
+                tracing::error!(functions = %functions, status = %f.status, dir = %f.dir.display(), "the build failed");
+            } else {
+                logging::print_line(&format!(
+                    "error: the build of {functions} failed ({}) in {}",
+                    f.status,
+                    f.dir.display()
+                ));
+            }
             Ok(ExitCode::FAILURE)
         }
     }

@@ -42,12 +42,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(format!("{}.atoll", bundle.app())));
     std::fs::write(&output, &bytes).with_context(|| format!("writing {}", output.display()))?;
     let count = |prefix: &str| bundle.entries().filter(|(n, ..)| n.starts_with(prefix)).count();
+    // Both sizes, named: the file is what is shipped, the unpacked size what
+    // `--max-bundle-size` limits (and what `inspect` reports first).
+    let unpacked: usize = bundle.entries().map(|(_, size, _)| size).sum();
     eprintln!(
-        "bundled {} {}: {} module(s), {} static file(s), {} -> {}",
+        "bundled {} {}: {} module(s), {} static file(s), {} unpacked, {} file -> {}",
         bundle.app(),
         bundle.version(),
         count("modules/"),
         count("static/"),
+        human(unpacked as u64),
         human(bytes.len() as u64),
         output.display()
     );

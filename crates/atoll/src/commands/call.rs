@@ -26,7 +26,8 @@ pub struct Args {
     /// A request header for --route, as "name: value" (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", requires = "route")]
     pub headers: Vec<String>,
-    /// Print the status and headers before the body (with --route).
+    /// Print the status line and headers before the body, as `curl -i`
+    /// does (with --route).
     #[arg(long, short = 'i', requires = "route")]
     pub include: bool,
     /// Payload: a file, or - for standard input. Empty if omitted.
@@ -66,7 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn call_function(app: &App, function: &str, op: &str, payload: Vec<u8>) -> anyhow::Result<ExitCode> {
+async fn call_function(app: &Arc<App>, function: &str, op: &str, payload: Vec<u8>) -> anyhow::Result<ExitCode> {
     if app.function(function).is_none() {
         let known: Vec<_> = app.manifest.functions.keys().cloned().collect();
         bail!(
@@ -161,7 +162,13 @@ async fn call_route(
     };
     let mut out = std::io::stdout();
     if include {
-        writeln!(out, "{status}")?;
+        // A status line as `curl -i` prints it, so the output reads (and
+        // diffs) the same as the server's answer.
+        let reason = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        writeln!(out, "HTTP/1.1 {status} {reason}")?;
         for (name, value) in &outcome.response.headers {
             writeln!(out, "{name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
         }

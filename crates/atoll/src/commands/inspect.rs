@@ -78,6 +78,7 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
             "created_by": bundle.created_by(),
             "entries": bundle.entries().count(),
             "size": bundle.entries().map(|(_, s, _)| s).sum::<usize>(),
+            "file_size": std::fs::metadata(path).ok().map(|m| m.len()),
         }),
         AppSource::Dir(_) => Value::Null,
     };
@@ -136,8 +137,12 @@ fn print_text(v: &Value) {
     println!("app        {} {}", s(&v["app"]), s(&v["version"]));
     if !v["bundle"].is_null() {
         let b = &v["bundle"];
+        let file = b["file_size"]
+            .as_u64()
+            .map(|n| format!(", {} file", super::bundle::human(n)))
+            .unwrap_or_default();
         println!(
-            "bundle     {} ({}; {} entries, {})",
+            "bundle     {} ({}; {} entries, {} unpacked{file})",
             s(&b["path"]),
             s(&b["created_by"]),
             b["entries"],

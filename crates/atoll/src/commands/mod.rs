@@ -44,8 +44,65 @@ pub async fn load_app(path: &Path, engine: &Engine, runtime: &crate::options::Ru
         }
         Err(errors) => {
             eprintln!("{errors}");
+            if let Some(hint) = unbuilt_hint(path, "build") {
+                eprintln!("{hint}");
+            }
             Err(Reported.into())
         }
+    }
+}
+
+/// When loading `app` failed and some of its modules are missing but have a
+/// `build` command, what to run: `atoll build <app>` for `check` and
+/// `call`, `atoll serve --build <app>` for `serve` (`command` is the one to
+/// suggest). `None` for a bundle, or when every module is there.
+pub fn unbuilt_hint(app: &Path, command: &str) -> Option<String> {
+    let manifest = atoll_manifest::Manifest::load_from(app).ok()?;
+    let unbuilt: Vec<&str> = manifest
+        .functions
+        .values()
+        .filter(|f| f.build.is_some() && !manifest.module_path(f).exists())
+        .map(|f| f.name.as_str())
+        .collect();
+    if unbuilt.is_empty() {
+        return None;
+    }
+    let run = match command {
+        "serve" => format!("{} serve --build {}", atoll_command(), shell_quote(app)),
+        _ => format!("{} build {}", atoll_command(), shell_quote(app)),
+    };
+    Some(format!(
+        "hint: the module of {} is not built yet; build it with `{run}`",
+        unbuilt.join(", ")
+    ))
+}
+
+/// How to run this `atoll` in a printed hint: `atoll` when that name on the
+/// PATH is this very binary (as after `cargo install --path crates/atoll`),
+/// else this binary's path, so the hint runs as printed either way.
+pub fn atoll_command() -> String {
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "atoll".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths)
+            .filter_map(|dir| dir.join("atoll").canonicalize().ok())
+            .next()
+            .is_some_and(|found| found == me)
+    });
+    if on_path { "atoll".into() } else { shell_quote(&me) }
+}
+
+/// `path` as a shell word: as it is when that is safe, else single-quoted.
+pub fn shell_quote(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%=".contains(&b));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

@@ -14,9 +14,20 @@ pub enum Template {
     RustWapc,
 }
 
+/// The rule for a new function's name, stated once for `--help` and the
+/// error: the name also becomes a Cargo package name (no leading digit) and
+/// a directory name (lower case, so no two differ only in case on a
+/// case-insensitive filesystem).
+macro_rules! name_rule {
+    () => {
+        "lower-case letters, digits, - and _, starting with a letter"
+    };
+}
+const NAME_RULE: &str = name_rule!();
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// The function's name (letters, digits, - and _).
+    #[arg(help = concat!("The function's name, also its crate's and directory's: ", name_rule!()))]
     pub name: String,
     #[arg(long, short, value_enum, default_value = "rust-http")]
     pub template: Template,
@@ -29,13 +40,14 @@ pub struct Args {
 /// Writes a function crate from a template and its manifest entries.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = &args.name;
-    let valid = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.len() <= 64;
-    if !valid {
-        bail!("\"{name}\" is not a valid function name: lower-case letters, digits, - and _, starting with a letter");
+    if !is_new_name(name) {
+        let lower = name.to_ascii_lowercase();
+        let hint = if is_new_name(&lower) {
+            format!(" (try \"{lower}\")")
+        } else {
+            String::new()
+        };
+        bail!("\"{name}\" is not a valid function name: {NAME_RULE}{hint}");
     }
     let existing = args.app.join(atoll_manifest::MANIFEST_FILE);
     let (app_dir, crate_dir, crate_rel) = if existing.is_file() {
@@ -102,20 +114,34 @@ fn = "{name}"
         )?;
         write(&app_dir.join(".gitignore"), "target/\n.atoll/\n*.atoll\n")?;
     }
-    let app = app_dir.display();
-    eprintln!(
-        "created function \"{name}\" ({:?}) in {}",
-        args.template,
-        crate_dir.display()
-    );
+    let template = args
+        .template
+        .to_possible_value()
+        .map_or_else(|| format!("{:?}", args.template), |v| v.get_name().to_string());
+    eprintln!("created function \"{name}\" ({template}) in {}", crate_dir.display());
+    // Each line runs as printed, in any shell: the URL is quoted (zsh
+    // globs an unquoted `?`), and so is a path that needs it.
     eprintln!("next:");
     eprintln!("  rustup target add wasm32-wasip1");
-    eprintln!("  atoll serve --build {app}");
+    eprintln!(
+        "  {} serve --build {}",
+        super::atoll_command(),
+        super::shell_quote(&app_dir)
+    );
     match args.template {
-        Template::RustHttp => eprintln!("  curl http://127.0.0.1:3000{path}?name=you"),
-        Template::RustWapc => eprintln!("  curl -X POST --data hello http://127.0.0.1:3000{path}"),
+        Template::RustHttp => eprintln!("  curl 'http://127.0.0.1:3000{path}?name=you'"),
+        Template::RustWapc => eprintln!("  curl -X POST --data hello 'http://127.0.0.1:3000{path}'"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `name` follows [`NAME_RULE`] (and fits the manifest's 64 bytes).
+fn is_new_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.len() <= 64
 }
 
 /// Copies the SDK into `<app>/vendor/atoll-sdk`, unless it is there already.

@@ -1,10 +1,11 @@
 use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
 use crate::supervisor::Supervisor;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use atoll_http::{HttpConfig, HttpServer};
-use atoll_manifest::{When, parse_duration, parse_size};
-use atoll_runtime::{App, AppSource};
+use atoll_manifest::{KvBackendConfig, When, parse_duration, parse_size};
+use atoll_runtime::{App, AppSource, RuntimeConfig};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,10 +91,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{e}");
         super::Reported
     })?;
+    if args.build && matches!(source, AppSource::Bundle { .. }) {
+        bail!("--build needs an app directory: a bundle already holds its built modules");
+    }
+    // Bound before building, so a port in use is reported at once rather
+    // than after a long build; connections wait in the backlog meanwhile.
+    let listener = listen(args.listen).await?;
     if args.build {
-        if matches!(source, AppSource::Bundle { .. }) {
-            bail!("--build needs an app directory: a bundle already holds its built modules");
-        }
         let code = super::build::build_app(&args.app).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
@@ -113,16 +117,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(app) => Arc::new(app),
         Err(errors) => {
             eprintln!("{errors}");
+            if let AppSource::Dir(dir) = &source
+                && let Some(hint) = super::unbuilt_hint(dir, "serve")
+            {
+                eprintln!("{hint}");
+            }
             return Err(super::Reported.into());
         }
     };
-    tracing::info!(
-        app = %app.manifest.app.name,
-        version = %app.manifest.app.version,
-        functions = app.manifest.functions.len(),
-        load_ms = started.elapsed().as_millis() as u64,
-        "app loaded"
-    );
+    let load_ms = started.elapsed().as_millis() as u64;
     let http = HttpConfig {
         max_body: args.max_body,
         max_concurrency: args.max_concurrency,
@@ -138,28 +141,45 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{errors}");
         super::Reported
     })?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    log_app(&app);
+    log_app(&app, addr);
+    log_stores(&app, &config);
     let supervisor = Supervisor::start(engine, config, server.clone()).await?;
     if let Some(token) = args.admin_token {
         server.enable_admin(token, supervisor.deployer(), args.max_bundle_size);
         tracing::info!("PUT /-/bundle deploys new versions (admin token set)");
     }
     if args.watch {
-        let (s, app_path) = (supervisor.clone(), args.app.clone());
-        tokio::spawn(async move {
-            if let Err(e) = crate::watch::watch(s, app_path).await {
-                tracing::error!(error = %e, "watching stopped");
-            }
-        });
+        crate::watch::start(supervisor.clone(), args.app.clone())?;
     }
-    tracing::info!(address = %format!("http://{addr}"), app = %app.manifest.app.name, "serving");
+    // One line says it all: what is served, where, and how long loading took.
+    tracing::info!(
+        address = %format!("http://{addr}"),
+        app = %app.manifest.app.name,
+        version = %app.manifest.app.version,
+        functions = app.manifest.functions.len(),
+        load_ms,
+        "serving"
+    );
     server.serve(listener, shutdown_signal()).await?;
     supervisor.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `addr`; an address in use says how to choose another.
+async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let mut other = addr;
+            other.set_port(addr.port().wrapping_add(1).max(1));
+            bail!(
+                "cannot listen on {addr}: the address is in use (another server?); \
+                 choose another with --listen {other} (or ATOLL_LISTEN)"
+            )
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot listen on {addr}"))),
+    }
 }
 
 /// The admin token guards deploying code to this server: at least 16
@@ -174,9 +194,16 @@ fn check_admin_token(token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn log_app(app: &App) {
+/// What the app answers and runs: each route with the URL to try it at,
+/// each schedule and subscription.
+fn log_app(app: &App, addr: SocketAddr) {
     for route in &app.manifest.routes {
-        tracing::info!(route = %route.describe(), steps = %route.pipeline.describe(), "route");
+        tracing::info!(
+            route = %route.describe(),
+            url = %format!("http://{addr}{}", route.path),
+            steps = %route.pipeline.describe(),
+            "route"
+        );
     }
     for s in &app.manifest.schedules {
         let when = match &s.when {
@@ -188,6 +215,80 @@ fn log_app(app: &App) {
     for s in &app.manifest.subscriptions {
         tracing::info!(topic = %s.topic, steps = %s.pipeline.describe(), reply_to = s.reply_to.as_deref(), "subscription");
     }
+}
+
+/// One line per key-value store: which backend serves it and where, so the
+/// log says whether data lands on disk, in Redis, or nowhere lasting. The
+/// defaults are those `atoll-caps` builds stores with (redb, in
+/// `<data dir>/kv.redb`; Redis keys under `atoll:<app>`).
+fn log_stores(app: &App, config: &RuntimeConfig) {
+    let stores: BTreeSet<&str> = app
+        .manifest
+        .functions
+        .values()
+        .flat_map(|f| f.kv_stores.iter().map(String::as_str))
+        .collect();
+    let data_dir = config.data_dir.clone().unwrap_or_default();
+    for store in stores {
+        match config.file.kv.get(store) {
+            None | Some(KvBackendConfig::Redb { path: None }) => {
+                let file = data_dir.join("kv.redb");
+                tracing::info!(store, backend = "redb", at = %file.display(), "kv store");
+            }
+            Some(KvBackendConfig::Redb { path: Some(path) }) => {
+                let file = data_dir.join(path);
+                tracing::info!(store, backend = "redb", at = %file.display(), "kv store");
+            }
+            Some(KvBackendConfig::Memory) => {
+                tracing::info!(
+                    store,
+                    backend = "memory",
+                    at = "this process (gone on restart)",
+                    "kv store"
+                );
+            }
+            Some(KvBackendConfig::Redis { url, prefix, .. }) => {
+                let prefix = prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("atoll:{}", app.manifest.app.name));
+                tracing::info!(store, backend = "redis", at = %without_password(url), prefix = %prefix, "kv store");
+            }
+        }
+    }
+}
+
+/// A backend URL fit for a log: the password in `user:password@` and any
+/// `pass`/`password` query parameter replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            // `redis://secret@host` is read as a password by some clients.
+            None => format!("***@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let query = query.map(|q| {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") => {
+                    format!("{k}=***")
+                }
+                _ => p.to_string(),
+            })
+            .collect();
+        format!("?{}", params.join("&"))
+    });
+    format!("{scheme}://{authority}{path}{}", query.unwrap_or_default())
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
@@ -208,6 +309,24 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn backend_urls_are_logged_without_passwords() {
+        let cases = [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://app:s3cret@db:6379/0", "redis://app:***@db:6379/0"),
+            ("redis://:s3cret@db", "redis://:***@db"),
+            ("rediss://s3cret@db/1", "rediss://***@db/1"),
+            (
+                "unix:///run/redis.sock?db=1&pass=s3cret",
+                "unix:///run/redis.sock?db=1&pass=***",
+            ),
+            ("redis://db/0?password=s3cret", "redis://db/0?password=***"),
+        ];
+        for (url, logged) in cases {
+            assert_eq!(super::without_password(url), logged, "{url}");
+        }
+    }
+
     #[test]
     fn admin_tokens_are_counted_in_characters_and_must_not_be_blank() {
         assert!(super::check_admin_token("0123456789abcdef").is_ok());
