@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# HTTP hello world through a waPC function, served by Atoll, against a plain
-# hyper hello-world server (crates/atoll-bench), in the same run, with the
-# same client (wrk), on the same machine. Prints requests/s and the ratio.
+# HTTP hello world through a waPC function and through a WAGI (CGI) program,
+# served by Atoll, against a plain hyper hello-world server
+# (crates/atoll-bench), in the same run, with the same client (wrk), on the
+# same machine. Prints requests/s and the ratio.
 #
 #   bench/http.sh [seconds-per-round] [connections]
 #
@@ -28,6 +29,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 cp target/guests/wasm32-unknown-unknown/release/wapc_plain.wasm "$work/hello.wasm"
+cp target/guests/wasm32-wasip1/release/wagi_rust.wasm "$work/cgi.wasm"
 cat > "$work/atoll.toml" <<'TOML'
 [app]
 name = "bench-hello"
@@ -35,10 +37,19 @@ name = "bench-hello"
 [functions.hello]
 source = "hello.wasm"
 
+[functions.cgi]
+source = "cgi.wasm"
+abi = "wagi"
+
 [[routes]]
 method = "GET"
 path = "/"
 steps = [{ fn = "hello", op = "hello" }]
+
+[[routes]]
+method = "GET"
+path = "/cgi"
+fn = "cgi"
 TOML
 
 wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
@@ -48,15 +59,19 @@ ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1
 ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!); pid_atoll_quiet=$!
 wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082
 [ "$(curl -s http://127.0.0.1:38081/)" = "Hello, world!" ] || { echo "atoll did not answer Hello, world!" >&2; exit 1; }
+# The WAGI program's first argument is the query's first item.
+CGI_PATH="cgi?hello"
+[ "$(curl -s "http://127.0.0.1:38081/$CGI_PATH")" = "Hello, world!" ] || { echo "atoll's WAGI program did not answer Hello, world!" >&2; exit 1; }
 
 # CPU time (user+system, in clock ticks) a server process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
-# Prints "requests/s cpu-microseconds-per-request" for one wrk round.
+# Prints "requests/s cpu-microseconds-per-request" for one wrk round
+# against http://$1/$3 served by process $2.
 measure() {
   local before after out
   before=$(cpu_ticks "$2")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/${3:-}")
   after=$(cpu_ticks "$2")
   echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '
     /Requests\/sec/ {rps=$2}
@@ -67,13 +82,15 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A results cpus
 for round in $(seq "$ROUNDS"); do
-  for name in hyper atoll atoll_quiet; do
+  for name in hyper atoll atoll_quiet atoll_wagi; do
+    path=""
     case $name in
       hyper) port=38080; pid=$pid_hyper;;
       atoll) port=38081; pid=$pid_atoll;;
       atoll_quiet) port=38082; pid=$pid_atoll_quiet;;
+      atoll_wagi) port=38081; pid=$pid_atoll; path=$CGI_PATH;;
     esac
-    read -r r c < <(measure 127.0.0.1:$port "$pid")
+    read -r r c < <(measure 127.0.0.1:$port "$pid" "$path")
     results[$name]+="$r "
     cpus[$name]+="$c "
     echo "round $round/$ROUNDS: $name $r req/s, $c us CPU/request" >&2
@@ -83,9 +100,11 @@ done
 med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 h=$(med "${results[hyper]}"); a=$(med "${results[atoll]}"); q=$(med "${results[atoll_quiet]}")
 hc=$(med "${cpus[hyper]}"); ac=$(med "${cpus[atoll]}"); qc=$(med "${cpus[atoll_quiet]}")
+w=$(med "${results[atoll_wagi]}"); wc=$(med "${cpus[atoll_wagi]}")
 echo
 echo "HTTP hello world, wrk -t1 -c$CONNECTIONS, ${DURATION}s x $ROUNDS rounds, medians ($(nproc) cores shared by client and server)"
 printf '%-40s %10s %8s %16s\n' "server" "req/s" "ratio" "server CPU/req"
 printf '%-40s %10.0f %8s %13.1f us\n' "plain hyper (baseline)" "$h" "1.00" "$hc"
 printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log on" "$a" "$(echo "$a / $h" | bc -l)" "$ac"
 printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log off" "$q" "$(echo "$q / $h" | bc -l)" "$qc"
+printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, WAGI (CGI) program, log on" "$w" "$(echo "$w / $h" | bc -l)" "$wc"

@@ -1,6 +1,7 @@
 //! A CGI program for Atoll's WAGI tests, built for `wasm32-wasip1`. The
 //! first argument (the query string's first item) picks what it does, so
-//! one module covers every case: echo what it was given (the default), set
+//! one module covers every case: echo what it was given (the default), say
+//! hello (the benchmark's WAGI row), set
 //! a status and headers, redirect, write a malformed or missing header
 //! block, exit non-zero, loop, trap, exhaust its memory, read static files.
 
@@ -11,6 +12,7 @@ fn main() {
     let mode = args.get(1).map(String::as_str).unwrap_or("echo");
     let mut out = std::io::stdout().lock();
     match mode {
+        "hello" => write!(out, "Content-Type: text/plain\n\nHello, world!"),
         "status" => write!(
             out,
             "Status: 201 Created\r\nContent-Type: text/plain\r\nX-Wagi: yes\r\nContent-Length: 1\r\n\r\ncreated"
