@@ -56,8 +56,14 @@ async fn stderr_reaches_the_log_only_with_the_log_grant() {
         .lines()
         .find(|l| l.contains("echoing 12 bytes"))
         .unwrap_or_else(|| panic!("the granted function's stderr is not in the log:\n{logs}"));
-    assert!(line.contains("[stderr]") && line.contains("chatty") && line.contains("req-chatty"), "{line}");
-    assert!(!logs.contains("echoing 11 bytes"), "the ungranted function's stderr was logged");
+    assert!(
+        line.contains("[stderr]") && line.contains("chatty") && line.contains("req-chatty"),
+        "{line}"
+    );
+    assert!(
+        !logs.contains("echoing 11 bytes"),
+        "the ungranted function's stderr was logged"
+    );
 }
 
 #[tokio::test]
@@ -82,12 +88,18 @@ async fn a_scheduled_run_sees_fixed_cgi_values() {
 
 #[tokio::test]
 async fn a_bundles_static_files_are_mounted_from_a_private_copy() {
-    let t = load(&manifest(), None, &[("hello.txt", "from the bundle")]).await.unwrap();
+    let t = load(&manifest(), None, &[("hello.txt", "from the bundle")])
+        .await
+        .unwrap();
     let bytes = atoll_bundle::write_dir(t.dir.path()).unwrap();
     let source = AppSource::from_bundle_bytes(&t.dir.path().join("app.atoll"), &bytes, &Default::default()).unwrap();
     // The directory the bundle came from is gone: only the copy can answer.
     std::fs::remove_dir_all(t.dir.path().join("static")).unwrap();
-    let app = Arc::new(App::from_source(&source, &engine(), &RuntimeConfig::default()).await.unwrap());
+    let app = Arc::new(
+        App::from_source(&source, &engine(), &RuntimeConfig::default())
+            .await
+            .unwrap(),
+    );
     let out = run(&app, "chatty", http("/x?static", ""), "req-bundle").await;
     assert_eq!(out, "static: from the bundle");
     let out = run(&app, "quiet", http("/x?static", ""), "req-bundle").await;

@@ -229,14 +229,26 @@ fn the_cgi_example_builds_and_serves_a_cgi_program_beside_a_wapc_function() {
         assert!(page.contains(line), "{line} in {page}");
     }
     let about = http(&served.addr, "GET", "/cgi/about", &[], b"");
-    assert!(about.contains("read by a CGI program through its read-only static/"), "{about}");
+    assert!(
+        about.contains("read by a CGI program through its read-only static/"),
+        "{about}"
+    );
     let old = http(&served.addr, "GET", "/cgi/old", &[], b"");
-    assert!(old.starts_with("HTTP/1.1 302") && old.contains("location: /cgi/new"), "{old}");
+    assert!(
+        old.starts_with("HTTP/1.1 302") && old.contains("location: /cgi/new"),
+        "{old}"
+    );
     let signed = http_post(&served.addr, "/sign", "  ada   LOVELACE ");
     assert!(signed.starts_with("HTTP/1.1 200"), "{signed}");
-    assert!(signed.ends_with("Hello, Ada Lovelace! Thanks for signing.\n"), "{signed}");
+    assert!(
+        signed.ends_with("Hello, Ada Lovelace! Thanks for signing.\n"),
+        "{signed}"
+    );
     let empty = http_post(&served.addr, "/sign", "   ");
-    assert!(empty.starts_with("HTTP/1.1 400") && empty.contains("send a name to sign with"), "{empty}");
+    assert!(
+        empty.starts_with("HTTP/1.1 400") && empty.contains("send a name to sign with"),
+        "{empty}"
+    );
     served.child.kill().unwrap();
     served.child.wait().unwrap();
 }
