@@ -20,7 +20,8 @@
 use crate::app::{App, LoadedFunction};
 use crate::failure::StepFailure;
 use crate::guest::{Guest, Teardown};
-use atoll_caps::{Invocation, RequestInfo, ResponseParts, State, StateView};
+use atoll_caps::links::{LinkCall, LinkTarget};
+use atoll_caps::{HostCallError, Invocation, RequestInfo, ResponseParts, State, StateView};
 use atoll_engine::CallError;
 use atoll_engine::Lane;
 use atoll_manifest::{Call, ErrorAction, Manifest, Pipeline, Step};
@@ -181,7 +182,7 @@ impl App {
     }
 
     async fn invoke(
-        &self,
+        self: &Arc<Self>,
         call: &Call,
         state: &Arc<State>,
         request_id: &Arc<str>,
@@ -193,8 +194,11 @@ impl App {
             .get(&call.function)
             .expect("pipelines name only declared functions; the manifest checked it");
         let aliases = (!call.with.is_empty()).then(|| Arc::new(call.with.clone()));
-        let inv = Invocation::new(f.name.clone(), request_id.clone(), f.grants.clone(), request.clone())
+        let mut inv = Invocation::new(f.name.clone(), request_id.clone(), f.grants.clone(), request.clone())
             .with_state(StateView::new(state.clone(), aliases));
+        if !f.grants.links.is_empty() {
+            inv.linker = Some(self.clone());
+        }
         let payload = match &call.input {
             Some(key) => state.get(key).cloned().unwrap_or_default(),
             None => request.body.clone(),
@@ -205,7 +209,7 @@ impl App {
     /// Invokes one function outside any pipeline (`atoll call`, tests),
     /// with the trigger's state visible.
     pub async fn call(
-        &self,
+        self: &Arc<Self>,
         function: &str,
         op: &str,
         payload: Bytes,
@@ -296,5 +300,40 @@ pub(crate) async fn invoke_function(
                 teardown: Teardown::Wagi(invoked.teardown),
             }
         }
+    }
+}
+
+/// Linked calls (`links` in the manifest): the callee runs in a fresh
+/// instance with its own grants and limits, within the caller's deadline,
+/// and is torn down before its output goes back to the caller.
+#[async_trait::async_trait]
+impl LinkTarget for App {
+    async fn run_linked(
+        &self,
+        function: &str,
+        call: Arc<LinkCall>,
+        from: &Invocation,
+        payload: Bytes,
+        until: Option<Instant>,
+    ) -> Result<Vec<u8>, HostCallError> {
+        let f = self
+            .functions
+            .get(function)
+            .ok_or_else(|| HostCallError::Failed(format!("linked function \"{function}\" is not part of this app")))?;
+        let op = call.operation.clone();
+        let mut inv = Invocation::new(
+            f.name.clone(),
+            from.request_id.clone(),
+            f.grants.clone(),
+            from.request.clone(),
+        );
+        inv.link = Some(call);
+        if !f.grants.links.is_empty() {
+            inv.linker = from.linker.clone();
+        }
+        let done = invoke_function(f, inv, &op, payload, until).await;
+        drop(done.teardown);
+        done.result
+            .map_err(|e| HostCallError::Failed(format!("linked function \"{function}\" failed: {e}")))
     }
 }
