@@ -899,3 +899,171 @@ fn the_pipeline_example_sells_only_what_it_has() {
     call(&["restock", "--op", "restock", "--data", "5"]);
     assert_eq!(kayaks(), 5);
 }
+
+/// What a terminal `width` columns wide shows after `bytes`: the few
+/// controls progress bars and coloured logs use (carriage return, newline,
+/// cursor up and down, erase line and below, and the wrap after the last
+/// column that bars padded to the width rely on), other escapes dropped.
+fn screen(bytes: &[u8], width: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+                if rows.len() <= row {
+                    rows.push(Vec::new());
+                }
+            }
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut arg = String::new();
+                let end = loop {
+                    match chars.next() {
+                        Some(ch) if ch.is_ascii_digit() || ch == ';' || ch == '?' => arg.push(ch),
+                        Some(ch) => break ch,
+                        None => break ' ',
+                    }
+                };
+                let n: usize = arg.parse().unwrap_or(1);
+                match end {
+                    'A' => row = row.saturating_sub(n),
+                    'B' => {
+                        row += n;
+                        while rows.len() <= row {
+                            rows.push(Vec::new());
+                        }
+                    }
+                    'K' => rows[row].clear(),
+                    'J' => {
+                        rows[row].truncate(col);
+                        rows.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            c if !c.is_control() => {
+                if col >= width {
+                    row += 1;
+                    col = 0;
+                    if rows.len() <= row {
+                        rows.push(Vec::new());
+                    }
+                }
+                let line = &mut rows[row];
+                if line.len() <= col {
+                    line.resize(col, ' ');
+                    line.push(c);
+                } else {
+                    line[col] = c;
+                }
+                col += 1;
+            }
+            _ => {}
+        }
+    }
+    rows.into_iter()
+        .map(|r| r.into_iter().collect::<String>().trim_end().to_string())
+        .collect()
+}
+
+/// On a terminal, progress bars and log lines never share a line: each
+/// finished build leaves one line, and the log starts on a line of its own.
+#[test]
+fn progress_and_logs_do_not_collide_on_a_terminal() {
+    let dir = unbuilt_app("sleep 1; cp plain.src.wasm plain.wasm");
+    let manifest = std::fs::read_to_string(dir.path().join("atoll.toml")).unwrap()
+        + "\n[functions.other]\nsource = \"plain.src.wasm\"\nbuild = { command = \"sleep 0.3\" }\n";
+    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 40,
+        ws_col: 160,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors into the locals.
+    let opened = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    assert_eq!(opened, 0);
+    // SAFETY: both descriptors were just opened and are owned here only.
+    let (master, slave) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    };
+    let mut child = atoll()
+        .arg("serve")
+        .arg(dir.path())
+        .args(["--build", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut master = master;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut master, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let started = Instant::now();
+    let shown = loop {
+        let shown = screen(&output.lock().unwrap(), size.ws_col.into());
+        if shown.iter().any(|l| l.contains(" serving ")) {
+            break shown;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{shown:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Whatever width the bars were padded to, each log line starts on a
+    // line of its own: after a newline, or after the bars were erased.
+    let raw = String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    let logs: Vec<usize> = raw.match_indices("\x1b[2m20").map(|(i, _)| i).collect();
+    assert!(!logs.is_empty(), "{raw:?}");
+    for at in logs {
+        let before = &raw[..at];
+        assert!(
+            before.ends_with('\n') || before.ends_with("\r\x1b[2K"),
+            "a log line written after other text: {:?}",
+            before
+                .chars()
+                .rev()
+                .take(120)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
+        );
+    }
+    let built: Vec<&String> = shown.iter().filter(|l| l.contains("] built ")).collect();
+    assert_eq!(built.len(), 2, "{shown:#?}");
+    for line in &shown {
+        let is_log = line.contains(" INFO ");
+        assert!(
+            !(is_log && (line.contains("] built") || line.contains("building"))),
+            "a log line shares a line with progress: {line:?}\n{shown:#?}"
+        );
+        if is_log {
+            assert!(
+                line.starts_with("20"),
+                "a log line that does not start its line: {line:?}"
+            );
+        }
+    }
+    assert!(
+        !shown.iter().any(|l| l.contains("building")),
+        "a bar left behind: {shown:#?}"
+    );
+}
