@@ -1,3 +1,6 @@
+//! `atoll bundle`: the app (manifest, modules, static files) packed into one
+//! checked `.atoll` file, with both its sizes reported.
+
 use crate::logging::{self, LogFormat};
 use anyhow::Context;
 use std::path::PathBuf;

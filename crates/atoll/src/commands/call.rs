@@ -1,3 +1,7 @@
+//! `atoll call`: one function, or one route's whole pipeline, run locally
+//! without a server; the output goes to stdout (with `-i`, after a status
+//! line and headers as `curl -i` prints them).
+
 use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
 use anyhow::{Context, bail};

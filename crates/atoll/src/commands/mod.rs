@@ -1,3 +1,6 @@
+//! The CLI's commands, one module each, and what they share: loading an app
+//! with its errors printed, and hints that run as printed.
+
 pub mod build;
 pub mod bundle;
 pub mod call;

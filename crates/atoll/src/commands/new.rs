@@ -1,3 +1,7 @@
+//! `atoll new`: a function crate from a template (SDK or plain waPC), its
+//! manifest entries (with a `build` command and `watch` globs) and a route,
+//! in a new app or an existing one, and the commands to try it.
+
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use std::io::Write;

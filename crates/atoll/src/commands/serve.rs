@@ -1,3 +1,8 @@
+//! `atoll serve`: binds the address first (a port in use is reported before
+//! any build), builds if asked, loads the app, logs what it serves (routes,
+//! schedules, subscriptions, each store's backend) and serves it until
+//! SIGINT or SIGTERM, reloading on change with `--watch`.
+
 use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
 use crate::supervisor::Supervisor;
