@@ -1,31 +1,14 @@
 //! The HTTP trigger end to end: a real server on loopback, real guests.
 
+mod support;
+
 use atoll_engine::{Engine, EngineConfig};
-use atoll_http::{HttpConfig, HttpServer};
+use atoll_http::HttpConfig;
 use atoll_runtime::{App, RuntimeConfig};
 use atoll_testkit::{guest_path, shared_cache_dir};
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use http::{Method, StatusCode};
 use std::time::{Duration, Instant};
-
-struct TestServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl TestServer {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
-}
+use support::{TestServer, get, send};
 
 fn manifest() -> String {
     let p = |n: &str| guest_path(n).display().to_string().replace('\\', "/");
@@ -119,64 +102,7 @@ async fn start(config: HttpConfig) -> TestServer {
     let app = App::load(dir.path(), &engine, &RuntimeConfig::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let server = HttpServer::new(Arc::new(app), config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .serve(listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    TestServer {
-        addr,
-        stop: Some(tx),
-        task,
-        _dir: dir,
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-}
-
-async fn send(addr: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder().method(method).uri(format!("http://{addr}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
-async fn get(addr: SocketAddr, path: &str) -> Reply {
-    send(addr, Method::GET, path, &[], b"").await
+    TestServer::serve(app, config, dir).await
 }
 
 #[tokio::test]

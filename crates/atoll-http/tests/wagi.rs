@@ -2,18 +2,15 @@
 //! program built for wasm32-wasip1 and a C one built with clang and
 //! wasi-libc, both from `tests/guests`.
 
+mod support;
+
 use atoll_engine::{Engine, EngineConfig};
-use atoll_http::{HttpConfig, HttpServer};
+use atoll_http::HttpConfig;
 use atoll_runtime::{App, RuntimeConfig};
 use atoll_testkit::{guest_path, shared_cache_dir};
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use http::{Method, StatusCode};
 use std::time::{Duration, Instant};
+use support::{Reply, TestServer, get, send};
 
 /// Smaller than the default so the output limit is quick to reach.
 const MAX_OUTPUT: usize = 64 << 10;
@@ -74,20 +71,6 @@ steps = [{{ fn = "upper", op = "upper", as = "loud" }}, {{ fn = "cgi", input = "
     )
 }
 
-struct TestServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl TestServer {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
-}
-
 async fn start() -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("atoll.toml"), manifest()).unwrap();
@@ -108,71 +91,16 @@ async fn start() -> TestServer {
     let app = App::load(dir.path(), &engine, &config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let server = HttpServer::new(Arc::new(app), HttpConfig::default()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .serve(listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    TestServer {
-        addr,
-        stop: Some(tx),
-        task,
-        _dir: dir,
-    }
+    TestServer::serve(app, HttpConfig::default(), dir).await
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-    fn error(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    /// The echo mode's `env NAME=value` line for `name`.
-    fn env(&self, name: &str) -> Option<String> {
-        let prefix = format!("env {name}=");
-        self.text()
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
-    }
-}
-
-async fn send(addr: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder().method(method).uri(format!("http://{addr}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
-async fn get(addr: SocketAddr, path: &str) -> Reply {
-    send(addr, Method::GET, path, &[], b"").await
+/// The echo mode's `env NAME=value` line for `name`.
+fn env(reply: &Reply, name: &str) -> Option<String> {
+    let prefix = format!("env {name}=");
+    reply
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
 }
 
 #[tokio::test]
@@ -217,11 +145,11 @@ async fn a_cgi_program_sees_the_request_as_cgi_variables_arguments_and_stdin() {
         ("token", "s3cret"),
     ];
     for (name, value) in expected {
-        assert_eq!(r.env(name).as_deref(), Some(value), "{name} in:\n{text}");
+        assert_eq!(env(&r, name).as_deref(), Some(value), "{name} in:\n{text}");
     }
     // Credentials, unlisted secrets and the host's own environment stay out.
     for name in ["HTTP_AUTHORIZATION", "hidden", "PATH", "HOME", "CARGO"] {
-        assert_eq!(r.env(name), None, "{name} must not be set:\n{text}");
+        assert_eq!(env(&r, name), None, "{name} must not be set:\n{text}");
     }
     s.stop().await;
 }
@@ -231,8 +159,8 @@ async fn variables_and_static_files_need_their_grants() {
     let s = start().await;
     let r = get(s.addr, "/bare?echo").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.env("REQUEST_METHOD").as_deref(), Some("GET"));
-    assert_eq!(r.env("greeting"), None, "{}", r.text());
+    assert_eq!(env(&r, "REQUEST_METHOD").as_deref(), Some("GET"));
+    assert_eq!(env(&r, "greeting"), None, "{}", r.text());
 
     let granted = get(s.addr, "/cgi/ann/x?static").await;
     assert_eq!(granted.text(), "static: from static");
@@ -262,7 +190,7 @@ async fn malformed_or_missing_headers_are_a_500_naming_the_function() {
     let s = start().await;
     let r = get(s.addr, "/cgi/ann/x?noheader").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let e = r.error();
+    let e = r.json();
     assert_eq!(e["function"], "cgi");
     let msg = e["error"].as_str().unwrap();
     assert!(
@@ -272,7 +200,7 @@ async fn malformed_or_missing_headers_are_a_500_naming_the_function() {
 
     let r = get(s.addr, "/cgi/ann/x?garbage").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let msg = r.error()["error"].as_str().unwrap().to_string();
+    let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(
         msg.contains("line 2 of its CGI header block, \"this is not a header\""),
         "{msg}"
@@ -285,7 +213,7 @@ async fn exits_traps_loops_bombs_and_floods_fail_only_their_request() {
     let s = start().await;
     let r = get(s.addr, "/cgi/ann/x?exit").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let msg = r.error()["error"].as_str().unwrap().to_string();
+    let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(
         msg.contains("exited with code 3") && msg.contains("giving up on purpose"),
         "{msg}"
@@ -293,7 +221,7 @@ async fn exits_traps_loops_bombs_and_floods_fail_only_their_request() {
 
     let r = get(s.addr, "/cgi/ann/x?trap").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let msg = r.error()["error"].as_str().unwrap().to_string();
+    let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("trapped") && msg.contains("boom on purpose"), "{msg}");
 
     let started = Instant::now();
@@ -303,12 +231,12 @@ async fn exits_traps_loops_bombs_and_floods_fail_only_their_request() {
 
     let r = get(s.addr, "/cgi/ann/x?bomb").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let msg = r.error()["error"].as_str().unwrap().to_string();
+    let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("memory limit of 16MiB"), "{msg}");
 
     let r = get(s.addr, &format!("/cgi/ann/x?big&{}", MAX_OUTPUT * 2)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let msg = r.error()["error"].as_str().unwrap().to_string();
+    let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains(&format!("wrote more than {MAX_OUTPUT} bytes")), "{msg}");
 
     // The same function still answers: each request had its own instance.
@@ -338,7 +266,7 @@ async fn a_cgi_program_is_a_pipeline_step_after_a_wapc_one() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let text = r.text();
     assert!(text.ends_with("stdin=QUIET WORDS"), "{text}");
-    assert_eq!(r.env("CONTENT_LENGTH").as_deref(), Some("11"));
-    assert_eq!(r.env("X_MATCHED_ROUTE").as_deref(), Some("/chain"));
+    assert_eq!(env(&r, "CONTENT_LENGTH").as_deref(), Some("11"));
+    assert_eq!(env(&r, "X_MATCHED_ROUTE").as_deref(), Some("/chain"));
     s.stop().await;
 }
