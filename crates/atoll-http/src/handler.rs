@@ -154,6 +154,9 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
     reply_from(outcome, &shared.budget, request_id, trace)
 }
 
+/// Why a request is refused when the body budget is spent.
+const BODIES_FULL: &str = "the server holds as many request and response bodies as it may; retry shortly";
+
 /// 503 with `Retry-After`.
 fn at_capacity(message: &str, request_id: &str, trace: &mut Trace) -> Reply {
     let mut reply = error(StatusCode::SERVICE_UNAVAILABLE, message, None, request_id);
@@ -250,12 +253,11 @@ type Deferred = Box<dyn FnOnce(&str, &mut Trace) -> Reply + Send>;
 
 fn refuse(status: StatusCode, message: String) -> Deferred {
     Box::new(move |id: &str, trace: &mut Trace| {
-        trace.error = Some(message.clone());
-        let mut reply = error(status, &message, None, id);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return at_capacity(&message, id, trace);
         }
-        reply
+        trace.error = Some(message.clone());
+        error(status, &message, None, id)
     })
 }
 
@@ -319,10 +321,7 @@ async fn read_body(
         if let Some(budget) = budget
             && !budget.grow(&mut held, received)
         {
-            return Err(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server holds as many request and response bodies as it may; retry shortly".into(),
-            ));
+            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, BODIES_FULL.into()));
         }
         let late = started.elapsed().saturating_sub(config.body_timeout);
         if (received as f64) < late.as_secs_f64() * config.min_body_rate as f64 {
@@ -358,11 +357,7 @@ fn reply_from(outcome: Outcome, budget: &Arc<Budget>, request_id: &str, trace: &
     let mut held = None;
     let mut reply = match result {
         Ok(body) if !budget.grow(&mut held, body.len() as u64) => {
-            return at_capacity(
-                "the server holds as many request and response bodies as it may; retry shortly",
-                request_id,
-                trace,
-            );
+            return at_capacity(BODIES_FULL, request_id, trace);
         }
         Ok(body) => {
             let status = response

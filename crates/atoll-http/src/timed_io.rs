@@ -50,13 +50,15 @@ impl<T> TimedIo<T> {
             self.stalled_now = false;
             return result;
         }
-        let deadline = Instant::now() + self.timeout;
+        // The clock is read only when a stall starts, not on every poll
+        // of one that goes on.
+        let timeout = self.timeout;
         let sleep = self
             .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         if !self.stalled_now {
             self.stalled_now = true;
-            sleep.as_mut().reset(deadline);
+            sleep.as_mut().reset(Instant::now() + timeout);
         }
         ready!(sleep.as_mut().poll(cx));
         Poll::Ready(Err(io::Error::new(
