@@ -625,11 +625,7 @@ fn new_prints_next_steps_that_run_as_printed() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_string();
+    let addr = serving_address(&mut lines);
     std::thread::spawn(move || for _ in lines {});
     let reply = http(&addr, "GET", "/shop?name=you", &[], b"");
     child.kill().unwrap();

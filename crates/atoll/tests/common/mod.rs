@@ -83,12 +83,17 @@ pub fn start_serving(dir: &Path, extra: &[&str]) -> (std::process::Child, String
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = wait_for(&mut lines, |v| v["message"] == "serving")["address"]
+    let addr = serving_address(&mut lines);
+    (child, addr, lines)
+}
+
+/// Reads a JSON server log up to its `serving` line: the `host:port` it serves on.
+pub fn serving_address(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
+    wait_for(lines, |v| v["message"] == "serving")["address"]
         .as_str()
         .unwrap()
         .trim_start_matches("http://")
-        .to_string();
-    (child, addr, lines)
+        .to_string()
 }
 
 /// Sends a request with `method`, optional extra headers and a body; the raw
