@@ -42,6 +42,9 @@ fn main() {
         .unwrap();
         let app = Arc::new(App::load(dir.path(), &engine, &RuntimeConfig::default()).await.unwrap());
         println!("link call cost: p50 / p99 in microseconds over {runs} invocations (teardown included)");
+        if cfg!(debug_assertions) {
+            println!("UNOPTIMISED debug build: these figures only show the bench runs; measure with `cargo bench`");
+        }
         let a = measure(&app, "callee", "ping", "", runs).await;
         let b = measure(&app, "caller", "host", "request:link:", runs).await;
         let c = measure(&app, "caller", "host", "callee:ping:", runs).await;
