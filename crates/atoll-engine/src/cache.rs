@@ -68,21 +68,43 @@ impl DiskCache {
     }
 
     pub(crate) fn load(&self, engine: &wasmtime::Engine, key: &ModuleKey) -> Option<CachedModule> {
+        // SAFETY: see `load_artifact`.
+        self.load_artifact(key, |bytes| unsafe { wasmtime::Module::deserialize(engine, bytes) })
+            .map(|(module, tag)| CachedModule { module, tag })
+    }
+
+    /// A component compiled earlier for `key`.
+    pub(crate) fn load_component(
+        &self,
+        engine: &wasmtime::Engine,
+        key: &ModuleKey,
+    ) -> Option<wasmtime::component::Component> {
+        // SAFETY: see `load_artifact`.
+        self.load_artifact(key, |bytes| unsafe {
+            wasmtime::component::Component::deserialize(engine, bytes)
+        })
+        .map(|(component, _)| component)
+    }
+
+    /// Reads the artifact for `key` and its tag, deserialising it with
+    /// `deserialize`, which must be Wasmtime's own: the artifact was written
+    /// by `store` from Wasmtime's serialisation, into a directory only this
+    /// user can write, and its name commits to the engine's compatibility
+    /// hash. Wasmtime still validates the header and refuses artifacts from
+    /// another engine. An unreadable entry is removed.
+    fn load_artifact<A>(
+        &self,
+        key: &ModuleKey,
+        deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<A>,
+    ) -> Option<(A, String)> {
         let base = self.entry(key);
         let tag = std::fs::read_to_string(base.with_extension("tag")).ok()?;
         let artifact = base.with_extension("cwasm");
         // Read, not mmap: a mapped artifact that someone truncates on disk
         // would kill the server with SIGBUS the next time its code runs.
         let bytes = std::fs::read(&artifact).ok()?;
-        // SAFETY: the artifact was written by `store` below from Wasmtime's own
-        // serialisation, into a directory only this user can write, and its
-        // name commits to the engine's compatibility hash. Wasmtime still
-        // validates the header and refuses artifacts from another engine.
-        match unsafe { wasmtime::Module::deserialize(engine, &bytes) } {
-            Ok(module) => Some(CachedModule {
-                module,
-                tag: tag.trim().to_string(),
-            }),
+        match deserialize(&bytes) {
+            Ok(a) => Some((a, tag.trim().to_string())),
             Err(e) => {
                 tracing::warn!(path = %artifact.display(), error = %e, "discarding an unreadable compile-cache entry");
                 let _ = std::fs::remove_file(&artifact);
@@ -94,10 +116,9 @@ impl DiskCache {
 
     /// Writes the entry atomically (temp file + rename) so a crash or a
     /// concurrent writer never leaves a half-written artifact under the real name.
-    pub(crate) fn store(&self, key: &ModuleKey, tag: &str, module: &wasmtime::Module) -> std::io::Result<()> {
+    pub(crate) fn store(&self, key: &ModuleKey, tag: &str, bytes: &[u8]) -> std::io::Result<()> {
         let base = self.entry(key);
-        let bytes = module.serialize().map_err(std::io::Error::other)?;
-        atomic_write(&base.with_extension("cwasm"), &bytes)?;
+        atomic_write(&base.with_extension("cwasm"), bytes)?;
         atomic_write(&base.with_extension("tag"), tag.as_bytes())
     }
 }

@@ -97,11 +97,40 @@ impl Engine {
     pub fn compile_cached(&self, key: &ModuleKey, tag: &str, wasm: &[u8]) -> Result<wasmtime::Module, EngineError> {
         let module =
             wasmtime::Module::new(&self.inner.wasmtime, wasm).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
-        if let Some(cache) = &self.inner.cache
-            && let Err(e) = cache.store(key, tag, &module)
-        {
-            tracing::warn!(error = %e, "could not write the compile cache");
+        if let Some(cache) = &self.inner.cache {
+            let stored = module
+                .serialize()
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| cache.store(key, tag, &bytes));
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "could not write the compile cache");
+            }
         }
         Ok(module)
+    }
+
+    /// A component, from the disk cache if it has it under `key`, else
+    /// compiled (CPU-bound: call it off the async workers) and recorded.
+    pub fn component_cached(
+        &self,
+        key: &ModuleKey,
+        wasm: &[u8],
+    ) -> Result<wasmtime::component::Component, EngineError> {
+        let cache = self.inner.cache.as_ref();
+        if let Some(component) = cache.and_then(|c| c.load_component(&self.inner.wasmtime, key)) {
+            return Ok(component);
+        }
+        let component = wasmtime::component::Component::new(&self.inner.wasmtime, wasm)
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        if let Some(cache) = cache {
+            let stored = component
+                .serialize()
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| cache.store(key, "component", &bytes));
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "could not write the compile cache");
+            }
+        }
+        Ok(component)
     }
 }

@@ -238,6 +238,11 @@ pub enum Abi {
     /// capabilities only `log` (its stderr), `vars` (its environment) and
     /// `files` (`static/` preopened) mean anything to it.
     Wagi,
+    /// A component exporting `wasi:http/incoming-handler@0.2.x`. It reaches
+    /// capabilities through WASI interfaces: `wasi:http/outgoing-handler`
+    /// (`http`), `wasi:keyvalue` (`kv`), `wasi:config` (`vars`),
+    /// `wasi:logging` and stderr (`log`), `wasi:filesystem` (`files`).
+    WasiHttp,
 }
 
 impl Abi {
@@ -246,6 +251,23 @@ impl Abi {
         match self {
             Abi::Wapc => true,
             Abi::Wagi => matches!(cap, Capability::Log | Capability::Vars | Capability::Files),
+            Abi::WasiHttp => matches!(
+                cap,
+                Capability::Log | Capability::Vars | Capability::Files | Capability::Http | Capability::Kv
+            ),
+        }
+    }
+
+    /// Which capabilities mean something to this ABI, for error messages.
+    pub fn what_it_can_use(self) -> &'static str {
+        match self {
+            Abi::Wapc => "every capability",
+            Abi::Wagi => {
+                "a CGI program makes no host calls, so it can use only \"log\" (its stderr), \"vars\" (its environment) and \"files\" (static/)"
+            }
+            Abi::WasiHttp => {
+                "a component reaches the host through WASI interfaces, so it can use only \"http\" (wasi:http/outgoing-handler), \"kv\" (wasi:keyvalue), \"vars\" (wasi:config), \"log\" (wasi:logging and stderr) and \"files\" (static/)"
+            }
         }
     }
 }
@@ -255,6 +277,7 @@ impl fmt::Display for Abi {
         f.write_str(match self {
             Abi::Wapc => "wapc",
             Abi::Wagi => "wagi",
+            Abi::WasiHttp => "wasi-http",
         })
     }
 }

@@ -415,15 +415,7 @@ fn check_function(
     let abi = match raw.abi.as_ref().map(|a| (a, a.get_ref().as_str())) {
         None | Some((_, "wapc")) => Abi::Wapc,
         Some((_, "wagi")) => Abi::Wagi,
-        Some((a, other @ "wasi-http")) => {
-            let loc = c.loc(a);
-            c.err(
-                loc,
-                format!("{key}.abi"),
-                format!("the \"{other}\" ABI is not available in this version of Atoll yet; use \"wapc\" or \"wagi\""),
-            );
-            Abi::Wapc
-        }
+        Some((_, "wasi-http")) => Abi::WasiHttp,
         Some((a, other)) => {
             let loc = c.loc(a);
             c.err(
@@ -504,22 +496,20 @@ fn check_function(
                 c.err(
                     loc,
                     format!("{key}.capabilities"),
-                    format!(
-                        "\"{k}\" has no effect on a {abi} function: a CGI program makes no host calls, so it can use only \"log\" (its stderr), \"vars\" (its environment) and \"files\" (static/)"
-                    ),
+                    format!("\"{k}\" has no effect on a {abi} function: {}", abi.what_it_can_use()),
                 );
             }
         }
     }
 
-    if abi == Abi::Wagi
+    if abi != Abi::Wapc
         && let Some(links) = &raw.links
     {
         let loc = c.loc(links);
         c.err(
             loc,
             format!("{key}.links"),
-            "a wagi function makes no host calls, so it cannot call linked functions; remove `links`",
+            format!("links are waPC host calls, which a {abi} function cannot make; remove `links` (a pipeline can chain it with other functions)"),
         );
     }
 

@@ -27,7 +27,7 @@ impl LoadedFunction {
     pub fn wapc(&self) -> Option<&WapcFunction> {
         match &self.guest {
             Guest::Wapc(w) => Some(w),
-            Guest::Wagi(_) => None,
+            Guest::Wagi(_) | Guest::WasiHttp(_) => None,
         }
     }
 }
@@ -64,7 +64,7 @@ impl App {
         let services = build_services(source, &manifest, config)?;
         let mut errors = Vec::new();
         let modules = Modules::read(source, &manifest, engine.config().max_memory, &mut errors);
-        let statics = load::wagi_static_dir(source, &manifest).map_err(|e| manifest.source.file_error(e))?;
+        let statics = load::sandbox_static_dir(source, &manifest).map_err(|e| manifest.source.file_error(e))?;
         let compiled = load::compile(modules, engine, config.max_output)
             .await
             .map_err(|e| manifest.source.file_error(e))?;

@@ -4,6 +4,7 @@
 use atoll_manifest::Abi;
 use atoll_wagi::WagiFunction;
 use atoll_wapc::WapcFunction;
+use atoll_wasi_http::WasiHttpFunction;
 
 /// A function's compiled, pre-linked guest.
 #[derive(Clone)]
@@ -12,6 +13,8 @@ pub enum Guest {
     Wapc(WapcFunction),
     /// A WASI command run as a CGI program (`abi = "wagi"`).
     Wagi(WagiFunction),
+    /// A component exporting `wasi:http/incoming-handler` (`abi = "wasi-http"`).
+    WasiHttp(WasiHttpFunction),
 }
 
 impl Guest {
@@ -19,6 +22,7 @@ impl Guest {
         match self {
             Guest::Wapc(_) => Abi::Wapc,
             Guest::Wagi(_) => Abi::Wagi,
+            Guest::WasiHttp(_) => Abi::WasiHttp,
         }
     }
 
@@ -27,12 +31,14 @@ impl Guest {
         match self {
             Guest::Wapc(w) => &w.info.sha256,
             Guest::Wagi(w) => &w.info.sha256,
+            Guest::WasiHttp(w) => &w.info.sha256,
         }
     }
 }
 
-/// A spent instance of either ABI, waiting to be torn down.
+/// A spent instance of any ABI, waiting to be torn down.
 pub enum Teardown {
     Wapc(atoll_wapc::Teardown),
     Wagi(atoll_wagi::Teardown),
+    WasiHttp(atoll_wasi_http::Teardown),
 }

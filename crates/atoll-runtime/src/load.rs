@@ -11,6 +11,7 @@ use atoll_engine::{Engine, Limits};
 use atoll_manifest::{Abi, Capability, Function, Manifest, ManifestError};
 use atoll_wagi::{Setting, WagiAbi, WagiFunction};
 use atoll_wapc::{WapcAbi, WapcFunction};
+use atoll_wasi_http::{WasiHttpAbi, WasiHttpFunction};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -80,6 +81,7 @@ impl Modules {
 pub(crate) enum Compiled {
     Wapc(Result<WapcFunction, atoll_wapc::LoadError>),
     Wagi(Result<WagiFunction, atoll_wagi::LoadError>),
+    WasiHttp(Result<WasiHttpFunction, atoll_wasi_http::LoadError>),
 }
 
 /// Compiles (or fetches from the compile cache) every module, in parallel
@@ -94,18 +96,21 @@ pub(crate) async fn compile(
 ) -> Result<Vec<(Vec<Function>, Compiled)>, String> {
     let wapc = WapcAbi::new(engine).map_err(|e| e.to_string())?;
     let wagi = WagiAbi::new(engine).map_err(|e| e.to_string())?;
+    let components = WasiHttpAbi::new(engine).map_err(|e| e.to_string())?;
     let mut pending = tokio::task::JoinSet::new();
     for Module { abi, wasm, decls } in modules.0 {
         let shared = Limits {
             timeout: decls.iter().map(|d| d.timeout).max().expect("a group is never empty"),
             memory: decls.iter().map(|d| d.memory).max().expect("a group is never empty"),
         };
-        let (wapc, wagi, name) = (wapc.clone(), wagi.clone(), decls[0].name.clone());
+        let (wapc, wagi, components) = (wapc.clone(), wagi.clone(), components.clone());
+        let name = decls[0].name.clone();
         let handle = tokio::runtime::Handle::current();
         pending.spawn_blocking(move || {
             let compiled = match abi {
                 Abi::Wapc => Compiled::Wapc(handle.block_on(wapc.load(&name, &wasm, shared, max_output))),
                 Abi::Wagi => Compiled::Wagi(wagi.load(&wasm, shared, max_output)),
+                Abi::WasiHttp => Compiled::WasiHttp(components.load(&wasm, shared, max_output)),
             };
             (decls, compiled)
         });
@@ -117,21 +122,21 @@ pub(crate) async fn compile(
     Ok(done)
 }
 
-/// `static/` on disk for WAGI programs granted `files` (preopened
-/// read-only), and the private copy of a bundle's that must live as long
-/// as the app.
+/// `static/` on disk for WAGI programs and components granted `files`
+/// (preopened read-only), and the private copy of a bundle's that must
+/// live as long as the app.
 pub(crate) struct StaticDir {
     path: Option<Arc<Path>>,
     pub(crate) copy: Option<tempfile::TempDir>,
 }
 
-/// Finds or makes `static/` on disk, only if some WAGI function is
-/// granted `files`.
-pub(crate) fn wagi_static_dir(source: &AppSource, manifest: &Manifest) -> Result<StaticDir, String> {
+/// Finds or makes `static/` on disk, only if some WAGI or wasi-http
+/// function is granted `files`.
+pub(crate) fn sandbox_static_dir(source: &AppSource, manifest: &Manifest) -> Result<StaticDir, String> {
     let needed = manifest
         .functions
         .values()
-        .any(|f| f.abi == Abi::Wagi && f.capabilities.contains(&Capability::Files));
+        .any(|f| f.abi != Abi::Wapc && f.capabilities.contains(&Capability::Files));
     if !needed {
         return Ok(StaticDir { path: None, copy: None });
     }
@@ -142,7 +147,7 @@ pub(crate) fn wagi_static_dir(source: &AppSource, manifest: &Manifest) -> Result
         }),
         Ok(None) => Ok(StaticDir { path: None, copy: None }),
         Err(e) => Err(format!(
-            "cannot copy the bundle's static files to disk for WAGI programs: {e}"
+            "cannot copy the bundle's static files to disk for WAGI programs and components: {e}"
         )),
     }
 }
@@ -174,6 +179,15 @@ pub(crate) fn assemble(
                     .clone()
                     .and_then(|w| w.with_limits(limits, max_output))
                     .map(|w| Guest::Wagi(w.with_setting(wagi_setting(manifest, &decl, statics))))
+                    .map_err(|e| e.to_string()),
+                Compiled::WasiHttp(c) => c
+                    .as_ref()
+                    .map(|c| {
+                        let setting = atoll_wasi_http::Setting {
+                            static_dir: statics.path.clone(),
+                        };
+                        Guest::WasiHttp(c.with_limits(limits, max_output).with_setting(setting))
+                    })
                     .map_err(|e| e.to_string()),
             };
             let guest = match guest {

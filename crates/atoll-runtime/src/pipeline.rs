@@ -274,8 +274,9 @@ fn merge_headers(into: &mut ResponseParts, from: ResponseParts) {
 }
 
 /// Runs `op` of one function in a fresh instance: the one place that knows
-/// how to reach a function whatever its ABI. A WAGI program has no
-/// operations (the manifest refuses one on its steps): `op` is unused.
+/// how to reach a function whatever its ABI. A WAGI program or a wasi:http
+/// component has no operations (the manifest refuses one on its steps):
+/// `op` is unused.
 pub(crate) async fn invoke_function(
     f: &LoadedFunction,
     inv: Invocation,
@@ -298,6 +299,14 @@ pub(crate) async fn invoke_function(
                 result: invoked.result,
                 parts: invoked.response,
                 teardown: Teardown::Wagi(invoked.teardown),
+            }
+        }
+        Guest::WasiHttp(component) => {
+            let invoked = component.invoke(inv, payload, until).await;
+            Done {
+                result: invoked.result,
+                parts: invoked.response,
+                teardown: Teardown::WasiHttp(invoked.teardown),
             }
         }
     }

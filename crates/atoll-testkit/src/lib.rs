@@ -21,6 +21,9 @@ const RUST_GUESTS: &[(&str, &str)] = &[
     // A `[[bin]]` (a WASI command): its file is named after the bin,
     // `wagi_rust.wasm`.
     ("wagi-rust", "wasm32-wasip1"),
+    // A component (`wasi:http/incoming-handler`), built as `wasmtime serve`
+    // examples are.
+    ("wasi-http-rust", "wasm32-wasip2"),
 ];
 
 /// C fixtures under `tests/guests`: (name, source), built with clang and

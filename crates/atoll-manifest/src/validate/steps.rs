@@ -200,13 +200,16 @@ fn check_call(
             c.err(loc, format!("{key}.op"), "the operation name is empty");
             String::new()
         }
-        Some(op) if op.get_ref() != "handle" && is_wagi(f, functions) => {
+        Some(op)
+            if op.get_ref() != "handle"
+                && let Some(kind) = without_operations(f, functions) =>
+        {
             let loc = c.loc(op);
             c.err(
                 loc,
                 format!("{key}.op"),
                 format!(
-                    "function \"{}\" is a WAGI (CGI) program, which has no operations; remove `op`",
+                    "function \"{}\" is {kind}, which has no operations; remove `op`",
                     f.get_ref()
                 ),
             );
@@ -411,12 +414,15 @@ fn known_function(c: &mut Checker, key: &str, f: &Spanned<String>, functions: &F
     }
 }
 
-/// Whether the step's function is declared with `abi = "wagi"`.
-fn is_wagi(f: &Spanned<String>, functions: &Functions) -> bool {
-    functions
-        .get(f.get_ref().as_str())
-        .and_then(|raw| raw.get_ref().abi.as_ref())
-        .is_some_and(|abi| abi.get_ref() == "wagi")
+/// What the step's function is, if its ABI has no operations to name
+/// (`abi = "wagi"` or `"wasi-http"`).
+fn without_operations(f: &Spanned<String>, functions: &Functions) -> Option<&'static str> {
+    let abi = functions.get(f.get_ref().as_str())?.get_ref().abi.as_ref()?;
+    match abi.get_ref().as_str() {
+        "wagi" => Some("a WAGI (CGI) program"),
+        "wasi-http" => Some("a wasi:http component"),
+        _ => None,
+    }
 }
 
 fn is_key(s: &str) -> bool {

@@ -1,0 +1,288 @@
+//! wasi:http components end to end: a real server on loopback and a
+//! component built from `tests/guests/wasi-http-rust` for wasm32-wasip2
+//! with the `wasi` crate, as `wasmtime serve` examples are.
+
+mod support;
+
+use atoll_engine::{Engine, EngineConfig};
+use atoll_http::HttpConfig;
+use atoll_runtime::{App, RuntimeConfig};
+use atoll_testkit::{guest_path, shared_cache_dir};
+use http::{Method, StatusCode};
+use std::time::{Duration, Instant};
+use support::{Reply, TestServer, get, send};
+
+/// Small enough that the output limit is quick to reach, larger than the
+/// streaming function's memory.
+const MAX_OUTPUT: usize = 16 << 20;
+
+fn manifest(upstream: &str) -> String {
+    let p = |n: &str| guest_path(n).display().to_string().replace('\\', "/");
+    format!(
+        r#"
+[app]
+name = "components"
+
+[functions.web]
+source = "{component}"
+abi = "wasi-http"
+timeout = "500ms"
+memory = "16MiB"
+capabilities = ["http", "files", "log"]
+allowed_hosts = ["{upstream}"]
+
+[functions.bare]
+source = "{component}"
+abi = "wasi-http"
+
+[functions.wide]
+source = "{component}"
+abi = "wasi-http"
+capabilities = ["http"]
+allowed_hosts = ["http://*:*"]
+
+[functions.small]
+source = "{component}"
+abi = "wasi-http"
+memory = "4MiB"
+
+[functions.upper]
+source = "{plain}"
+
+[[routes]]
+path = "/web/*rest"
+fn = "web"
+
+[[routes]]
+path = "/bare/*rest"
+fn = "bare"
+
+[[routes]]
+path = "/wide/*rest"
+fn = "wide"
+
+[[routes]]
+method = "POST"
+path = "/small/*rest"
+fn = "small"
+
+[[routes]]
+method = "POST"
+path = "/chain/*rest"
+steps = [{{ fn = "upper", op = "upper", as = "loud" }}, {{ fn = "bare", input = "loud" }}]
+"#,
+        component = p("wasi-http-rust"),
+        plain = p("wapc-plain"),
+    )
+}
+
+async fn start(upstream: &str) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("atoll.toml"), manifest(upstream)).unwrap();
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::write(dir.path().join("static/hello.txt"), "from static").unwrap();
+    let engine = Engine::new(EngineConfig {
+        cache_dir: Some(shared_cache_dir()),
+        max_instances: 64,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let config = RuntimeConfig {
+        max_output: MAX_OUTPUT,
+        ..RuntimeConfig::default()
+    };
+    let app = App::load(dir.path(), &engine, &config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    TestServer::serve(app, HttpConfig::default(), dir).await
+}
+
+/// A server whose `web` function may reach nothing in particular.
+async fn start_alone() -> TestServer {
+    start("https://example.com").await
+}
+
+/// The `info` mode's `name=value` line for `name`.
+fn line(reply: &Reply, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    reply
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+fn error_of(r: &Reply) -> String {
+    r.json()["error"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_unmodified_component_answers_with_its_status_headers_and_body() {
+    let s = start_alone().await;
+    let r = get(s.addr, "/web/hello").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.text(), "Hello from a component!");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+
+    let r = get(s.addr, "/web/status").await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.header("x-component"), Some("yes"));
+    assert_eq!(r.text(), "created");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_component_sees_the_request_without_forbidden_headers_or_the_host() {
+    let s = start_alone().await;
+    let r = send(
+        s.addr,
+        Method::PUT,
+        "/web/info?a=1",
+        &[
+            ("x-token", "abc"),
+            ("connection", "keep-alive"),
+            ("proxy-authorization", "Basic eA=="),
+        ],
+        b"twelve bytes",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    assert_eq!(line(&r, "method").as_deref(), Some("PUT"), "{text}");
+    assert_eq!(line(&r, "path").as_deref(), Some("/web/info?a=1"), "{text}");
+    assert_eq!(line(&r, "authority"), Some(s.addr.to_string()), "{text}");
+    assert_eq!(line(&r, "header x-token").as_deref(), Some("abc"), "{text}");
+    assert_eq!(line(&r, "body").as_deref(), Some("12"), "{text}");
+    for forbidden in ["host", "connection", "proxy-authorization"] {
+        assert_eq!(
+            line(&r, &format!("header {forbidden}")),
+            None,
+            "{forbidden} in:\n{text}"
+        );
+    }
+    // Nothing of the host: no environment, no arguments, no files.
+    assert_eq!(line(&r, "env").as_deref(), Some("0"), "{text}");
+    assert_eq!(line(&r, "args").as_deref(), Some("0"), "{text}");
+    // `files` preopens static/ read-only; without it there is nothing.
+    assert_eq!(line(&r, "static").as_deref(), Some("from static"), "{text}");
+    let bare = get(s.addr, "/bare/info").await;
+    assert!(line(&bare, "static").unwrap().starts_with("none"), "{}", bare.text());
+    assert_eq!(line(&bare, "root entries").as_deref(), Some("0"), "{}", bare.text());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_component_is_a_pipeline_step_after_a_wapc_function() {
+    let s = start_alone().await;
+    let r = send(s.addr, Method::POST, "/chain/echo", &[], b"quiet words").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.text(), "QUIET WORDS");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_larger_than_the_components_memory_streams_through_it() {
+    let s = start_alone().await;
+    let body: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let r = send(s.addr, Method::POST, "/small/echo", &[], &body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body[..200.min(r.body.len())])
+    );
+    assert_eq!(r.body.len(), body.len());
+    assert!(r.body == body, "the echoed body differs");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn traps_loops_bombs_and_floods_fail_only_their_request() {
+    let s = start_alone().await;
+    let addr = s.addr;
+    // Good traffic all along, on other connections.
+    let good = tokio::spawn(async move {
+        let mut answered = 0;
+        for _ in 0..40 {
+            let r = get(addr, "/web/hello").await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            answered += 1;
+        }
+        answered
+    });
+
+    let r = get(s.addr, "/web/trap").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let e = r.json();
+    assert_eq!(e["function"], "web");
+    assert!(error_of(&r).contains("trapped"), "{}", error_of(&r));
+
+    let started = Instant::now();
+    let r = get(s.addr, "/web/loop").await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+
+    let r = get(s.addr, "/web/bomb").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(error_of(&r).contains("memory limit of 16MiB"), "{}", error_of(&r));
+
+    let r = get(s.addr, &format!("/web/big?{}", MAX_OUTPUT * 2)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        error_of(&r).contains(&format!("larger than the server's limit of {MAX_OUTPUT} bytes")),
+        "{}",
+        error_of(&r)
+    );
+
+    let r = get(s.addr, "/web/noresponse").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        error_of(&r).contains("function \"web\" returned without setting a response"),
+        "{}",
+        error_of(&r)
+    );
+
+    assert_eq!(good.await.unwrap(), 40);
+    let r = get(s.addr, "/web/big?100000").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.len(), 100_000);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn outbound_requests_go_through_the_functions_grant_and_the_address_policy() {
+    let upstream = start_alone().await;
+    let origin = format!("http://{}", upstream.addr);
+    let s = start(&origin).await;
+
+    // Granted, and the upstream named exactly: it reaches the loopback server.
+    let r = get(s.addr, &format!("/web/fetch?{origin}/web/hello")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.text(), "upstream 200: Hello from a component!");
+
+    // Not in allowed_hosts.
+    let other = format!("http://127.0.0.1:{}/web/hello", upstream.addr.port() + 1);
+    let r = get(s.addr, &format!("/web/fetch?{other}")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        r.text().contains("is not in the function's allowed_hosts"),
+        "{}",
+        r.text()
+    );
+
+    // A wildcard never reaches a private address.
+    let r = get(s.addr, &format!("/wide/fetch?{origin}/web/hello")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.text().contains("non-public address"), "{}", r.text());
+
+    // No grant: an error from outgoing-handler, never a connection.
+    let r = get(s.addr, &format!("/bare/fetch?{origin}/web/hello")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        r.text().contains("function \\\"bare\\\" is not granted outbound HTTP")
+            || r.text().contains("function \"bare\" is not granted outbound HTTP"),
+        "{}",
+        r.text()
+    );
+    s.stop().await;
+    upstream.stop().await;
+}

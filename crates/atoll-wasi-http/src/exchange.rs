@@ -1,0 +1,74 @@
+//! The HTTP exchange with one component instance: the request it is
+//! handed, and its response read back within the host's limits.
+
+use atoll_caps::{RequestInfo, ResponseParts};
+use bytes::Bytes;
+use http::Uri;
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::sync::oneshot;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// What the component's `response-outparam` receives.
+pub(crate) type Outparam = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// The request as the component sees it: the trigger's method, path,
+/// query and headers with `payload` as the body. Its authority is the
+/// request's `Host` (or `localhost` for schedules and messages). Forbidden
+/// headers (`host`, `connection`, ...) are removed by wasi-http itself
+/// before the component can see them, as `wasmtime serve` does.
+pub(crate) fn request(info: &RequestInfo, payload: Bytes) -> http::Request<Full<Bytes>> {
+    let authority = info
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+        .unwrap_or("localhost");
+    let path = info.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
+    let mut request = http::Request::new(Full::new(payload));
+    *request.method_mut() = info.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = info.headers.clone();
+    request
+}
+
+/// Waits for the component's response and reads its body, at most
+/// `max_output` bytes, into `parts` and the returned body. The body is
+/// read while the component writes it, so this runs beside the guest.
+pub(crate) async fn response(
+    answer: oneshot::Receiver<Outparam>,
+    max_output: usize,
+    parts: &mut ResponseParts,
+) -> Result<Vec<u8>, String> {
+    let response = match answer.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(code)) => return Err(format!("answered with the error {code:?}")),
+        Err(_) => return Err("returned without setting a response".into()),
+    };
+    let (head, body) = response.into_parts();
+    parts.status = Some(head.status.as_u16());
+    for (name, value) in head.headers {
+        let Some(name) = name else { continue };
+        // A component's own framing headers are the server's to write.
+        if ResponseParts::is_host_only(&name) {
+            continue;
+        }
+        parts
+            .append_header(name, value)
+            .map_err(|e| format!("set too many headers: {e}"))?;
+    }
+    let body = Limited::new(body, max_output).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            format!("wrote a response body larger than the server's limit of {max_output} bytes")
+        } else {
+            format!("failed while writing its response body: {e}")
+        }
+    })?;
+    Ok(body.to_bytes().to_vec())
+}
