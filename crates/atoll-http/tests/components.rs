@@ -9,6 +9,7 @@ use atoll_http::HttpConfig;
 use atoll_runtime::{App, RuntimeConfig};
 use atoll_testkit::{guest_path, shared_cache_dir};
 use http::{Method, StatusCode};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use support::{Reply, TestServer, get, send};
 
@@ -23,13 +24,23 @@ fn manifest(upstream: &str) -> String {
 [app]
 name = "components"
 
+[variables]
+greeting = {{ default = "hi" }}
+token = {{ secret = true }}
+hidden = {{ secret = true }}
+
 [functions.web]
 source = "{component}"
 abi = "wasi-http"
 timeout = "500ms"
 memory = "16MiB"
-capabilities = ["http", "files", "log"]
+capabilities = ["http", "files", "log", "kv", "vars"]
 allowed_hosts = ["{upstream}"]
+secrets = ["token"]
+
+[functions.counter]
+source = "{caps}"
+capabilities = ["kv"]
 
 [functions.bare]
 source = "{component}"
@@ -54,6 +65,10 @@ path = "/web/*rest"
 fn = "web"
 
 [[routes]]
+path = "/counter"
+steps = [{{ fn = "counter", op = "visit" }}]
+
+[[routes]]
 path = "/bare/*rest"
 fn = "bare"
 
@@ -73,6 +88,7 @@ steps = [{{ fn = "upper", op = "upper", as = "loud" }}, {{ fn = "bare", input = 
 "#,
         component = p("wasi-http-rust"),
         plain = p("wapc-plain"),
+        caps = p("caps-fixture"),
     )
 }
 
@@ -87,10 +103,12 @@ async fn start(upstream: &str) -> TestServer {
         ..EngineConfig::default()
     })
     .unwrap();
-    let config = RuntimeConfig {
+    let mut config = RuntimeConfig {
         max_output: MAX_OUTPUT,
         ..RuntimeConfig::default()
     };
+    config.file.variables.insert("token".into(), "s3cret".into());
+    config.file.variables.insert("hidden".into(), "never-shown".into());
     let app = App::load(dir.path(), &engine, &config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -285,4 +303,107 @@ async fn outbound_requests_go_through_the_functions_grant_and_the_address_policy
     );
     s.stop().await;
     upstream.stop().await;
+}
+
+#[tokio::test]
+async fn a_component_and_a_wapc_function_share_one_counter_through_wasi_keyvalue() {
+    let s = start_alone().await;
+    let mut seen = Vec::new();
+    for i in 0..4 {
+        let path = if i % 2 == 0 { "/web/visit" } else { "/counter" };
+        let r = get(s.addr, path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        seen.push(r.text());
+    }
+    assert_eq!(seen, ["1", "2", "3", "4"]);
+
+    // `""` and `"default"` are both the default store.
+    let r = get(s.addr, "/web/visit?default").await;
+    assert_eq!(r.text(), "5");
+
+    let r = get(s.addr, "/web/kv").await;
+    assert_eq!(r.text(), "a=Some(\"1\") many=1 keys=3 left=(true, false, false)");
+
+    // A store not granted does not exist for the function; without `kv`
+    // nothing does.
+    let r = get(s.addr, "/web/visit?elsewhere").await;
+    assert_eq!(r.text(), "kv failed: Error::NoSuchStore");
+    let r = get(s.addr, "/bare/visit").await;
+    assert_eq!(r.text(), "kv failed: Error::AccessDenied");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn wasi_config_shows_granted_variables_and_only_listed_secrets() {
+    let s = start_alone().await;
+    let text = |r: Reply| r.text();
+    assert_eq!(
+        text(get(s.addr, "/web/config?greeting").await),
+        "greeting=hi\nvisible=2"
+    );
+    assert_eq!(text(get(s.addr, "/web/config?token").await), "token=s3cret\nvisible=2");
+    assert_eq!(
+        text(get(s.addr, "/web/config?hidden").await),
+        "hidden is not set\nvisible=2"
+    );
+    assert_eq!(
+        text(get(s.addr, "/bare/config?greeting").await),
+        "greeting is not set\nvisible=0"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn wasi_logging_and_stderr_reach_the_host_log_only_with_the_log_grant() {
+    capture_logs();
+    let s = start_alone().await;
+    assert_eq!(get(s.addr, "/bare/log").await.text(), "logged");
+    assert_eq!(get(s.addr, "/web/log").await.text(), "logged");
+    s.stop().await;
+    let lines: Vec<serde_json::Value> = logged()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["target"] == "atoll::guest")
+        .collect();
+    let said = |text: &str, function: &str| {
+        lines.iter().any(|l| {
+            l["fields"]["message"].as_str().is_some_and(|m| m.contains(text)) && l["fields"]["function"] == function
+        })
+    };
+    assert!(said("[tests] hello from wasi:logging", "web"), "{lines:?}");
+    assert!(said("[stderr] hello from stderr", "web"), "{lines:?}");
+    assert!(!said("hello from", "bare"), "{lines:?}");
+}
+
+/// Everything this test binary logs, as JSON lines.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Box::leak(Box::new(Mutex::new(Vec::new()))))
+}
+
+fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn,atoll=trace")
+            .json()
+            .with_writer(|| LogWriter(logs()))
+            .try_init();
+    });
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+struct LogWriter(&'static Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -85,13 +85,15 @@ pub struct Invoked {
 pub struct Teardown(#[allow(dead_code)] Store<ComponentState>);
 
 impl WasiHttpAbi {
-    /// Links WASI 0.2 (cli, clocks, filesystem, io, random, sockets) and
-    /// wasi:http once for every component.
+    /// Links WASI 0.2 (cli, clocks, filesystem, io, random, sockets),
+    /// wasi:http and the state interfaces (keyvalue, config, logging) once
+    /// for every component.
     pub fn new(engine: &Engine) -> Result<WasiHttpAbi, LoadError> {
         let mut linker = Linker::new(engine.wasmtime());
         let link = |l: &mut Linker<ComponentState>| -> wasmtime::Result<()> {
             wasmtime_wasi::p2::add_to_linker_async(l)?;
-            wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
+            crate::wasi_state::add_to_linker(l)
         };
         link(&mut linker).map_err(|e| LoadError(format!("cannot set up the WASI imports: {e:#}")))?;
         Ok(WasiHttpAbi {

@@ -24,6 +24,7 @@ mod exchange;
 mod function;
 pub mod outbound;
 mod state;
+mod wasi_state;
 
 pub use check::LoadError;
 pub use function::{FunctionInfo, Invoked, STATIC_MOUNT, Setting, Teardown, WasiHttpAbi, WasiHttpFunction};

@@ -89,9 +89,7 @@ impl WasiHttpHooks for Outbound {
             for (name, value) in &sent.headers {
                 response = response.header(name, value);
             }
-            let body: WasiBody = Full::new(sent.body)
-                .map_err(|never| match never {})
-                .boxed_unsync();
+            let body: WasiBody = Full::new(sent.body).map_err(|never| match never {}).boxed_unsync();
             let response = response
                 .body(body)
                 .map_err(|e| Error::InternalError(Some(format!("the upstream's response: {e}"))))?;

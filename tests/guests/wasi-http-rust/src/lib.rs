@@ -4,7 +4,8 @@
 //! covers every case: say hello (the default, and the benchmark's row),
 //! echo the request body back while streaming it, report what it was
 //! given, fetch a URL through `outgoing-handler`, write a large body,
-//! set a status and headers, loop, trap, or exhaust its memory.
+//! set a status and headers, loop, trap, or exhaust its memory; and use
+//! `wasi:keyvalue`, `wasi:config` and `wasi:logging`.
 
 use std::io::{Read as _, Write as _};
 use wasi::http::outgoing_handler;
@@ -13,6 +14,19 @@ use wasi::http::types::{
 };
 
 wasi::http::proxy::export!(Component);
+
+// The WASI state interfaces Atoll provides, from the WIT it vendors.
+mod state {
+    wit_bindgen::generate!({
+        path: "../../../crates/atoll-wasi-http/wit",
+        world: "atoll:host/state",
+        generate_all,
+    });
+}
+
+use state::wasi::config::store as config;
+use state::wasi::keyvalue::{atomics, batch, store as kv};
+use state::wasi::logging::logging;
 
 struct Component;
 
@@ -37,6 +51,31 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
                 }
             }
             "noresponse" => drop(out),
+            "visit" => {
+                let text = match visit(query) {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("kv failed: {e:?}"),
+                };
+                respond(out, 200, &[], text.as_bytes())
+            }
+            "kv" => {
+                let text = kv_tour().unwrap_or_else(|e| format!("kv failed: {e:?}"));
+                respond(out, 200, &[], text.as_bytes())
+            }
+            "config" => {
+                let text = match config::get(query) {
+                    Ok(Some(v)) => format!("{query}={v}"),
+                    Ok(None) => format!("{query} is not set"),
+                    Err(e) => format!("config failed: {e:?}"),
+                };
+                let all = config::get_all().map(|a| a.len()).unwrap_or(0);
+                respond(out, 200, &[], format!("{text}\nvisible={all}").as_bytes())
+            }
+            "log" => {
+                logging::log(logging::Level::Warn, "tests", "hello from wasi:logging");
+                eprintln!("hello from stderr");
+                respond(out, 200, &[], b"logged")
+            }
             _ => respond(out, 200, &[("content-type", "text/plain")], b"Hello from a component!"),
         }
     }
@@ -164,4 +203,30 @@ fn big(n: usize, out: ResponseOutparam) {
     stream.flush().unwrap();
     drop(stream);
     OutgoingBody::finish(outgoing, None).unwrap();
+}
+
+/// Increments `visits` in the store `?name` (none: the default store, as
+/// Wasmtime's tests open it).
+fn visit(name: &str) -> Result<u64, kv::Error> {
+    let bucket = kv::open(name)?;
+    atomics::increment(&bucket, "visits", 1)
+}
+
+/// Every operation once, in the default store as wasmCloud's examples open
+/// it: `set`, `get`, `exists`, `list-keys`, the batch ones, `delete`.
+fn kv_tour() -> Result<String, kv::Error> {
+    let bucket = kv::open("default")?;
+    bucket.set("tour-a", b"1")?;
+    batch::set_many(&bucket, &[("tour-b".to_string(), b"2".to_vec()), ("tour-c".to_string(), b"3".to_vec())])?;
+    let a = bucket.get("tour-a")?.map(|v| String::from_utf8_lossy(&v).into_owned());
+    let many = batch::get_many(&bucket, &["tour-b".to_string(), "tour-x".to_string()])?;
+    let keys = bucket.list_keys(None)?.keys;
+    batch::delete_many(&bucket, &["tour-b".to_string()])?;
+    bucket.delete("tour-c")?;
+    let left = (bucket.exists("tour-a")?, bucket.exists("tour-b")?, bucket.exists("tour-c")?);
+    Ok(format!(
+        "a={a:?} many={} keys={} left={left:?}",
+        many.iter().filter(|m| m.is_some()).count(),
+        keys.iter().filter(|k| k.starts_with("tour-")).count()
+    ))
 }

@@ -1,0 +1,96 @@
+//! What `abi = "wasi-http"` refuses at load, and how it says so: every
+//! message names what is wrong and what to do instead.
+
+use atoll_engine::{Engine, EngineConfig, Limits};
+use atoll_testkit::{guest, shared_cache_dir};
+use atoll_wasi_http::WasiHttpAbi;
+use std::time::Duration;
+
+const LIMITS: Limits = Limits {
+    timeout: Duration::from_secs(1),
+    memory: 16 << 20,
+};
+
+fn abi() -> WasiHttpAbi {
+    let engine = Engine::new(EngineConfig {
+        cache_dir: Some(shared_cache_dir()),
+        max_instances: 8,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    WasiHttpAbi::new(&engine).unwrap()
+}
+
+fn refusal(wasm: &[u8]) -> String {
+    match abi().load(wasm, LIMITS, 1 << 20) {
+        Ok(_) => panic!("loaded a component that should be refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_real_component_loads_and_lists_its_imports() {
+    let f = abi().load(&guest("wasi-http-rust"), LIMITS, 1 << 20).unwrap();
+    assert!(
+        f.info.imports.iter().any(|i| i.starts_with("wasi:http/types@0.2.")),
+        "{:?}",
+        f.info.imports
+    );
+    assert!(
+        f.info.imports.iter().any(|i| i.starts_with("wasi:cli/")),
+        "{:?}",
+        f.info.imports
+    );
+    assert_eq!(f.info.sha256.len(), 64);
+}
+
+#[test]
+fn a_core_module_is_told_which_abi_fits_it() {
+    let msg = refusal(&guest("wapc-plain"));
+    assert!(msg.contains("is a core WebAssembly module, not a component"), "{msg}");
+    assert!(msg.contains("abi = \"wapc\""), "{msg}");
+}
+
+#[test]
+fn another_platforms_interfaces_are_refused_by_name_with_the_wasi_one_to_use() {
+    let spin = wat::parse_str(r#"(component (import "fermyon:spin/key-value@2.0.0" (instance)))"#).unwrap();
+    let msg = refusal(&spin);
+    assert!(
+        msg.contains("imports fermyon:spin/key-value@2.0.0, which Atoll does not provide"),
+        "{msg}"
+    );
+    assert!(msg.contains("wasi:keyvalue"), "{msg}");
+
+    let bus = wat::parse_str(r#"(component (import "wasmcloud:bus/lattice@1.0.0" (instance)))"#).unwrap();
+    let msg = refusal(&bus);
+    assert!(msg.contains("imports wasmcloud:bus/lattice@1.0.0"), "{msg}");
+}
+
+#[test]
+fn an_unknown_interface_is_refused_by_name() {
+    let wasm = wat::parse_str(
+        r#"(component (import "acme:billing/invoices@1.0.0" (instance (export "total" (func (result u32))))))"#,
+    )
+    .unwrap();
+    let msg = refusal(&wasm);
+    assert!(
+        msg.contains("imports acme:billing/invoices@1.0.0, which Atoll does not provide"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_component_without_the_http_handler_is_not_an_http_component() {
+    let msg = refusal(&wat::parse_str("(component)").unwrap());
+    assert!(
+        msg.contains("does not export wasi:http/incoming-handler@0.2.x"),
+        "{msg}"
+    );
+    assert!(msg.contains("abi = \"wagi\""), "{msg}");
+}
+
+#[test]
+fn garbage_is_not_a_component() {
+    let msg = refusal(b"\0asm\x0d\0\x01\0garbage");
+    assert!(msg.contains("is not a valid WebAssembly component"), "{msg}");
+}
