@@ -8,12 +8,16 @@
 //! one only when it has room to write it, so the budget share is given back
 //! only as the client actually reads, and the instances are torn down as
 //! soon as the first chunk is on its way rather than when the last is.
+//!
+//! A component's streamed response is the other kind of body: it passes
+//! the component's frames through as they come, and keeps the request's
+//! concurrency permit until it ends.
 
 use crate::budget::Held;
-use atoll_runtime::Spent;
+use atoll_runtime::{BoxError, Spent};
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Frame, SizeHint};
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -25,6 +29,8 @@ pub struct ReplyBody {
     started: bool,
     spent: Option<Spent>,
     _held: Option<Held>,
+    stream: Option<UnsyncBoxBody<Bytes, BoxError>>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl ReplyBody {
@@ -34,6 +40,20 @@ impl ReplyBody {
             started: false,
             spent: None,
             _held: None,
+            stream: None,
+            _permit: None,
+        }
+    }
+
+    /// A body passed through as `stream` yields it.
+    pub(crate) fn streamed(
+        stream: UnsyncBoxBody<Bytes, BoxError>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> ReplyBody {
+        ReplyBody {
+            stream: Some(stream),
+            _permit: Some(permit),
+            ..ReplyBody::new(Bytes::new())
         }
     }
 
@@ -44,15 +64,19 @@ impl ReplyBody {
 
     pub(crate) fn clear(&mut self) {
         self.data = Bytes::new();
+        self.stream = None;
     }
 }
 
 impl Body for ReplyBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(stream) = &mut this.stream {
+            return Pin::new(stream).poll_frame(cx);
+        }
         if this.data.is_empty() {
             return Poll::Ready(None);
         }
@@ -70,10 +94,16 @@ impl Body for ReplyBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_empty()
+        match &self.stream {
+            Some(stream) => stream.is_end_stream(),
+            None => self.data.is_empty(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
+        match &self.stream {
+            Some(stream) => stream.size_hint(),
+            None => SizeHint::with_exact(self.data.len() as u64),
+        }
     }
 }

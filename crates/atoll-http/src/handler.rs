@@ -5,8 +5,9 @@ use crate::body::ReplyBody;
 use crate::budget::{Budget, Held};
 use crate::router::Lookup;
 use crate::server::Shared;
+use crate::streamed_request::GuardedBody;
 use atoll_caps::ResponseParts;
-use atoll_runtime::{Outcome, RequestInfo, Trigger, TriggerKind, new_request_id};
+use atoll_runtime::{LoadedFunction, Outcome, RequestInfo, StepFailure, Trigger, TriggerKind, new_request_id};
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
@@ -118,6 +119,10 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
         return at_capacity("the server is at capacity; retry shortly", request_id, trace);
     }
     let limit = route.max_body.unwrap_or(shared.config.max_body);
+    if let Some(component) = served.app.streaming_component(&route.pipeline) {
+        let component = component.clone();
+        return stream_component(shared, &served, &component, req, params, limit, request_id, trace).await;
+    }
     let (parts, body) = req.into_parts();
     let (body, held) = match read_body(&parts, body, limit, Some(&shared.budget), &shared.config).await {
         Ok(b) => b,
@@ -127,31 +132,80 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
         return at_capacity("the server is at capacity; retry shortly", request_id, trace);
     };
 
-    let request = RequestInfo {
-        method: parts.method,
-        uri: parts.uri,
-        params: params
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    percent_encoding::percent_decode_str(&v)
-                        .decode_utf8_lossy()
-                        .into_owned(),
-                )
-            })
-            .collect(),
-        headers: parts.headers,
-        body,
-        trigger: TriggerKind::Http,
-    };
-    let trigger = Trigger::new(request_id, request);
+    let trigger = Trigger::new(request_id, request_info(parts, params, body));
     let outcome = served
         .app
         .run_in_lanes(move |m| &m.routes[route_index].pipeline, trigger)
         .await;
     drop((permit, held));
     reply_from(outcome, &shared.budget, request_id, trace)
+}
+
+/// What a function sees of the request; route parameters percent-decoded.
+fn request_info(parts: http::request::Parts, params: Vec<(String, String)>, body: Bytes) -> RequestInfo {
+    RequestInfo {
+        method: parts.method,
+        uri: parts.uri,
+        params: params
+            .into_iter()
+            .map(|(k, v)| {
+                let v = percent_encoding::percent_decode_str(&v)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                (k, v)
+            })
+            .collect(),
+        headers: parts.headers,
+        body,
+        trigger: TriggerKind::Http,
+    }
+}
+
+/// A route that is one component: its request body streams in and its
+/// response out, so neither is held whole (nor counts against the body
+/// budget); the concurrency permit is held until the response has gone.
+#[allow(clippy::too_many_arguments)]
+async fn stream_component(
+    shared: &Shared,
+    served: &crate::server::Served,
+    component: &LoadedFunction,
+    req: Request<Incoming>,
+    params: Vec<(String, String)>,
+    limit: u64,
+    request_id: &str,
+    trace: &mut Trace,
+) -> Reply {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        let message = format!("the request body is larger than this route's limit of {limit} bytes");
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, message)(request_id, trace);
+    }
+    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+        return at_capacity("the server is at capacity; retry shortly", request_id, trace);
+    };
+    let (parts, body) = req.into_parts();
+    let body = GuardedBody::new(body, limit, &shared.config);
+    let trigger = Trigger::new(request_id, request_info(parts, params, Bytes::new()));
+    match served.app.serve_component(component, trigger, body).await {
+        Ok(streaming) => {
+            let status = streaming
+                .parts
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            let mut reply = Response::new(ReplyBody::streamed(streaming.body.boxed(), permit));
+            *reply.status_mut() = status;
+            for (name, value) in streaming.parts.headers {
+                reply.headers_mut().append(name, value);
+            }
+            reply
+        }
+        Err(failure) => failure_reply(&failure, request_id, trace),
+    }
 }
 
 /// Why a request is refused when the body budget is spent.
@@ -368,13 +422,7 @@ fn reply_from(outcome: Outcome, budget: &Arc<Budget>, request_id: &str, trace: &
             *reply.status_mut() = status;
             reply
         }
-        Err(failure) => {
-            let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let message = failure.message();
-            trace.function = Some(failure.function.clone());
-            trace.error = Some(truncated(&message, LOGGED_ERROR));
-            error(status, &message, Some(&failure.function), request_id)
-        }
+        Err(failure) => failure_reply(&failure, request_id, trace),
     };
     for (name, value) in response.headers {
         // A failed call's JSON error keeps its own content type, and the
@@ -387,6 +435,15 @@ fn reply_from(outcome: Outcome, budget: &Arc<Budget>, request_id: &str, trace: &
     // The instances are torn down when hyper drops the body, after writing it.
     reply.body_mut().keep_until_sent(spent, held);
     reply
+}
+
+/// A failed step as the client sees it: its status, and the error as JSON.
+fn failure_reply(failure: &StepFailure, request_id: &str, trace: &mut Trace) -> Reply {
+    let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = failure.message();
+    trace.function = Some(failure.function.clone());
+    trace.error = Some(truncated(&message, LOGGED_ERROR));
+    error(status, &message, Some(&failure.function), request_id)
 }
 
 /// `text` cut to at most `max` bytes on a character boundary, saying so.

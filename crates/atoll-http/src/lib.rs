@@ -13,6 +13,7 @@ mod budget;
 mod handler;
 mod router;
 mod server;
+mod streamed_request;
 mod timed_io;
 
 pub use router::{Lookup, Router};

@@ -80,6 +80,11 @@ fn = "wide"
 method = "POST"
 path = "/small/*rest"
 fn = "small"
+max_body = "64MiB"
+
+[[routes]]
+path = "/twice/*rest"
+steps = [{{ fn = "web", as = "first" }}, {{ fn = "web" }}]
 
 [[routes]]
 method = "POST"
@@ -197,10 +202,13 @@ async fn a_component_is_a_pipeline_step_after_a_wapc_function() {
     s.stop().await;
 }
 
+/// A route that is one component streams both bodies: neither the
+/// component's memory (4 MiB) nor the server's limit on buffered output
+/// (16 MiB) bounds them, only the route's `max_body`.
 #[tokio::test]
 async fn a_body_larger_than_the_components_memory_streams_through_it() {
     let s = start_alone().await;
-    let body: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let body: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
     let r = send(s.addr, Method::POST, "/small/echo", &[], &body).await;
     assert_eq!(
         r.status,
@@ -210,6 +218,14 @@ async fn a_body_larger_than_the_components_memory_streams_through_it() {
     );
     assert_eq!(r.body.len(), body.len());
     assert!(r.body == body, "the echoed body differs");
+
+    let r = get(s.addr, &format!("/web/big?{}", MAX_OUTPUT * 2)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.len(), MAX_OUTPUT * 2);
+
+    // The route's limit still holds, before the component runs.
+    let r = send(s.addr, Method::POST, "/small/echo", &[], &vec![0; 65 << 20]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     s.stop().await;
 }
 
@@ -243,7 +259,9 @@ async fn traps_loops_bombs_and_floods_fail_only_their_request() {
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(error_of(&r).contains("memory limit of 16MiB"), "{}", error_of(&r));
 
-    let r = get(s.addr, &format!("/web/big?{}", MAX_OUTPUT * 2)).await;
+    // In a pipeline a component's output is a state entry, held whole: the
+    // output limit applies.
+    let r = get(s.addr, &format!("/twice/big?{}", MAX_OUTPUT * 2)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(
         error_of(&r).contains(&format!("larger than the server's limit of {MAX_OUTPUT} bytes")),

@@ -9,6 +9,7 @@
 
 mod app;
 mod config;
+mod direct;
 mod failure;
 mod guest;
 mod load;
@@ -27,3 +28,4 @@ pub use source::AppSource;
 pub use atoll_caps::{RequestInfo, State, TriggerKind};
 pub use atoll_engine::{Engine, EngineConfig};
 pub use atoll_manifest::{Manifest, ManifestErrors, RuntimeConfigFile};
+pub use atoll_wasi_http::{BoxError, StreamedBody, Streaming};

@@ -18,6 +18,11 @@ pub(crate) type Outparam = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>
 /// headers (`host`, `connection`, ...) are removed by wasi-http itself
 /// before the component can see them, as `wasmtime serve` does.
 pub(crate) fn request(info: &RequestInfo, payload: Bytes) -> http::Request<Full<Bytes>> {
+    with_body(info, Full::new(payload))
+}
+
+/// [`request`] with any body, streamed to the component as it arrives.
+pub(crate) fn with_body<B>(info: &RequestInfo, body: B) -> http::Request<B> {
     let authority = info
         .headers
         .get(http::header::HOST)
@@ -31,7 +36,7 @@ pub(crate) fn request(info: &RequestInfo, payload: Bytes) -> http::Request<Full<
         .path_and_query(path)
         .build()
         .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
-    let mut request = http::Request::new(Full::new(payload));
+    let mut request = http::Request::new(body);
     *request.method_mut() = info.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = info.headers.clone();

@@ -164,25 +164,8 @@ impl WasiHttpFunction {
     /// a brand-new instance, under the function's deadline or `until`,
     /// whichever is sooner.
     pub async fn invoke(&self, inv: Invocation, payload: Bytes, until: Option<Instant>) -> Invoked {
-        let stderr = inv
-            .grants
-            .allows(Capability::Log)
-            .then(|| MemoryOutputPipe::new(STDERR_CAP));
         let request = exchange::request(&inv.request, payload);
-        let outbound = Outbound {
-            function: inv.function.clone(),
-            client: inv.grants.http.clone().filter(|_| inv.grants.allows(Capability::Http)),
-        };
-        let state = ComponentState {
-            wasi: self.sandbox(&inv, stderr.clone()),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
-            outbound,
-            limiter: InstanceLimiter::new(self.limits.memory),
-            inv,
-        };
-        let mut store = Store::new(self.engine.wasmtime(), state);
-        let deadline = self.limits.apply(&mut store, |s| &mut s.limiter, until);
+        let (mut store, deadline, stderr) = self.new_store(inv, until);
         let mut parts = ResponseParts::default();
         let exchange = self.exchange(&mut store, request, &mut parts);
         // The epoch check stops a component that computes past its
@@ -197,13 +180,7 @@ impl WasiHttpFunction {
             }),
             Ok(Ok(body)) => Ok(body),
         };
-        if let Some(stderr) = stderr {
-            let said = stderr.contents();
-            let inv = &store.data().inv;
-            for line in String::from_utf8_lossy(&said).lines().filter(|l| !l.trim().is_empty()) {
-                inv.console_log(&format!("[stderr] {line}"));
-            }
-        }
+        log_stderr(&store, stderr);
         // A failed invocation's status and headers do not apply, as for waPC.
         let response = if result.is_ok() {
             parts
@@ -215,6 +192,42 @@ impl WasiHttpFunction {
             response,
             teardown: Teardown(store),
         }
+    }
+
+    /// A store for one invocation, armed with its deadline (returned) and
+    /// memory limit, with the pipe its stderr goes to if it may log.
+    pub(crate) fn new_store(
+        &self,
+        inv: Invocation,
+        until: Option<Instant>,
+    ) -> (Store<ComponentState>, Instant, Option<MemoryOutputPipe>) {
+        let stderr = inv
+            .grants
+            .allows(Capability::Log)
+            .then(|| MemoryOutputPipe::new(STDERR_CAP));
+        let outbound = Outbound {
+            function: inv.function.clone(),
+            client: inv.grants.http.clone().filter(|_| inv.grants.allows(Capability::Http)),
+        };
+        let state = ComponentState {
+            wasi: self.sandbox(&inv, stderr.clone()),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound,
+            limiter: InstanceLimiter::new(self.limits.memory),
+            inv,
+        };
+        let mut store = Store::new(self.engine.wasmtime(), state);
+        let deadline = self.limits.apply(&mut store, |s| &mut s.limiter, until);
+        (store, deadline, stderr)
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn pre(&self) -> &ProxyPre<ComponentState> {
+        &self.pre
     }
 
     /// Runs `handle` in a new instance while reading its response, which
@@ -288,7 +301,17 @@ enum Exchange {
     Response(String),
 }
 
-fn failed(e: &wasmtime::Error, store: &Store<ComponentState>) -> CallError {
+/// What the component wrote on stderr, line by line into the host log.
+pub(crate) fn log_stderr(store: &Store<ComponentState>, stderr: Option<MemoryOutputPipe>) {
+    let Some(stderr) = stderr else { return };
+    let said = stderr.contents();
+    let inv = &store.data().inv;
+    for line in String::from_utf8_lossy(&said).lines().filter(|l| !l.trim().is_empty()) {
+        inv.console_log(&format!("[stderr] {line}"));
+    }
+}
+
+pub(crate) fn failed(e: &wasmtime::Error, store: &Store<ComponentState>) -> CallError {
     CallError::Failed {
         failure: classify_failure(e, &store.data().limiter, |_| None),
         detail: None,

@@ -24,8 +24,10 @@ mod exchange;
 mod function;
 pub mod outbound;
 mod state;
+mod stream;
 mod wasi_state;
 
 pub use check::LoadError;
 pub use function::{FunctionInfo, Invoked, STATIC_MOUNT, Setting, Teardown, WasiHttpAbi, WasiHttpFunction};
 pub use state::ComponentState;
+pub use stream::{BoxError, StreamedBody, Streaming};
