@@ -60,9 +60,17 @@ memory = "4MiB"
 [functions.upper]
 source = "{plain}"
 
+[functions.old]
+source = "{old}"
+abi = "wasi-http"
+
 [[routes]]
 path = "/web/*rest"
 fn = "web"
+
+[[routes]]
+path = "/old/*rest"
+fn = "old"
 
 [[routes]]
 path = "/counter"
@@ -94,6 +102,7 @@ steps = [{{ fn = "upper", op = "upper", as = "loud" }}, {{ fn = "bare", input = 
         component = p("wasi-http-rust"),
         plain = p("wapc-plain"),
         caps = p("caps-fixture"),
+        old = p("wasi-http-old"),
     )
 }
 
@@ -150,6 +159,17 @@ async fn an_unmodified_component_answers_with_its_status_headers_and_body() {
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.header("x-component"), Some("yes"));
     assert_eq!(r.text(), "created");
+    s.stop().await;
+}
+
+/// Built against wasi:http 0.2.0 (and its std against 0.2.6), served by
+/// Atoll's 0.2.12: imports and the export match semver-compatibly.
+#[tokio::test]
+async fn a_component_built_against_an_older_wasi_0_2_answers() {
+    let s = start_alone().await;
+    let r = get(s.addr, "/old/x?y=1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.text(), "hello from wasi:http 0.2.0 at /old/x?y=1");
     s.stop().await;
 }
 
@@ -219,7 +239,7 @@ async fn a_body_larger_than_the_components_memory_streams_through_it() {
     assert_eq!(r.body.len(), body.len());
     assert!(r.body == body, "the echoed body differs");
 
-    let r = get(s.addr, &format!("/web/big?{}", MAX_OUTPUT * 2)).await;
+    let r = get(s.addr, &format!("/bare/big?{}", MAX_OUTPUT * 2)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body.len(), MAX_OUTPUT * 2);
 

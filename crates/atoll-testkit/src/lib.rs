@@ -24,6 +24,9 @@ const RUST_GUESTS: &[(&str, &str)] = &[
     // A component (`wasi:http/incoming-handler`), built as `wasmtime serve`
     // examples are.
     ("wasi-http-rust", "wasm32-wasip2"),
+    // The same against WASI 0.2.0 (its std against 0.2.6): older
+    // components mix versions.
+    ("wasi-http-old", "wasm32-wasip2"),
 ];
 
 /// C fixtures under `tests/guests`: (name, source), built with clang and
