@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# HTTP hello world through a waPC function and through a WAGI (CGI) program,
-# served by Atoll, against a plain hyper hello-world server
-# (crates/atoll-bench), in the same run, with the same client (wrk), on the
-# same machine. Prints requests/s and the ratio.
+# HTTP hello world through a waPC function, a WAGI (CGI) program and a
+# wasi:http component, served by Atoll, against a plain hyper hello-world
+# server (crates/atoll-bench) and against `wasmtime serve` (same Wasmtime
+# version as Atoll's) running the same component, in the same run, with the
+# same client (wrk), on the same machine. Prints requests/s and the ratios.
 #
 #   bench/http.sh [seconds-per-round] [connections]
+#
+# `wasmtime serve` is `$WASMTIME` if set, else the pinned wasmtime-cli,
+# installed once with `cargo install` into target/bench-tools/ (about 15
+# minutes on 2 cores); set WASMTIME=skip to leave it out.
 #
 # Rounds alternate between the servers so drift on a shared machine hits
 # both; each server's figure is the median of its rounds.
@@ -30,6 +35,8 @@ trap cleanup EXIT
 
 cp target/guests/wasm32-unknown-unknown/release/wapc_plain.wasm "$work/hello.wasm"
 cp target/guests/wasm32-wasip1/release/wagi_rust.wasm "$work/cgi.wasm"
+# A wasi:http hello that imports only what `wasmtime serve -Scli` provides.
+cp target/guests/wasm32-wasip2/release/wasi_http_old.wasm "$work/component.wasm"
 cat > "$work/atoll.toml" <<'TOML'
 [app]
 name = "bench-hello"
@@ -41,6 +48,10 @@ source = "hello.wasm"
 source = "cgi.wasm"
 abi = "wagi"
 
+[functions.component]
+source = "component.wasm"
+abi = "wasi-http"
+
 [[routes]]
 method = "GET"
 path = "/"
@@ -50,18 +61,39 @@ steps = [{ fn = "hello", op = "hello" }]
 method = "GET"
 path = "/cgi"
 fn = "cgi"
+
+[[routes]]
+method = "GET"
+path = "/component"
+fn = "component"
 TOML
+
+WASMTIME_VERSION=$(sed -n 's/^wasmtime = "=\(.*\)"$/\1/p' Cargo.toml)
+if [ -z "${WASMTIME:-}" ]; then
+  WASMTIME="target/bench-tools/wasmtime-$WASMTIME_VERSION/bin/wasmtime"
+  if [ ! -x "$WASMTIME" ]; then
+    echo "installing wasmtime-cli $WASMTIME_VERSION for the comparison (once; about 15 minutes on 2 cores)..." >&2
+    cargo install -q wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "target/bench-tools/wasmtime-$WASMTIME_VERSION" >&2 \
+      || { echo "could not install wasmtime-cli: the wasmtime serve row is skipped" >&2; WASMTIME=skip; }
+  fi
+fi
 
 wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 
 target/dist/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!); pid_hyper=$!
 ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!); pid_atoll=$!
 ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!); pid_atoll_quiet=$!
+if [ "$WASMTIME" != skip ]; then
+  "$WASMTIME" serve -Scli --addr 127.0.0.1:38083 "$work/component.wasm" 2>/dev/null & pids+=($!); pid_wasmtime=$!
+fi
 wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082
+[ "$WASMTIME" = skip ] || wait_port 127.0.0.1:38083
 [ "$(curl -s http://127.0.0.1:38081/)" = "Hello, world!" ] || { echo "atoll did not answer Hello, world!" >&2; exit 1; }
 # The WAGI program's first argument is the query's first item.
 CGI_PATH="cgi?hello"
 [ "$(curl -s "http://127.0.0.1:38081/$CGI_PATH")" = "Hello, world!" ] || { echo "atoll's WAGI program did not answer Hello, world!" >&2; exit 1; }
+curl -s http://127.0.0.1:38081/component | grep -q "hello from wasi:http" || { echo "atoll's component did not answer" >&2; exit 1; }
+[ "$WASMTIME" = skip ] || curl -s http://127.0.0.1:38083/component | grep -q "hello from wasi:http" || { echo "wasmtime serve did not answer" >&2; exit 1; }
 
 # CPU time (user+system, in clock ticks) a server process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -82,13 +114,17 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A results cpus
 for round in $(seq "$ROUNDS"); do
-  for name in hyper atoll atoll_quiet atoll_wagi; do
+  names="hyper atoll atoll_quiet atoll_wagi atoll_component"
+  [ "$WASMTIME" = skip ] || names+=" wasmtime_serve"
+  for name in $names; do
     path=""
     case $name in
       hyper) port=38080; pid=$pid_hyper;;
       atoll) port=38081; pid=$pid_atoll;;
       atoll_quiet) port=38082; pid=$pid_atoll_quiet;;
       atoll_wagi) port=38081; pid=$pid_atoll; path=$CGI_PATH;;
+      atoll_component) port=38081; pid=$pid_atoll; path=component;;
+      wasmtime_serve) port=38083; pid=$pid_wasmtime; path=component;;
     esac
     read -r r c < <(measure 127.0.0.1:$port "$pid" "$path")
     results[$name]+="$r "
@@ -108,3 +144,10 @@ printf '%-40s %10.0f %8s %13.1f us\n' "plain hyper (baseline)" "$h" "1.00" "$hc"
 printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log on" "$a" "$(echo "$a / $h" | bc -l)" "$ac"
 printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log off" "$q" "$(echo "$q / $h" | bc -l)" "$qc"
 printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, WAGI (CGI) program, log on" "$w" "$(echo "$w / $h" | bc -l)" "$wc"
+k=$(med "${results[atoll_component]}"); kc=$(med "${cpus[atoll_component]}")
+printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, wasi:http component, log on" "$k" "$(echo "$k / $h" | bc -l)" "$kc"
+if [ "$WASMTIME" != skip ]; then
+  m=$(med "${results[wasmtime_serve]}"); mc=$(med "${cpus[wasmtime_serve]}")
+  printf '%-40s %10.0f %8.2f %13.1f us\n' "wasmtime serve $WASMTIME_VERSION, same component" "$m" "$(echo "$m / $h" | bc -l)" "$mc"
+  printf 'atoll serves the component at %.2fx the requests/s of wasmtime serve\n' "$(echo "$k / $m" | bc -l)"
+fi

@@ -63,5 +63,6 @@ cargo test -q --manifest-path sdk/rust/Cargo.toml
 step "benchmarks build and run (quick mode)"
 ATOLL_BENCH_QUICK=1 cargo test -q -p atoll-wapc --bench invoke
 ATOLL_BENCH_QUICK=1 cargo test -q -p atoll-runtime --bench link
+ATOLL_BENCH_QUICK=1 cargo test -q -p atoll-wasi-http --bench invoke
 
 step "all tests passed"
