@@ -92,7 +92,7 @@ max_body = "64MiB"
 
 [[routes]]
 path = "/twice/*rest"
-steps = [{{ fn = "web", as = "first" }}, {{ fn = "web" }}]
+steps = [{{ fn = "bare", as = "first" }}, {{ fn = "bare" }}]
 
 [[routes]]
 method = "POST"
@@ -443,5 +443,87 @@ impl std::io::Write for LogWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Trailers pass through a streamed route both ways (HTTP/2, where no
+/// declaration is needed).
+#[tokio::test]
+async fn trailers_pass_through_a_streamed_component_both_ways() {
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    let s = start_alone().await;
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-sum", "42".parse().unwrap());
+    let body = Frames(
+        vec![
+            Frame::data(bytes::Bytes::from_static(b"hello ")),
+            Frame::data(bytes::Bytes::from_static(b"trailers")),
+            Frame::trailers(trailers),
+        ]
+        .into(),
+    );
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/web/trailers", s.addr))
+        .body(body)
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let collected = resp.into_body().collect().await.unwrap();
+    let got = collected.trailers().cloned();
+    let text = String::from_utf8_lossy(&collected.to_bytes()).into_owned();
+    assert_eq!(text, "body=14 trailers=[x-sum=42]");
+    assert_eq!(
+        got.as_ref()
+            .and_then(|t| t.get("x-length"))
+            .map(|v| v.to_str().unwrap()),
+        Some("14"),
+        "{got:?}"
+    );
+    s.stop().await;
+}
+
+/// A component cut off by its deadline after sending its head ends the
+/// response early: the client sees an incomplete body, never a complete
+/// looking one.
+#[tokio::test]
+async fn a_component_cut_off_mid_body_ends_the_response_early() {
+    use http_body_util::BodyExt;
+    let s = start_alone().await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    // `web` has 500 ms: far too little to write 1 GiB.
+    let uri = format!("http://{}/web/big?{}", s.addr, 1u64 << 30);
+    let resp = client.get(uri.parse().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await;
+    assert!(
+        body.is_err(),
+        "the body must end in an error, not look complete: {:?}",
+        body.map(|b| b.to_bytes().len())
+    );
+    // The server goes on serving.
+    assert_eq!(get(s.addr, "/web/hello").await.text(), "Hello from a component!");
+    s.stop().await;
+}
+
+/// A request body of the given frames, trailers included.
+struct Frames(std::collections::VecDeque<hyper::body::Frame<bytes::Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
     }
 }

@@ -1,9 +1,9 @@
 //! The HTTP exchange with one component instance: the request it is
 //! handed, and its response read back within the host's limits.
 
-use atoll_caps::{RequestInfo, ResponseParts};
+use atoll_caps::{RequestInfo, ResponseParts, TriggerKind};
 use bytes::Bytes;
-use http::Uri;
+use http::{HeaderValue, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::sync::oneshot;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
@@ -14,32 +14,48 @@ pub(crate) type Outparam = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>
 
 /// The request as the component sees it: the trigger's method, path,
 /// query and headers with `payload` as the body. Its authority is the
-/// request's `Host` (or `localhost` for schedules and messages). Forbidden
-/// headers (`host`, `connection`, ...) are removed by wasi-http itself
-/// before the component can see them, as `wasmtime serve` does.
+/// request's `Host` (or `localhost`). Forbidden headers (`host`,
+/// `connection`, ...) are removed by wasi-http itself before the component
+/// can see them, as `wasmtime serve` does. A schedule or a message has no
+/// request line: it arrives as `POST /` with its payload as the body and
+/// `x-atoll-trigger` (`schedule` or `message`) and `x-atoll-source` (the
+/// schedule's name or the topic) as headers, as WAGI programs get them.
 pub(crate) fn request(info: &RequestInfo, payload: Bytes) -> http::Request<Full<Bytes>> {
     with_body(info, Full::new(payload))
 }
 
 /// [`request`] with any body, streamed to the component as it arrives.
 pub(crate) fn with_body<B>(info: &RequestInfo, body: B) -> http::Request<B> {
-    let authority = info
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| h.parse::<http::uri::Authority>().is_ok())
-        .unwrap_or("localhost");
-    let path = info.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(path)
-        .build()
-        .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
     let mut request = http::Request::new(body);
-    *request.method_mut() = info.method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = info.headers.clone();
+    let (kind, source) = match &info.trigger {
+        TriggerKind::Http => {
+            let authority = info
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+                .unwrap_or("localhost");
+            let path = info.uri.path_and_query().map_or("/", |p| p.as_str());
+            *request.uri_mut() = Uri::builder()
+                .scheme("http")
+                .authority(authority)
+                .path_and_query(path)
+                .build()
+                .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
+            *request.method_mut() = info.method.clone();
+            *request.headers_mut() = info.headers.clone();
+            return request;
+        }
+        TriggerKind::Schedule { name } => ("schedule", name),
+        TriggerKind::Message { topic } => ("message", topic),
+    };
+    *request.uri_mut() = Uri::from_static("http://localhost/");
+    *request.method_mut() = http::Method::POST;
+    let headers = request.headers_mut();
+    headers.insert("x-atoll-trigger", HeaderValue::from_static(kind));
+    if let Ok(source) = HeaderValue::from_str(source) {
+        headers.insert("x-atoll-source", source);
+    }
     request
 }
 

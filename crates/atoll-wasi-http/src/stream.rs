@@ -54,6 +54,8 @@ impl WasiHttpFunction {
         let (mut store, deadline, stderr) = self.new_store(inv, until);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let answered = Arc::new(AtomicBool::new(false));
+        let broken = Arc::new(std::sync::OnceLock::new());
+        let breaks = broken.clone();
         let pre = self.pre().clone();
         let seen = answered.clone();
         let run = async move {
@@ -74,6 +76,13 @@ impl WasiHttpFunction {
             };
             // The guest can write no more: what it left (an unset
             // response, an unfinished body) ends here, not at the deadline.
+            // A failure is recorded first, so the body it cuts short ends in
+            // an error rather than looking complete.
+            if let Err(e) = &result {
+                let _ = breaks.set(format!(
+                    "function \"{function}\" failed before finishing its response body: {e}"
+                ));
+            }
             store.data_mut().table = ResourceTable::new();
             log_stderr(&store, stderr);
             if let Err(e) = &result
@@ -117,7 +126,11 @@ impl WasiHttpFunction {
         }
         Ok(Streaming {
             parts,
-            body: StreamedBody { inner: body, guest },
+            body: StreamedBody {
+                inner: body,
+                guest,
+                broken,
+            },
         })
     }
 }
@@ -153,6 +166,9 @@ impl Drop for GuestTask {
 pub struct StreamedBody {
     inner: HyperOutgoingBody,
     guest: GuestTask,
+    /// Set by the guest's task when it fails: an end of the body after
+    /// that is the failure, not the end of the response.
+    broken: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Body for StreamedBody {
@@ -162,6 +178,9 @@ impl Body for StreamedBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(None) => {
+                if let Some(why) = self.broken.get() {
+                    return Poll::Ready(Some(Err(why.clone().into())));
+                }
                 // Complete: let the guest run on to its end.
                 drop(self.guest.0.take());
                 Poll::Ready(None)

@@ -34,8 +34,13 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
         let (path, query) = path.split_once('?').unwrap_or((&path, ""));
+        // A schedule or a message: say what it looked like.
+        if !request.headers().get("x-atoll-trigger").is_empty() {
+            return info(request, out);
+        }
         match path.rsplit('/').next().unwrap_or("") {
             "echo" => echo(request, out),
+            "trailers" => trailers(request, out),
             "info" => info(request, out),
             "fetch" => fetch(query, out),
             "big" => big(query.parse().unwrap_or(0), out),
@@ -229,4 +234,35 @@ fn kv_tour() -> Result<String, kv::Error> {
         many.iter().filter(|m| m.is_some()).count(),
         keys.iter().filter(|k| k.starts_with("tour-")).count()
     ))
+}
+
+/// Reads the body and the request's trailers, and answers with the body's
+/// length and the trailers it got, and a trailer of its own.
+fn trailers(request: IncomingRequest, out: ResponseOutparam) {
+    let incoming = request.consume().unwrap();
+    let mut body = Vec::new();
+    {
+        let mut stream = incoming.stream().unwrap();
+        stream.read_to_end(&mut body).unwrap();
+    }
+    let future = wasi::http::types::IncomingBody::finish(incoming);
+    let got = loop {
+        if let Some(t) = future.get() {
+            break t.unwrap().unwrap();
+        }
+        future.subscribe().block();
+    };
+    let got: Vec<String> = got
+        .map(|f| f.entries().into_iter().map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(&v))).collect())
+        .unwrap_or_default();
+    let response = OutgoingResponse::new(Fields::new());
+    let outgoing = response.body().unwrap();
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = outgoing.write().unwrap();
+    write!(stream, "body={} trailers=[{}]", body.len(), got.join(",")).unwrap();
+    stream.flush().unwrap();
+    drop(stream);
+    let mine = Fields::new();
+    mine.append("x-length", body.len().to_string().as_bytes()).unwrap();
+    OutgoingBody::finish(outgoing, Some(mine)).unwrap();
 }

@@ -1,9 +1,12 @@
-//! What `abi = "wasi-http"` refuses at load, and how it says so: every
-//! message names what is wrong and what to do instead.
+//! The component ABI driven directly, without a server: what it refuses
+//! at load and how it says so (every message names what is wrong and what
+//! to do instead), and what a component is handed outside HTTP.
 
+use atoll_caps::{Grants, Invocation, RequestInfo, TriggerKind};
 use atoll_engine::{Engine, EngineConfig, Limits};
 use atoll_testkit::{guest, shared_cache_dir};
 use atoll_wasi_http::WasiHttpAbi;
+use std::sync::Arc;
 use std::time::Duration;
 
 const LIMITS: Limits = Limits {
@@ -93,4 +96,28 @@ fn a_component_without_the_http_handler_is_not_an_http_component() {
 fn garbage_is_not_a_component() {
     let msg = refusal(b"\0asm\x0d\0\x01\0garbage");
     assert!(msg.contains("is not a valid WebAssembly component"), "{msg}");
+}
+
+/// A schedule or a message has no request line: the component gets it as
+/// `POST /` with the payload as its body and the trigger in two headers.
+#[tokio::test]
+async fn a_schedule_reaches_a_component_as_a_post_naming_the_trigger() {
+    let f = abi().load(&guest("wasi-http-rust"), LIMITS, 1 << 20).unwrap();
+    let request = RequestInfo {
+        trigger: TriggerKind::Schedule { name: "nightly".into() },
+        ..RequestInfo::default()
+    };
+    let inv = Invocation::new("web", "req-1", Arc::new(Grants::default()), Arc::new(request));
+    let out = f.invoke(inv, "tick".into(), None).await;
+    let text = String::from_utf8(out.result.unwrap()).unwrap();
+    for line in [
+        "method=POST",
+        "path=/",
+        "authority=localhost",
+        "header x-atoll-trigger=schedule",
+        "header x-atoll-source=nightly",
+        "body=4",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
 }
