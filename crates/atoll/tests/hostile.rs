@@ -139,6 +139,12 @@ capabilities = ["kv"]"#,
         ));
     }
     let plain = atoll_testkit::guest_path("wapc-plain").display().to_string();
+    // A wasi:http component, hostile on request (`/component/bomb`, ...),
+    // on a route of its own: its bodies stream.
+    let component = atoll_testkit::guest_path("wasi-http-rust").display().to_string();
+    functions.push_str(&format!(
+        "[functions.component]\nsource = \"{component}\"\nabi = \"wasi-http\"\ntimeout = \"1s\"\nmemory = \"64MiB\"\n\n[[routes]]\npath = \"/component/*rest\"\nfn = \"component\"\n\n"
+    ));
     std::fs::write(
         d.join("atoll.toml"),
         format!(
@@ -486,6 +492,18 @@ fn hostile_guest_infinite_loop() {
 }
 
 #[test]
+fn hostile_component_infinite_loop() {
+    let s = under_attack("component loop", "/component/loop", b"", 4, 300 * MIB);
+    all_failed_with("component loop", &s, 504, "deadline");
+}
+
+#[test]
+fn hostile_component_memory_bomb() {
+    let s = under_attack("component memory bomb", "/component/bomb", b"", 4, 600 * MIB);
+    all_failed_with("component bomb", &s, 500, "memory limit of 64MiB");
+}
+
+#[test]
 fn hostile_guest_deep_recursion() {
     let s = under_attack("deep recursion", "/recurse", b"", 4, 300 * MIB);
     all_failed_with("recursion", &s, 500, "trapped");
@@ -745,6 +763,44 @@ fn hostile_clients_that_never_read_hold_bounded_memory() {
         held / MIB,
         after / MIB
     );
+}
+
+/// Clients that ask a component to stream 256 MiB each and never read:
+/// the component waits on its full stream (Wasmtime buffers one chunk),
+/// its deadline ends it, and nothing near the bodies' size is ever held.
+#[test]
+fn hostile_clients_that_never_read_a_streamed_component_body_hold_bounded_memory() {
+    let server = Server::start(&["--write-timeout", "3s"]);
+    let baseline = server.rss();
+    server.reset_peak();
+    let stuck: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(&server.addr).unwrap();
+            s.write_all(b"GET /component/big?268435456 HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let good = good_traffic(&server.addr, 2, Duration::from_millis(500));
+    let peak = server.peak_rss();
+    println!(
+        "never-reading clients of a streamed component body: 16 x 256 MiB asked, peak RSS {} MiB (baseline {} MiB), good ok {} failed {}",
+        peak / MIB,
+        baseline / MIB,
+        good.ok,
+        good.failed.len()
+    );
+    assert!(good.failed.is_empty(), "{:?}", &good.failed[..good.failed.len().min(5)]);
+    assert!(good.ok > 50, "good traffic barely ran ({} requests)", good.ok);
+    // Socket buffers, one chunk per stream, and the 16 instance slots kept
+    // resident: nowhere near 16 x 256 MiB.
+    assert!(
+        peak < baseline + 16 * 8 * MIB + 64 * MIB,
+        "peak RSS {} MiB with never-reading clients of streamed bodies",
+        peak / MIB
+    );
+    drop(stuck);
 }
 
 #[test]
