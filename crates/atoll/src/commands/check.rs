@@ -1,7 +1,14 @@
+//! `atoll check`: loads an app as `serve` would (manifest, every module
+//! compiled for its ABI, the route table) without serving it, and warns
+//! about what loads but will not work as its author may expect: output
+//! dropped or calls refused for want of a grant.
+
+use super::inspect::{ReachKind, import_reach};
 use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
 use atoll_manifest::Capability;
-use atoll_wapc::InitMode;
+use atoll_runtime::{Guest, LoadedFunction};
+use atoll_wapc::{InitMode, WapcFunction};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,21 +36,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let m = &app.manifest;
+    let manifest = m.source.path.display();
     for f in app.functions() {
-        let Some(wapc) = f.wapc() else { continue };
-        let info = &wapc.info;
-        if info.shape.imports_console_log && !f.grants.allows(Capability::Log) {
-            eprintln!(
-                "warning: {}: function \"{}\" imports __console_log but is not granted \"log\"; its console output will be dropped",
-                m.source.path.display(),
-                f.name
-            );
-        }
-        if let InitMode::PerInstance { reason } = &info.init {
-            eprintln!(
-                "note: function \"{}\" runs its init on every instance (slower): {reason}",
-                f.name
-            );
+        match &f.guest {
+            Guest::Wapc(wapc) => wapc_notes(f, wapc, &manifest),
+            Guest::WasiHttp(component) => {
+                for (grant, imports, without) in ungranted(f, &component.info.imports) {
+                    eprintln!(
+                        "warning: {manifest}: function \"{}\" imports {} but is not granted \"{}\"; {without}",
+                        f.name,
+                        imports.join(", "),
+                        grant.name()
+                    );
+                }
+            }
+            // A CGI program's imports are WASI's, whose reach the sandbox
+            // decides, not its grants.
+            Guest::Wagi(_) => {}
         }
     }
     println!(
@@ -54,4 +63,42 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         m.routes.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A waPC guest's console output dropped for want of `log`, and an init
+/// that could not be snapshotted.
+fn wapc_notes(f: &LoadedFunction, wapc: &WapcFunction, manifest: &impl std::fmt::Display) {
+    let info = &wapc.info;
+    if info.shape.imports_console_log && !f.grants.allows(Capability::Log) {
+        eprintln!(
+            "warning: {manifest}: function \"{}\" imports __console_log but is not granted \"log\"; its console output will be dropped",
+            f.name
+        );
+    }
+    if let InitMode::PerInstance { reason } = &info.init {
+        eprintln!(
+            "note: function \"{}\" runs its init on every instance (slower): {reason}",
+            f.name
+        );
+    }
+}
+
+/// The grants a component's imports need and its function lacks, each
+/// with the imports that need it and what they do without it. Imports
+/// every program's standard library makes (stderr, the filesystem) are
+/// left to `atoll inspect`: most components never use them.
+fn ungranted<'a>(f: &LoadedFunction, imports: &'a [String]) -> Vec<(Capability, Vec<&'a str>, &'static str)> {
+    let mut lacking: Vec<(Capability, Vec<&str>, &str)> = Vec::new();
+    for name in imports {
+        let reach = import_reach(name);
+        let ReachKind::Needs(grant) = reach.kind else { continue };
+        if f.grants.allows(grant) {
+            continue;
+        }
+        match lacking.iter_mut().find(|(g, ..)| *g == grant) {
+            Some((_, names, _)) => names.push(name),
+            None => lacking.push((grant, vec![name], reach.without)),
+        }
+    }
+    lacking
 }

@@ -1,6 +1,7 @@
-//! `atoll new`: a function crate from a template (SDK or plain waPC), its
-//! manifest entries (with a `build` command and `watch` globs) and a route,
-//! in a new app or an existing one, and the commands to try it.
+//! `atoll new`: a function crate from a template (SDK, plain waPC, or a
+//! wasi:http component), its manifest entries (with a `build` command and
+//! `watch` globs) and a route, in a new app or an existing one, and the
+//! commands to try it.
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
@@ -10,12 +11,29 @@ use std::process::ExitCode;
 
 include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
 
+/// The templates, all in Rust (so named `rust-...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Template {
     /// A Rust function using the Atoll SDK (request, response, capabilities).
-    RustHttp,
+    #[value(name = "rust-http")]
+    Http,
     /// A plain waPC guest in Rust (wapc-guest only): body in, body out.
-    RustWapc,
+    #[value(name = "rust-wapc")]
+    Wapc,
+    /// A wasi:http component in Rust (the `wasi` crate, wasm32-wasip2), as
+    /// `wasmtime serve` and other wasi:http hosts run it.
+    #[value(name = "rust-wasi-http")]
+    WasiHttp,
+}
+
+impl Template {
+    /// The Rust target its crate is built for.
+    fn target(self) -> &'static str {
+        match self {
+            Template::Http | Template::Wapc => "wasm32-wasip1",
+            Template::WasiHttp => "wasm32-wasip2",
+        }
+    }
 }
 
 /// The rule for a new function's name, stated once for `--help` and the
@@ -73,24 +91,32 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 
-    vendor_sdk(&app_dir)?;
-    let sdk_rel = if crate_rel == "." {
-        "vendor/atoll-sdk"
-    } else {
-        "../vendor/atoll-sdk"
-    };
     let lib = name.replace('-', "_");
     let (dependency, source) = match args.template {
-        Template::RustHttp => (format!("atoll-sdk = {{ path = \"{sdk_rel}\" }}"), http_source(name)),
-        Template::RustWapc => ("wapc-guest = \"1.2\"".to_string(), wapc_source(name)),
+        Template::Http => {
+            vendor_sdk(&app_dir)?;
+            let sdk_rel = if crate_rel == "." {
+                "vendor/atoll-sdk"
+            } else {
+                "../vendor/atoll-sdk"
+            };
+            (format!("atoll-sdk = {{ path = \"{sdk_rel}\" }}"), http_source(name))
+        }
+        Template::Wapc => ("wapc-guest = \"1.2\"".to_string(), wapc_source(name)),
+        Template::WasiHttp => ("wasi = \"0.14\"".to_string(), wasi_http_source(name)),
     };
     write(&crate_dir.join("Cargo.toml"), &cargo_toml(name, &dependency))?;
     write(&crate_dir.join("src/lib.rs"), &source)?;
 
     let (method, path) = match args.template {
-        Template::RustHttp => ("GET", format!("/{name}")),
-        Template::RustWapc => ("POST", format!("/{name}")),
+        Template::Http | Template::WasiHttp => ("GET", format!("/{name}")),
+        Template::Wapc => ("POST", format!("/{name}")),
     };
+    let abi = match args.template {
+        Template::Http | Template::Wapc => "",
+        Template::WasiHttp => "abi = \"wasi-http\"\n",
+    };
+    let target = args.template.target();
     let prefix = if crate_rel == "." {
         String::new()
     } else {
@@ -99,8 +125,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let entry = format!(
         r#"
 [functions.{name}]
-source = "{prefix}target/wasm32-wasip1/release/{lib}.wasm"
-build = {{ command = "cargo build --release --target wasm32-wasip1", workdir = "{crate_rel}", watch = ["src/**/*.rs", "Cargo.toml"] }}
+{abi}source = "{prefix}target/{target}/release/{lib}.wasm"
+build = {{ command = "cargo build --release --target {target}", workdir = "{crate_rel}", watch = ["src/**/*.rs", "Cargo.toml"] }}
 
 [[routes]]
 method = "{method}"
@@ -126,15 +152,15 @@ fn = "{name}"
     // Each line runs as printed, in any shell: the URL is quoted (zsh
     // globs an unquoted `?`), and so is a path that needs it.
     eprintln!("next:");
-    eprintln!("  rustup target add wasm32-wasip1");
+    eprintln!("  rustup target add {target}");
     eprintln!(
         "  {} serve --build {}",
         super::atoll_command(),
         super::shell_quote(&app_dir)
     );
     match args.template {
-        Template::RustHttp => eprintln!("  curl 'http://127.0.0.1:3000{path}?name=you'"),
-        Template::RustWapc => eprintln!("  curl -X POST --data hello 'http://127.0.0.1:3000{path}'"),
+        Template::Http | Template::WasiHttp => eprintln!("  curl 'http://127.0.0.1:3000{path}?name=you'"),
+        Template::Wapc => eprintln!("  curl -X POST --data hello 'http://127.0.0.1:3000{path}'"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -247,6 +273,49 @@ fn handle(payload: &[u8]) -> CallResult {{
     let mut reply = b"{name} got: ".to_vec();
     reply.extend_from_slice(payload);
     Ok(reply)
+}}
+"#
+    )
+}
+
+fn wasi_http_source(name: &str) -> String {
+    format!(
+        r#"//! The `{name}` function: a wasi:http component (it exports
+//! `wasi:http/incoming-handler`), built for wasm32-wasip2 with the `wasi`
+//! crate. Nothing in it is Atoll's: `wasmtime serve` runs it as it is.
+
+use std::io::Write as _;
+use wasi::http::types::{{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+}};
+
+wasi::http::proxy::export!(Component);
+
+struct Component;
+
+impl wasi::exports::http::incoming_handler::Guest for Component {{
+    /// `GET /{name}?name=you`
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {{
+        let path = request.path_with_query().unwrap_or_default();
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        let who = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("name="))
+            .filter(|who| !who.is_empty())
+            .unwrap_or("world");
+        let text = format!("Hello, {{who}}, from {name}!\n");
+
+        let headers =
+            Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())]).unwrap();
+        let response = OutgoingResponse::new(headers);
+        let body = response.body().unwrap();
+        ResponseOutparam::set(out, Ok(response));
+        let mut stream = body.write().unwrap();
+        stream.write_all(text.as_bytes()).unwrap();
+        stream.flush().unwrap();
+        drop(stream);
+        OutgoingBody::finish(body, None).unwrap();
+    }}
 }}
 "#
     )
