@@ -1063,3 +1063,186 @@ fn progress_and_logs_do_not_collide_on_a_terminal() {
         "a bar left behind: {shown:#?}"
     );
 }
+
+/// `atoll new --template rust-wasi-http` makes a wasi:http component that
+/// builds for wasm32-wasip2 and answers as its printed hints say, as a new
+/// app and as a second function in it; `check` has nothing to warn about.
+#[test]
+fn new_wasi_http_components_build_and_serve_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (out, _, stderr) = run(atoll()
+        .current_dir(d)
+        .args(["new", "hi", "--template", "rust-wasi-http"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("created function \"hi\" (rust-wasi-http) in"),
+        "{stderr}"
+    );
+    assert_eq!(line_with(&stderr, "rustup"), "rustup target add wasm32-wasip2");
+    let manifest = std::fs::read_to_string(d.join("hi/atoll.toml")).unwrap();
+    assert!(
+        manifest.contains("abi = \"wasi-http\"") && manifest.contains("cargo build --release --target wasm32-wasip2"),
+        "{manifest}"
+    );
+    assert!(!d.join("hi/vendor").exists(), "a component needs no SDK");
+    let (out, _, stderr) =
+        run(atoll()
+            .current_dir(d)
+            .args(["new", "bye", "--template", "rust-wasi-http", "--app", "hi"]));
+    assert!(out.status.success(), "{stderr}");
+    let serve_line = line_with(&stderr, "serve --build");
+    let curl_line = line_with(&stderr, "curl ");
+    assert_eq!(curl_line, "curl 'http://127.0.0.1:3000/bye?name=you'");
+
+    // The printed line builds both and serves; only a free port is added.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {serve_line} --listen 127.0.0.1:0 --log-format json"))
+        .current_dir(d)
+        .env("ATOLL_CACHE_DIR", atoll_testkit::shared_cache_dir())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = serving_address(&mut lines);
+    std::thread::spawn(move || for _ in lines {});
+    let bye = http(&addr, "GET", "/bye?name=you", &[], b"");
+    let hi = http(&addr, "GET", "/hi?name=ada", &[], b"");
+    let anon = http(&addr, "GET", "/hi", &[], b"");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(whole_body(&bye), "Hello, you, from bye!\n", "{bye}");
+    assert!(bye.contains("content-type: text/plain"), "{bye}");
+    assert_eq!(whole_body(&hi), "Hello, ada, from hi!\n", "{hi}");
+    assert_eq!(whole_body(&anon), "Hello, world, from hi!\n", "{anon}");
+
+    let (out, stdout, stderr) = run(atoll().arg("check").arg(d.join("hi")));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("2 function(s), 2 route(s)"), "{stdout}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+/// The body of a raw response, its chunks joined if it came in chunks (as
+/// a component's streamed response does).
+fn whole_body(response: &str) -> String {
+    let (head, rest) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+    if !head.to_ascii_lowercase().contains("\r\ntransfer-encoding: chunked") {
+        return rest.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = rest;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+    }
+    out
+}
+
+/// `inspect` lists a component's imports with the grant each one needs,
+/// marking those its function lacks, for a directory and for a bundle;
+/// `check` warns about the ones that will be refused; a core module given
+/// as a component is named as such by both.
+#[test]
+fn inspect_lists_a_components_imports_and_the_grants_they_need() {
+    let dir = app(r#"
+[functions.comp]
+abi = "wasi-http"
+source = "comp.wasm"
+capabilities = ["http", "kv"]
+kv_stores = ["default"]
+allowed_hosts = ["https://example.com"]
+"#);
+    std::fs::copy(guest_path("wasi-http-rust"), dir.path().join("comp.wasm")).unwrap();
+    let (o, stdout, stderr) = run(atoll().args(["inspect", "--json"]).arg(dir.path()));
+    assert!(o.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let functions = v["functions"].as_array().unwrap();
+    let plain = functions.iter().find(|f| f["name"] == "plain").unwrap();
+    assert!(plain.get("imports").is_none(), "{plain}");
+    let comp = functions.iter().find(|f| f["name"] == "comp").unwrap();
+    assert_eq!(comp["abi"], "wasi-http");
+    let import = |prefix: &str| {
+        comp["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {comp}"))
+            .clone()
+    };
+    let outgoing = import("wasi:http/outgoing-handler@0.2.");
+    assert_eq!(
+        (&outgoing["grant"], &outgoing["granted"]),
+        (&"http".into(), &true.into())
+    );
+    let config = import("wasi:config/store@");
+    assert_eq!((&config["grant"], &config["granted"]), (&"vars".into(), &false.into()));
+    assert_eq!(import("wasi:clocks/")["grant"], serde_json::Value::Null);
+
+    let bundle = dir.path().join("app.atoll");
+    let (o, _, stderr) = run(atoll().arg("bundle").arg(dir.path()).arg("-o").arg(&bundle));
+    assert!(o.status.success(), "{stderr}");
+    for source in [dir.path().to_path_buf(), bundle] {
+        let (o, text, stderr) = run(atoll().arg("inspect").arg(&source));
+        assert!(o.status.success(), "{stderr}");
+        let line = |needle: &str| line_with(&text, needle).to_string();
+        assert!(line("comp ").contains("wasi-http"), "{text}");
+        assert!(text.contains("imports:"), "{text}");
+        let outgoing = line("wasi:http/outgoing-handler@");
+        assert!(outgoing.ends_with("needs \"http\""), "{outgoing}");
+        let kv = line("wasi:keyvalue/store@");
+        assert!(kv.ends_with("needs \"kv\""), "{kv}");
+        let config = line("wasi:config/store@");
+        assert!(
+            config.contains("needs \"vars\"  NOT GRANTED: it sees no variables"),
+            "{config}"
+        );
+        let logging = line("wasi:logging/logging@");
+        assert!(
+            logging.contains("needs \"log\"  NOT GRANTED: its messages are dropped"),
+            "{logging}"
+        );
+        let files = line("wasi:filesystem/preopens@");
+        assert!(
+            files.contains("needs \"files\" (static/ only, read-only at /static)"),
+            "{files}"
+        );
+        let clocks = line("wasi:clocks/wall-clock@");
+        assert!(clocks.ends_with("provided, nothing of the host"), "{clocks}");
+    }
+
+    let (o, stdout, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.starts_with("ok: cli-test 1.2.3: 2 function(s)"), "{stdout}");
+    let warning = line_with(&stderr, "\"vars\"");
+    assert!(
+        warning.starts_with("warning: ")
+            && warning.contains("function \"comp\" imports wasi:config/store@")
+            && warning.ends_with("but is not granted \"vars\"; it sees no variables"),
+        "{warning}"
+    );
+    assert!(
+        line_with(&stderr, "\"log\"").contains("imports wasi:logging/logging@"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("\"kv\"") && !stderr.contains("\"files\""), "{stderr}");
+
+    std::fs::write(dir.path().join("comp.wasm"), atoll_testkit::wat("(module)")).unwrap();
+    let (_, text, _) = run(atoll().arg("inspect").arg(dir.path()));
+    assert!(
+        line_with(&text, "imports:").contains("cannot be read: a core WebAssembly module, not a component"),
+        "{text}"
+    );
+    let (o, _, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr.contains("functions.comp.source"), "{stderr}");
+    assert!(
+        stderr.contains("is a core WebAssembly module, not a component"),
+        "{stderr}"
+    );
+}
