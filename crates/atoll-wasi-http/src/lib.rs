@@ -22,6 +22,7 @@
 mod check;
 mod exchange;
 mod function;
+mod imports;
 pub mod outbound;
 mod state;
 mod stream;
@@ -29,5 +30,6 @@ mod wasi_state;
 
 pub use check::LoadError;
 pub use function::{FunctionInfo, Invoked, STATIC_MOUNT, Setting, Teardown, WasiHttpAbi, WasiHttpFunction};
+pub use imports::{Reach, ReachKind, component_imports, import_reach};
 pub use state::ComponentState;
 pub use stream::{BoxError, StreamedBody, Streaming};

@@ -47,6 +47,23 @@ fn a_real_component_loads_and_lists_its_imports() {
     assert_eq!(f.info.sha256.len(), 64);
 }
 
+/// `atoll inspect` reads the imports without compiling: it must list
+/// exactly what Wasmtime's linker sees.
+#[test]
+fn imports_read_from_the_binary_are_the_ones_wasmtime_links() {
+    for fixture in ["wasi-http-rust", "wasi-http-old"] {
+        let wasm = guest(fixture);
+        let f = abi().load(&wasm, LIMITS, 1 << 20).unwrap();
+        let mut read = atoll_wasi_http::component_imports(&wasm).unwrap();
+        let mut linked = f.info.imports.clone();
+        read.sort();
+        linked.sort();
+        assert_eq!(read, linked, "{fixture}");
+    }
+    let core = atoll_wasi_http::component_imports(&guest("wapc-plain")).unwrap_err();
+    assert!(core.to_string().contains("a core WebAssembly module"), "{core}");
+}
+
 #[test]
 fn a_core_module_is_told_which_abi_fits_it() {
     let msg = refusal(&guest("wapc-plain"));

@@ -3,12 +3,12 @@
 //! about what loads but will not work as its author may expect: output
 //! dropped or calls refused for want of a grant.
 
-use super::inspect::{ReachKind, import_reach};
 use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
 use atoll_manifest::Capability;
 use atoll_runtime::{Guest, LoadedFunction};
 use atoll_wapc::{InitMode, WapcFunction};
+use atoll_wasi_http::{ReachKind, import_reach};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

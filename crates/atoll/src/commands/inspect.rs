@@ -1,11 +1,13 @@
 //! `atoll inspect`: what an app (a directory or a bundle) holds and what
 //! each function is granted, read without compiling or running anything.
 //! For a wasi:http component that includes the interfaces it imports and
-//! the grant each one needs ([`import_reach`], which `atoll check` shares).
+//! the grant each one needs (`atoll_wasi_http::import_reach`, which `atoll
+//! check` shares).
 
 use crate::logging::{self, LogFormat};
 use atoll_manifest::{Abi, Capability, Manifest, Pipeline, When};
 use atoll_runtime::AppSource;
+use atoll_wasi_http::{Reach, component_imports, import_reach};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -78,7 +80,7 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
             {
                 match component_imports(wasm) {
                     Ok(names) => info["imports"] = describe_imports(names, f),
-                    Err(e) => info["imports_error"] = json!(e),
+                    Err(e) => info["imports_error"] = json!(e.to_string()),
                 }
             }
             info
@@ -152,247 +154,6 @@ fn describe_imports(names: Vec<String>, f: &atoll_manifest::Function) -> Value {
         })
         .collect();
     json!(imports)
-}
-
-/// What one interface a component imports reaches of the host.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Reach {
-    pub kind: ReachKind,
-    /// What it gives, beyond its grant's name (may be empty).
-    gives: &'static str,
-    /// What the component sees without the grant.
-    pub without: &'static str,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ReachKind {
-    /// Not provided by Atoll: the function does not load.
-    Unprovided,
-    /// Imported by code that means to use it, and refused or dropped
-    /// without the grant.
-    Needs(Capability),
-    /// Imported by every program's standard library (stderr, the
-    /// filesystem), so also by components that never use it; the grant
-    /// opens it to something of the host.
-    Opens(Capability),
-    /// Provided to every component, nothing of the host behind it.
-    Provided,
-}
-
-impl Reach {
-    fn grant(&self) -> Option<Capability> {
-        match self.kind {
-            ReachKind::Needs(g) | ReachKind::Opens(g) => Some(g),
-            ReachKind::Unprovided | ReachKind::Provided => None,
-        }
-    }
-
-    fn rank(&self) -> u8 {
-        match self.kind {
-            ReachKind::Unprovided => 0,
-            ReachKind::Needs(_) => 1,
-            ReachKind::Opens(_) => 2,
-            ReachKind::Provided => 3,
-        }
-    }
-
-    /// The grant it needs (or that nothing does), and what it gives.
-    fn note(&self) -> String {
-        let gives = if self.gives.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", self.gives)
-        };
-        match self.kind {
-            ReachKind::Unprovided => format!("not provided by Atoll{gives}"),
-            ReachKind::Needs(g) | ReachKind::Opens(g) => format!("needs \"{}\"{gives}", g.name()),
-            ReachKind::Provided => format!("provided, {}", self.gives),
-        }
-    }
-}
-
-/// The grant behind each interface a component may import (by prefix, the
-/// first match wins), as `atoll-wasi-http` links them: outbound HTTP
-/// through the `http` policy, `wasi:keyvalue` on `kv_stores`,
-/// `wasi:config` on the app's variables, `wasi:logging` and stderr into
-/// the host log, `wasi:filesystem` on `static/` read-only; the rest of
-/// WASI 0.2 answers without touching the host.
-const REACH: &[(&str, ReachKind, &str, &str)] = {
-    use Capability::*;
-    use ReachKind::*;
-    &[
-        (
-            "wasi:http/outgoing-handler",
-            Needs(Http),
-            "",
-            "every request is refused",
-        ),
-        ("wasi:http/types", Provided, "the request and response", ""),
-        ("wasi:keyvalue/", Needs(Kv), "", "every open is refused"),
-        ("wasi:config/", Needs(Vars), "", "it sees no variables"),
-        ("wasi:logging/", Needs(Log), "", "its messages are dropped"),
-        (
-            "wasi:cli/stderr",
-            Opens(Log),
-            "stderr into the host log",
-            "its stderr is dropped",
-        ),
-        (
-            "wasi:filesystem/",
-            Opens(Files),
-            "static/ only, read-only at /static",
-            "it sees no directories at all",
-        ),
-        ("wasi:cli/", Provided, "nothing of the host", ""),
-        ("wasi:clocks/", Provided, "nothing of the host", ""),
-        ("wasi:random/", Provided, "nothing of the host", ""),
-        ("wasi:io/", Provided, "nothing of the host", ""),
-        ("wasi:sockets/", Provided, "every address refused", ""),
-    ]
-};
-
-/// What the interface `name` (as a component imports it, with its
-/// version) reaches, and through which grant.
-pub(super) fn import_reach(name: &str) -> Reach {
-    match REACH.iter().find(|(prefix, ..)| name.starts_with(prefix)) {
-        Some(&(_, kind, gives, without)) => Reach { kind, gives, without },
-        None => Reach {
-            kind: ReachKind::Unprovided,
-            gives: "the function does not load",
-            without: "",
-        },
-    }
-}
-
-/// The names a component's top-level import sections give its imports,
-/// as the loader links them, read without compiling it: nested components
-/// and core modules are skipped whole.
-fn component_imports(wasm: &[u8]) -> Result<Vec<String>, String> {
-    const IMPORT_SECTION: u8 = 10;
-    let mut r = Bytes(wasm);
-    match r.take(8) {
-        Ok([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
-            return Err(
-                "a core WebAssembly module, not a component (abi = \"wasi-http\" needs a component, built for wasm32-wasip2)"
-                    .into(),
-            );
-        }
-        Ok([0, b'a', b's', b'm', _, _, 1, 0]) => {}
-        _ => return Err("not a WebAssembly component".into()),
-    }
-    let malformed = |e: &str| format!("a malformed component ({e})");
-    let mut names = Vec::new();
-    while !r.0.is_empty() {
-        let id = r.byte().map_err(malformed)?;
-        let size = r.u32().map_err(malformed)? as usize;
-        let mut section = Bytes(r.take(size).map_err(malformed)?);
-        if id == IMPORT_SECTION {
-            for _ in 0..section.u32().map_err(malformed)? {
-                names.push(section.extern_name().map_err(malformed)?);
-                section.extern_desc().map_err(malformed)?;
-            }
-        }
-    }
-    Ok(names)
-}
-
-/// A cursor over the component binary format, reading just enough of it
-/// for [`component_imports`].
-struct Bytes<'a>(&'a [u8]);
-
-impl<'a> Bytes<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        if n > self.0.len() {
-            return Err("it ends early");
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// An unsigned LEB128 number of at most 32 bits.
-    fn u32(&mut self) -> Result<u32, &'static str> {
-        let mut n: u64 = 0;
-        for shift in (0..35).step_by(7) {
-            let b = self.byte()?;
-            n |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return u32::try_from(n).map_err(|_| "a number too large");
-            }
-        }
-        Err("a number too long")
-    }
-
-    fn string(&mut self) -> Result<&'a str, &'static str> {
-        let len = self.u32()? as usize;
-        std::str::from_utf8(self.take(len)?).map_err(|_| "a name that is not UTF-8")
-    }
-
-    /// An import's name: `0x00` or `0x01` and the name, or `0x02`, the
-    /// name and options, of which a version suffix completes it (as
-    /// `wasmparser`'s `ComponentExternName::full_name` does).
-    fn extern_name(&mut self) -> Result<String, &'static str> {
-        let tag = self.byte()?;
-        let name = self.string()?;
-        let (mut implements, mut suffix) = (false, None);
-        match tag {
-            0x00 | 0x01 => {}
-            0x02 => {
-                for _ in 0..self.u32()? {
-                    let option = self.byte()?;
-                    let value = self.string()?;
-                    match option {
-                        0x00 => implements = true,
-                        0x01 => suffix = Some(value),
-                        0x02 => {}
-                        _ => return Err("an unknown name option"),
-                    }
-                }
-            }
-            _ => return Err("an unknown kind of name"),
-        }
-        Ok(match suffix {
-            Some(suffix) if !implements && name.contains('@') => format!("{name}{suffix}"),
-            _ => name.to_string(),
-        })
-    }
-
-    /// Skips an import's type: its kind and a type index or bound.
-    fn extern_desc(&mut self) -> Result<(), &'static str> {
-        match self.byte()? {
-            // A core module: 0x00 0x11 and a core type index.
-            0x00 => {
-                self.byte()?;
-                self.u32()?;
-            }
-            // A function, a component or an instance: a type index.
-            0x01 | 0x04 | 0x05 => {
-                self.u32()?;
-            }
-            // A value: equal to a value index, or of a value type (a
-            // primitive's byte or a type index, both one LEB number).
-            0x02 => match self.byte()? {
-                0x00 | 0x01 => {
-                    self.u32()?;
-                }
-                _ => return Err("an unknown value bound"),
-            },
-            // A type: equal to a type index, or a fresh resource.
-            0x03 => match self.byte()? {
-                0x00 => {
-                    self.u32()?;
-                }
-                0x01 => {}
-                _ => return Err("an unknown type bound"),
-            },
-            _ => return Err("an unknown kind of import"),
-        }
-        Ok(())
-    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<Value> {
