@@ -1064,6 +1064,149 @@ fn progress_and_logs_do_not_collide_on_a_terminal() {
     );
 }
 
+/// The mixed example as its README lines say: one pipeline through a waPC
+/// function, a wasi:http component and a CGI program (a note checked,
+/// stored with wasi:keyvalue, thanked for in HTML), a refused note stopping
+/// it before anything is stored, the component alone reading the same
+/// store, and the store still there after a restart.
+#[test]
+fn the_mixed_example_runs_a_wapc_function_a_component_and_a_cgi_program_in_one_pipeline() {
+    let example = atoll_testkit::repo_root().join("examples/mixed");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    for function in ["check", "notes", "page"] {
+        assert!(stderr.contains(&format!("] built {function} in ")), "{stderr}");
+    }
+    let (out, stdout, stderr) = run(atoll().arg("check").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("ok: mixed 0.1.0: 3 function(s)"), "{stdout}");
+
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = ["--data-dir", data.path().to_str().unwrap()];
+    // Stops a server however the test ends: a failed assertion must not
+    // leave it running (cargo would wait for it).
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (child, addr, mut log) = start_serving(&example, &data_dir);
+    let server = Stopped(child);
+    let get_json = |addr: &str, path: &str| {
+        let reply = http(addr, "GET", path, &[], b"");
+        assert_eq!(status(&reply), 200, "{reply}");
+        serde_json::from_str::<serde_json::Value>(&whole_body(&reply)).unwrap_or_else(|e| panic!("{e}: {reply}"))
+    };
+    let head = |reply: &str| reply.split("\r\n\r\n").next().unwrap().to_ascii_lowercase() + "\r\n";
+    let json = [("content-type", "application/json")];
+    assert_eq!(
+        get_json(&addr, "/notes"),
+        serde_json::json!({ "count": 0, "notes": [] })
+    );
+
+    // check tidies, notes numbers and stores (201, location), page renders:
+    // the component's status and location stand, the page's content type
+    // replaces the component's.
+    let signed = http(
+        &addr,
+        "POST",
+        "/notes",
+        &json,
+        br#"{"author":"  Ada   Lovelace ","text":" Hello,\n  <world> "}"#,
+    );
+    assert_eq!(status(&signed), 201, "{signed}");
+    assert!(head(&signed).contains("\r\nlocation: /notes/1\r\n"), "{signed}");
+    assert!(
+        head(&signed).contains("\r\ncontent-type: text/html; charset=utf-8\r\n"),
+        "{signed}"
+    );
+    for line in [
+        "<p>Thanks, Ada Lovelace! Yours is note number 1.</p>",
+        "<blockquote>Hello, &lt;world&gt;</blockquote>",
+    ] {
+        assert!(body(&signed).contains(line), "{line} in {signed}");
+    }
+    // The component's wasi:logging line, in the host log with the log
+    // grant, before this request's own line.
+    let logged: Vec<serde_json::Value> = log
+        .by_ref()
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap_or_default())
+        .take_while(|v: &serde_json::Value| !(v["message"] == "request" && v["method"] == "POST"))
+        .collect();
+    assert!(
+        logged
+            .iter()
+            .any(|v| v["message"] == "[notes] note 1 from Ada Lovelace" && v["function"] == "notes"),
+        "{logged:#?}"
+    );
+    std::thread::spawn(move || for _ in log {});
+
+    // The page's form, as a browser posts it; no name is "anonymous".
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let signed = http(
+        &addr,
+        "POST",
+        "/notes",
+        &form,
+        b"author=Grace+Hopper&text=It%27s+easier+to+ask+forgiveness",
+    );
+    assert_eq!(status(&signed), 201, "{signed}");
+    assert!(head(&signed).contains("\r\nlocation: /notes/2\r\n"), "{signed}");
+    let signed = http(&addr, "POST", "/notes", &json, br#"{"text":"hi"}"#);
+    assert!(
+        body(&signed).contains("<p>Thanks, anonymous! Yours is note number 3.</p>"),
+        "{signed}"
+    );
+
+    // Refused by check (the waPC function): the pipeline stops there.
+    let empty = http(&addr, "POST", "/notes", &json, br#"{"author":"Ada","text":" \n "}"#);
+    assert_eq!(status(&empty), 422, "{empty}");
+    assert!(
+        body(&empty).contains("a note needs some text") && body(&empty).contains(r#""function":"check""#),
+        "{empty}"
+    );
+    let garbled = http(&addr, "POST", "/notes", &json, b"{\"text\":");
+    assert_eq!(status(&garbled), 400, "{garbled}");
+    assert!(body(&garbled).contains("invalid JSON"), "{garbled}");
+
+    // The component alone, on the store the pipeline wrote: three notes,
+    // none of the refused ones, newest first.
+    let listed = get_json(&addr, "/notes");
+    assert_eq!(
+        listed,
+        serde_json::json!({ "count": 3, "notes": [
+            { "id": 3, "author": "anonymous", "text": "hi" },
+            { "id": 2, "author": "Grace Hopper", "text": "It's easier to ask forgiveness" },
+            { "id": 1, "author": "Ada Lovelace", "text": "Hello, <world>" },
+        ] })
+    );
+    assert_eq!(get_json(&addr, "/notes/2"), listed["notes"][1]);
+    let missing = http(&addr, "GET", "/notes/9", &[], b"");
+    assert_eq!(status(&missing), 404, "{missing}");
+    assert_eq!(whole_body(&missing), r#"{"error":"no note 9"}"#);
+
+    // The guestbook page: the component lists, the CGI program renders.
+    let page = http(&addr, "GET", "/", &[], b"");
+    assert_eq!(status(&page), 200, "{page}");
+    for line in [
+        "<p>3 notes so far, the latest first.</p>",
+        "<li>#1 <b>Ada Lovelace</b>: Hello, &lt;world&gt;</li>",
+        "<li>#2 <b>Grace Hopper</b>: It&#39;s easier to ask forgiveness</li>",
+        "<form method=\"post\" action=\"/notes\">",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
+    drop(server);
+
+    // The notes live in the embedded store on disk: a new server has them.
+    assert!(data.path().join("kv.redb").exists());
+    let again = serve_with(&example, &data_dir);
+    let _stopped = Stopped(again.child);
+    assert_eq!(get_json(&again.addr, "/notes"), listed);
+}
+
 /// `atoll new --template rust-wasi-http` makes a wasi:http component that
 /// builds for wasm32-wasip2 and answers as its printed hints say, as a new
 /// app and as a second function in it; `check` has nothing to warn about.
