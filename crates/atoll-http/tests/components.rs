@@ -91,6 +91,11 @@ fn = "small"
 max_body = "64MiB"
 
 [[routes]]
+method = "POST"
+path = "/greet/*rest"
+steps = [{{ fn = "upper", op = "hello", as = "greeting" }}, {{ fn = "bare", input = "greeting" }}]
+
+[[routes]]
 path = "/twice/*rest"
 steps = [{{ fn = "bare", as = "first" }}, {{ fn = "bare" }}]
 
@@ -219,6 +224,11 @@ async fn a_component_is_a_pipeline_step_after_a_wapc_function() {
     let r = send(s.addr, Method::POST, "/chain/echo", &[], b"quiet words").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.text(), "QUIET WORDS");
+    // The component's request carries the length of what it is handed,
+    // not of the client's body.
+    let r = send(s.addr, Method::POST, "/greet/info", &[], b"quiet words, and more").await;
+    assert_eq!(line(&r, "body").as_deref(), Some("13"), "{}", r.text());
+    assert_eq!(line(&r, "header content-length").as_deref(), Some("13"), "{}", r.text());
     s.stop().await;
 }
 

@@ -21,7 +21,12 @@ pub(crate) type Outparam = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>
 /// `x-atoll-trigger` (`schedule` or `message`) and `x-atoll-source` (the
 /// schedule's name or the topic) as headers, as WAGI programs get them.
 pub(crate) fn request(info: &RequestInfo, payload: Bytes) -> http::Request<Full<Bytes>> {
-    with_body(info, Full::new(payload))
+    let length = HeaderValue::from(payload.len());
+    let mut request = with_body(info, Full::new(payload));
+    // In a pipeline the payload is an earlier step's output, not the
+    // client's body: its length is the one that holds.
+    request.headers_mut().insert(http::header::CONTENT_LENGTH, length);
+    request
 }
 
 /// [`request`] with any body, streamed to the component as it arrives.
