@@ -28,6 +28,11 @@ echo "building (dist profile: release with fat LTO, as deployed)..." >&2
 cargo build --profile dist -q -p atoll -p atoll-bench
 cargo run --release -q -p atoll-testkit --bin build-guests
 
+# Servers run as in production: a backtrace captured for every error
+# (RUST_BACKTRACE=1, common in development shells) costs Wasmtime's
+# component stores several microseconds per request.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

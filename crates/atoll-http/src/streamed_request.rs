@@ -31,7 +31,9 @@ pub(crate) struct GuardedBody {
     started: Instant,
     body_timeout: Duration,
     min_rate: u64,
-    pause: Pin<Box<Sleep>>,
+    /// Made the first time the body has nothing ready: a request whose
+    /// body is all there (most of them) never touches the timer.
+    pause: Option<Pin<Box<Sleep>>>,
     failed: bool,
 }
 
@@ -44,7 +46,7 @@ impl GuardedBody {
             started: Instant::now(),
             body_timeout: config.body_timeout,
             min_rate: config.min_body_rate,
-            pause: Box::pin(tokio::time::sleep(config.body_timeout)),
+            pause: None,
             failed: false,
         }
     }
@@ -80,13 +82,19 @@ impl Body for GuardedBody {
                         return this.fail(format!("the request body arrives slower than {rate} bytes a second"));
                     }
                 }
-                let next = tokio::time::Instant::now() + this.body_timeout;
-                this.pause.as_mut().reset(next);
+                if let Some(pause) = &mut this.pause {
+                    pause.as_mut().reset(tokio::time::Instant::now() + this.body_timeout);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => this.fail(format!("could not read the request body: {e}")),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.pause.as_mut().poll(cx) {
+            Poll::Pending => match this
+                .pause
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(this.body_timeout)))
+                .as_mut()
+                .poll(cx)
+            {
                 Poll::Ready(()) => {
                     let secs = this.body_timeout.as_secs_f64();
                     this.fail(format!("the request body paused for more than {secs}s"))

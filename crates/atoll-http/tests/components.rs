@@ -112,6 +112,10 @@ steps = [{{ fn = "upper", op = "upper", as = "loud" }}, {{ fn = "bare", input = 
 }
 
 async fn start(upstream: &str) -> TestServer {
+    start_with(upstream, HttpConfig::default()).await
+}
+
+async fn start_with(upstream: &str, http: HttpConfig) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("atoll.toml"), manifest(upstream)).unwrap();
     std::fs::create_dir_all(dir.path().join("static")).unwrap();
@@ -131,7 +135,7 @@ async fn start(upstream: &str) -> TestServer {
     let app = App::load(dir.path(), &engine, &config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    TestServer::serve(app, HttpConfig::default(), dir).await
+    TestServer::serve(app, http, dir).await
 }
 
 /// A server whose `web` function may reach nothing in particular.
@@ -536,4 +540,32 @@ impl hyper::body::Body for Frames {
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
         std::task::Poll::Ready(self.0.pop_front().map(Ok))
     }
+}
+
+/// A streamed request body is held to `--body-timeout` too: a client that
+/// stalls mid-body ends it, and the component reading it fails at once
+/// instead of waiting for its deadline.
+#[tokio::test]
+async fn a_stalled_streamed_body_fails_the_component_reading_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let http = HttpConfig {
+        body_timeout: Duration::from_millis(300),
+        ..HttpConfig::default()
+    };
+    let s = start_with("https://example.com", http).await;
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let started = Instant::now();
+    tcp.write_all(b"POST /bare/info HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nten bytes.")
+        .await
+        .unwrap();
+    let mut reply = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut reply))
+        .await
+        .expect("answered before the function's deadline")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 500"), "{reply}");
+    assert!(reply.contains("trapped"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    s.stop().await;
 }

@@ -1,13 +1,21 @@
 //! Serving a component with its bodies streamed both ways, for routes
 //! whose pipeline is that one component: the request body reaches the
 //! guest as the client sends it, and the response goes out as the guest
-//! writes it, so neither sits whole in memory. The guest keeps running
-//! after its response head is out, in a task of its own that owns the
-//! instance, under the same deadline and memory limit as any invocation.
+//! writes it, so neither sits whole in memory.
+//!
+//! The guest runs inside the response body: once it has set its response,
+//! the rest of its run (writing the body, returning) is polled whenever the
+//! server polls the body for the next frame. So a quick component's whole
+//! response is ready in the same poll and goes out in one write, no other
+//! task or thread is woken, and the instance is torn down when the server
+//! drops the body, after the last byte is written. A client that stops
+//! reading stops the guest with it, until `--write-timeout` closes the
+//! connection; its deadline still bounds the time it runs.
 
 use crate::function::{WasiHttpFunction, failed, log_stderr};
+use crate::state::ComponentState;
 use atoll_caps::{Invocation, ResponseParts};
-use atoll_engine::CallError;
+use atoll_engine::{CallError, Lane};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -17,7 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::task::JoinHandle;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -90,21 +97,46 @@ impl WasiHttpFunction {
             {
                 tracing::warn!(target: "atoll::http", function = &*function, request_id = &*request_id, error = %e, "the component failed after sending its response head; the body was cut short");
             }
-            drop(store);
-            result
+            (result, store)
         };
         let engine = self.engine().clone();
-        let mut guest = GuestTask(Some(tokio::spawn(async move { engine.lanes().run(run).await.0 })));
-        let response = match rx.await {
-            Ok(Ok(response)) => response,
-            Ok(Err(code)) => {
+        let mut guest: Guest = Box::pin(async move {
+            let ((result, store), lane) = engine.lanes().run(run).await;
+            let store = Some(store);
+            (result, Spent { store, lane, engine })
+        });
+        // Until the response is set, the guest runs here; a quick one sets
+        // it and finishes in this one poll.
+        let mut rx = rx;
+        let mut finished = None;
+        let answer = std::future::poll_fn(|cx| {
+            if finished.is_none()
+                && let Poll::Ready(done) = guest.as_mut().poll(cx)
+            {
+                finished = Some(done);
+            }
+            match Pin::new(&mut rx).poll(cx) {
+                Poll::Ready(answer) => Poll::Ready(answer.ok()),
+                // Finished without answering (its table, and so the
+                // outparam, is dropped when it ends).
+                Poll::Pending if finished.is_some() => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let response = match answer {
+            Some(Ok(response)) => response,
+            Some(Err(code)) => {
                 return Err(CallError::Guest {
                     message: format!("function \"{fname}\" answered with the error {code:?}"),
                 });
             }
-            // The outparam is gone without a response: the run has ended.
-            Err(_) => {
-                return Err(guest.finish().await.err().unwrap_or_else(|| CallError::Guest {
+            None => {
+                let (result, _spent) = match finished {
+                    Some(done) => done,
+                    None => guest.await,
+                };
+                return Err(result.err().unwrap_or_else(|| CallError::Guest {
                     message: format!("function \"{fname}\" returned without setting a response"),
                 }));
             }
@@ -128,45 +160,43 @@ impl WasiHttpFunction {
             parts,
             body: StreamedBody {
                 inner: body,
-                guest,
+                guest: if finished.is_some() { None } else { Some(guest) },
+                spent: finished.map(|(_, spent)| spent),
                 broken,
             },
         })
     }
 }
 
-/// The task running a streaming guest. Dropped before the body ended, it
-/// stops the guest; after, the guest may finish what it does after its
-/// response, within its deadline.
-struct GuestTask(Option<JoinHandle<Result<(), CallError>>>);
+/// The rest of a streaming guest's run, and what it leaves to tear down.
+type Guest = Pin<Box<dyn Future<Output = (Result<(), CallError>, Spent)> + Send>>;
 
-impl GuestTask {
-    async fn finish(&mut self) -> Result<(), CallError> {
-        match self.0.take() {
-            Some(task) => task.await.unwrap_or_else(|e| {
-                if e.is_panic() {
-                    std::panic::resume_unwind(e.into_panic());
-                }
-                Ok(())
-            }),
-            None => Ok(()),
-        }
-    }
+/// A finished instance, torn down when the body is dropped: after the
+/// response has been written, on the lane the guest finished on.
+struct Spent {
+    store: Option<wasmtime::Store<ComponentState>>,
+    lane: Lane,
+    engine: atoll_engine::Engine,
 }
 
-impl Drop for GuestTask {
+impl Drop for Spent {
     fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
+        if self.lane == Lane::Slow
+            && let Some(store) = self.store.take()
+        {
+            // Its memory may be large to reset: not on a connection thread.
+            self.engine.lanes().drop_on_slow_lane(store);
         }
     }
 }
 
-/// A component's response body on its way to the client.
+/// A component's response body on its way to the client, with the rest of
+/// the guest's run, which it drives.
 pub struct StreamedBody {
     inner: HyperOutgoingBody,
-    guest: GuestTask,
-    /// Set by the guest's task when it fails: an end of the body after
+    guest: Option<Guest>,
+    spent: Option<Spent>,
+    /// Set by the guest's run when it fails: an end of the body after
     /// that is the failure, not the end of the response.
     broken: Arc<std::sync::OnceLock<String>>,
 }
@@ -176,13 +206,23 @@ impl Body for StreamedBody {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let this = &mut *self;
+        if let Some(guest) = &mut this.guest
+            && let Poll::Ready((_, spent)) = guest.as_mut().poll(cx)
+        {
+            this.guest = None;
+            this.spent = Some(spent);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {
-                if let Some(why) = self.broken.get() {
+                if let Some(why) = this.broken.get() {
                     return Poll::Ready(Some(Err(why.clone().into())));
                 }
-                // Complete: let the guest run on to its end.
-                drop(self.guest.0.take());
+                // Complete, and the guest may still have work after its
+                // response: let it finish on its own, within its deadline.
+                if let Some(guest) = this.guest.take() {
+                    tokio::spawn(guest);
+                }
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(format!("the component's body failed: {e:?}").into()))),
