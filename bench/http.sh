@@ -73,7 +73,7 @@ path = "/component"
 fn = "component"
 TOML
 
-WASMTIME_VERSION=$(sed -n 's/^wasmtime = "=\(.*\)"$/\1/p' Cargo.toml)
+WASMTIME_VERSION=$(sed -n 's/^wasmtime = .*version = "=\([^"]*\)".*/\1/p' Cargo.toml)
 if [ -z "${WASMTIME:-}" ]; then
   WASMTIME="target/bench-tools/wasmtime-$WASMTIME_VERSION/bin/wasmtime"
   if [ ! -x "$WASMTIME" ]; then

@@ -65,7 +65,10 @@ impl WasiHttpFunction {
         let breaks = broken.clone();
         let pre = self.pre().clone();
         let seen = answered.clone();
-        let run = async move {
+        // Boxed where it is made: the run's future is large (Wasmtime's
+        // instantiate and call futures), and moving it into the lanes and
+        // the body by value would copy it each time.
+        let run = Box::pin(async move {
             let handled = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
@@ -98,7 +101,7 @@ impl WasiHttpFunction {
                 tracing::warn!(target: "atoll::http", function = &*function, request_id = &*request_id, error = %e, "the component failed after sending its response head; the body was cut short");
             }
             (result, store)
-        };
+        });
         let engine = self.engine().clone();
         let mut guest: Guest = Box::pin(async move {
             let ((result, store), lane) = engine.lanes().run(run).await;
