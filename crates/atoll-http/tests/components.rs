@@ -4,14 +4,11 @@
 
 mod support;
 
-use atoll_engine::{Engine, EngineConfig};
 use atoll_http::HttpConfig;
-use atoll_runtime::{App, RuntimeConfig};
-use atoll_testkit::{guest_path, shared_cache_dir};
+use atoll_testkit::guest_path;
 use http::{Method, StatusCode};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use support::{Reply, TestServer, get, send};
+use support::{Reply, TestServer, capture_logs, get, logged, send};
 
 /// Small enough that the output limit is quick to reach, larger than the
 /// streaming function's memory.
@@ -116,26 +113,7 @@ async fn start(upstream: &str) -> TestServer {
 }
 
 async fn start_with(upstream: &str, http: HttpConfig) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("atoll.toml"), manifest(upstream)).unwrap();
-    std::fs::create_dir_all(dir.path().join("static")).unwrap();
-    std::fs::write(dir.path().join("static/hello.txt"), "from static").unwrap();
-    let engine = Engine::new(EngineConfig {
-        cache_dir: Some(shared_cache_dir()),
-        max_instances: 64,
-        ..EngineConfig::default()
-    })
-    .unwrap();
-    let mut config = RuntimeConfig {
-        max_output: MAX_OUTPUT,
-        ..RuntimeConfig::default()
-    };
-    config.file.variables.insert("token".into(), "s3cret".into());
-    config.file.variables.insert("hidden".into(), "never-shown".into());
-    let app = App::load(dir.path(), &engine, &config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    TestServer::serve(app, http, dir).await
+    TestServer::sandbox_app(&manifest(upstream), MAX_OUTPUT, http).await
 }
 
 /// A server whose `web` function may reach nothing in particular.
@@ -425,39 +403,6 @@ async fn wasi_logging_and_stderr_reach_the_host_log_only_with_the_log_grant() {
     assert!(said("[tests] hello from wasi:logging", "web"), "{lines:?}");
     assert!(said("[stderr] hello from stderr", "web"), "{lines:?}");
     assert!(!said("hello from", "bare"), "{lines:?}");
-}
-
-/// Everything this test binary logs, as JSON lines.
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| Box::leak(Box::new(Mutex::new(Vec::new()))))
-}
-
-fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn,atoll=trace")
-            .json()
-            .with_writer(|| LogWriter(logs()))
-            .try_init();
-    });
-}
-
-fn logged() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
-struct LogWriter(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Trailers pass through a streamed route both ways (HTTP/2, where no

@@ -4,10 +4,8 @@
 
 mod support;
 
-use atoll_engine::{Engine, EngineConfig};
 use atoll_http::HttpConfig;
-use atoll_runtime::{App, RuntimeConfig};
-use atoll_testkit::{guest_path, shared_cache_dir};
+use atoll_testkit::guest_path;
 use http::{Method, StatusCode};
 use std::time::{Duration, Instant};
 use support::{Reply, TestServer, get, send};
@@ -72,26 +70,7 @@ steps = [{{ fn = "upper", op = "upper", as = "loud" }}, {{ fn = "cgi", input = "
 }
 
 async fn start() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("atoll.toml"), manifest()).unwrap();
-    std::fs::create_dir_all(dir.path().join("static")).unwrap();
-    std::fs::write(dir.path().join("static/hello.txt"), "from static").unwrap();
-    let engine = Engine::new(EngineConfig {
-        cache_dir: Some(shared_cache_dir()),
-        max_instances: 64,
-        ..EngineConfig::default()
-    })
-    .unwrap();
-    let mut config = RuntimeConfig {
-        max_output: MAX_OUTPUT,
-        ..RuntimeConfig::default()
-    };
-    config.file.variables.insert("token".into(), "s3cret".into());
-    config.file.variables.insert("hidden".into(), "never-shown".into());
-    let app = App::load(dir.path(), &engine, &config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    TestServer::serve(app, HttpConfig::default(), dir).await
+    TestServer::sandbox_app(&manifest(), MAX_OUTPUT, HttpConfig::default()).await
 }
 
 /// The echo mode's `env NAME=value` line for `name`.

@@ -1,17 +1,19 @@
 //! What the HTTP trigger's test binaries share: an app served on loopback
-//! for one test, and a client whose replies keep status, headers and body.
+//! for one test (the sandbox apps of the WAGI and component tests alike:
+//! a `static/hello.txt`, two secret variables), a client whose replies
+//! keep status, headers and body, and the log captured as JSON lines.
 
 #![allow(dead_code)]
 
 use atoll_http::{HttpConfig, HttpServer};
-use atoll_runtime::App;
+use atoll_runtime::{App, Engine, EngineConfig, RuntimeConfig};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -47,6 +49,70 @@ impl TestServer {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap();
+    }
+}
+
+impl TestServer {
+    /// Serves `manifest` from a fresh directory holding `static/hello.txt`
+    /// ("from static"), with the variables `token` ("s3cret") and `hidden`
+    /// ("never-shown") set by the runtime configuration and at most
+    /// `max_output` bytes of output per function.
+    pub async fn sandbox_app(manifest: &str, max_output: usize, http: HttpConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
+        std::fs::create_dir_all(dir.path().join("static")).unwrap();
+        std::fs::write(dir.path().join("static/hello.txt"), "from static").unwrap();
+        let engine = Engine::new(EngineConfig {
+            cache_dir: Some(atoll_testkit::shared_cache_dir()),
+            max_instances: 64,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let mut config = RuntimeConfig {
+            max_output,
+            ..RuntimeConfig::default()
+        };
+        config.file.variables.insert("token".into(), "s3cret".into());
+        config.file.variables.insert("hidden".into(), "never-shown".into());
+        let app = App::load(dir.path(), &engine, &config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        TestServer::serve(app, http, dir).await
+    }
+}
+
+/// Everything this test binary logs from now on, as JSON lines (Atoll's
+/// targets at every level, the rest at warn).
+pub fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn,atoll=trace")
+            .json()
+            .with_writer(|| LogWriter(logs()))
+            .try_init();
+    });
+}
+
+/// What was logged since [`capture_logs`].
+pub fn logged() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Box::leak(Box::new(Mutex::new(Vec::new()))))
+}
+
+struct LogWriter(&'static Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
