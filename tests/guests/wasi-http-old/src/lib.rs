@@ -10,7 +10,10 @@ struct Component;
 
 impl wasi::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let text = format!("hello from wasi:http 0.2.0 at {}", request.path_with_query().unwrap_or_default());
+        let text = format!(
+            "hello from wasi:http 0.2.0 at {}",
+            request.path_with_query().unwrap_or_default()
+        );
         let response = OutgoingResponse::new(Fields::new());
         let body = response.body().unwrap();
         ResponseOutparam::set(out, Ok(response));

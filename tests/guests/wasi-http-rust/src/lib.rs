@@ -44,7 +44,12 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
             "info" => info(request, out),
             "fetch" => fetch(query, out),
             "big" => big(query.parse().unwrap_or(0), out),
-            "status" => respond(out, 201, &[("x-component", "yes"), ("content-type", "text/plain")], b"created"),
+            "status" => respond(
+                out,
+                201,
+                &[("x-component", "yes"), ("content-type", "text/plain")],
+                b"created",
+            ),
             "loop" => loop {
                 std::hint::black_box(());
             },
@@ -89,7 +94,7 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
 fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], body: &[u8]) {
     let fields = Fields::new();
     for (name, value) in headers {
-        fields.append(&name.to_string(), &value.as_bytes().to_vec()).unwrap();
+        fields.append(name, value.as_bytes()).unwrap();
     }
     let response = OutgoingResponse::new(fields);
     response.set_status_code(status).unwrap();
@@ -177,7 +182,9 @@ fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
         .set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }))
         .unwrap();
     request.set_authority(Some(authority)).unwrap();
-    request.set_path_with_query(Some(if path.is_empty() { "/" } else { path })).unwrap();
+    request
+        .set_path_with_query(Some(if path.is_empty() { "/" } else { path }))
+        .unwrap();
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     let response = loop {
         if let Some(r) = future.get() {
@@ -188,7 +195,11 @@ fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
     let status = response.status();
     let mut body = Vec::new();
     let incoming = response.consume().unwrap();
-    incoming.stream().unwrap().read_to_end(&mut body).map_err(|e| e.to_string())?;
+    incoming
+        .stream()
+        .unwrap()
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
     Ok((status, body))
 }
 
@@ -222,13 +233,23 @@ fn visit(name: &str) -> Result<u64, kv::Error> {
 fn kv_tour() -> Result<String, kv::Error> {
     let bucket = kv::open("default")?;
     bucket.set("tour-a", b"1")?;
-    batch::set_many(&bucket, &[("tour-b".to_string(), b"2".to_vec()), ("tour-c".to_string(), b"3".to_vec())])?;
+    batch::set_many(
+        &bucket,
+        &[
+            ("tour-b".to_string(), b"2".to_vec()),
+            ("tour-c".to_string(), b"3".to_vec()),
+        ],
+    )?;
     let a = bucket.get("tour-a")?.map(|v| String::from_utf8_lossy(&v).into_owned());
     let many = batch::get_many(&bucket, &["tour-b".to_string(), "tour-x".to_string()])?;
     let keys = bucket.list_keys(None)?.keys;
     batch::delete_many(&bucket, &["tour-b".to_string()])?;
     bucket.delete("tour-c")?;
-    let left = (bucket.exists("tour-a")?, bucket.exists("tour-b")?, bucket.exists("tour-c")?);
+    let left = (
+        bucket.exists("tour-a")?,
+        bucket.exists("tour-b")?,
+        bucket.exists("tour-c")?,
+    );
     Ok(format!(
         "a={a:?} many={} keys={} left={left:?}",
         many.iter().filter(|m| m.is_some()).count(),
@@ -253,7 +274,12 @@ fn trailers(request: IncomingRequest, out: ResponseOutparam) {
         future.subscribe().block();
     };
     let got: Vec<String> = got
-        .map(|f| f.entries().into_iter().map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(&v))).collect())
+        .map(|f| {
+            f.entries()
+                .into_iter()
+                .map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(&v)))
+                .collect()
+        })
         .unwrap_or_default();
     let response = OutgoingResponse::new(Fields::new());
     let outgoing = response.body().unwrap();
