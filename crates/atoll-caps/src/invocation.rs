@@ -90,10 +90,21 @@ impl ResponseParts {
     /// server writes these itself, and a guest's value would let it forge
     /// the framing of the response (and of the next one on the connection).
     pub fn is_host_only(name: &HeaderName) -> bool {
-        use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-        [CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE].contains(name)
-            || matches!(name.as_str(), "keep-alive" | "proxy-connection" | "http2-settings")
+        Self::HOST_ONLY.contains(&name.as_str())
     }
+
+    /// The names [`ResponseParts::is_host_only`] refuses.
+    pub const HOST_ONLY: &[&str] = &[
+        "connection",
+        "content-length",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "keep-alive",
+        "proxy-connection",
+        "http2-settings",
+    ];
 
     /// Bytes of names and values set so far.
     pub fn header_bytes(&self) -> usize {

@@ -14,9 +14,8 @@
 //! concurrency permit until it ends.
 
 use crate::budget::Held;
-use atoll_runtime::{BoxError, Spent};
+use atoll_runtime::{BoxError, Spent, StreamedBody};
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -29,7 +28,7 @@ pub struct ReplyBody {
     started: bool,
     spent: Option<Spent>,
     _held: Option<Held>,
-    stream: Option<UnsyncBoxBody<Bytes, BoxError>>,
+    stream: Option<StreamedBody>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -46,10 +45,7 @@ impl ReplyBody {
     }
 
     /// A body passed through as `stream` yields it.
-    pub(crate) fn streamed(
-        stream: UnsyncBoxBody<Bytes, BoxError>,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> ReplyBody {
+    pub(crate) fn streamed(stream: StreamedBody, permit: tokio::sync::OwnedSemaphorePermit) -> ReplyBody {
         ReplyBody {
             stream: Some(stream),
             _permit: Some(permit),

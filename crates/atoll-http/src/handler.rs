@@ -192,16 +192,9 @@ async fn stream_component(
     let trigger = Trigger::new(request_id, request_info(parts, params, Bytes::new()));
     match served.app.serve_component(component, trigger, body).await {
         Ok(streaming) => {
-            let status = streaming
-                .parts
-                .status
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::OK);
-            let mut reply = Response::new(ReplyBody::streamed(streaming.body.boxed(), permit));
-            *reply.status_mut() = status;
-            for (name, value) in streaming.parts.headers {
-                reply.headers_mut().append(name, value);
-            }
+            let mut reply = Response::new(ReplyBody::streamed(streaming.body, permit));
+            *reply.status_mut() = streaming.status;
+            *reply.headers_mut() = streaming.headers;
             reply
         }
         Err(failure) => failure_reply(&failure, request_id, trace),

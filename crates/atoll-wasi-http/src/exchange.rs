@@ -29,13 +29,40 @@ pub(crate) fn request(info: &RequestInfo, payload: Bytes) -> http::Request<Full<
     request
 }
 
+/// [`with_body`], moving the headers out of `info` when nothing else holds
+/// it (a streamed request: the component is its only reader) instead of
+/// copying them.
+pub(crate) fn taking_headers<B>(info: &mut std::sync::Arc<RequestInfo>, body: B) -> http::Request<B> {
+    let headers = match std::sync::Arc::get_mut(info) {
+        Some(only) if only.trigger == TriggerKind::Http => Some(std::mem::take(&mut only.headers)),
+        _ => None,
+    };
+    match headers {
+        Some(headers) => {
+            let mut request = with_body_and(info, body, &headers);
+            *request.headers_mut() = headers;
+            request
+        }
+        None => with_body(info, body),
+    }
+}
+
 /// [`request`] with any body, streamed to the component as it arrives.
 pub(crate) fn with_body<B>(info: &RequestInfo, body: B) -> http::Request<B> {
+    let mut request = with_body_and(info, body, &info.headers);
+    if info.trigger == TriggerKind::Http {
+        *request.headers_mut() = info.headers.clone();
+    }
+    request
+}
+
+/// The request line (and, for schedules and messages, the trigger's
+/// headers); the authority from `headers`' `Host`.
+fn with_body_and<B>(info: &RequestInfo, body: B, headers: &http::HeaderMap) -> http::Request<B> {
     let mut request = http::Request::new(body);
     let (kind, source) = match &info.trigger {
         TriggerKind::Http => {
-            let authority = info
-                .headers
+            let authority = headers
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .filter(|h| h.parse::<http::uri::Authority>().is_ok())
@@ -48,7 +75,6 @@ pub(crate) fn with_body<B>(info: &RequestInfo, body: B) -> http::Request<B> {
                 .build()
                 .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
             *request.method_mut() = info.method.clone();
-            *request.headers_mut() = info.headers.clone();
             return request;
         }
         TriggerKind::Schedule { name } => ("schedule", name),

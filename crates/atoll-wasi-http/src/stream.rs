@@ -35,8 +35,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response whose body the component may still be writing.
 pub struct Streaming {
-    /// The status and headers the component set (framing headers dropped).
-    pub parts: ResponseParts,
+    /// The status the component set.
+    pub status: http::StatusCode,
+    /// The headers it set, framing and hop-by-hop ones dropped, within the
+    /// limits any function's response headers are held to.
+    pub headers: http::HeaderMap,
     /// Its body, as the component writes it. Dropping it before its end
     /// (a client that went away) stops the guest.
     pub body: StreamedBody,
@@ -48,7 +51,7 @@ impl WasiHttpFunction {
     /// component has set its response, under the function's deadline or
     /// `until`, whichever is sooner. A failure before that is the error;
     /// one after it ends the body early and is logged.
-    pub async fn serve<B>(&self, inv: Invocation, body: B, until: Option<Instant>) -> Result<Streaming, CallError>
+    pub async fn serve<B>(&self, mut inv: Invocation, body: B, until: Option<Instant>) -> Result<Streaming, CallError>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
@@ -57,7 +60,7 @@ impl WasiHttpFunction {
         let fname = function.clone();
         let request_id = inv.request_id.clone();
         let body = body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(format!("the request body: {e}"))));
-        let request = crate::exchange::with_body(&inv.request, body);
+        let request = crate::exchange::taking_headers(&mut inv.request, body);
         let (mut store, deadline, stderr) = self.new_store(inv, until);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let answered = Arc::new(AtomicBool::new(false));
@@ -146,21 +149,25 @@ impl WasiHttpFunction {
         };
         answered.store(true, Ordering::Release);
         let (head, body) = response.into_parts();
-        let mut parts = ResponseParts {
-            status: Some(head.status.as_u16()),
-            ..ResponseParts::default()
-        };
-        for (name, value) in head.headers {
-            let Some(name) = name else { continue };
-            if ResponseParts::is_host_only(&name) {
-                continue;
-            }
-            parts.append_header(name, value).map_err(|e| CallError::Guest {
-                message: format!("function \"{fname}\" set too many headers: {e}"),
-            })?;
+        let mut headers = head.headers;
+        // A component's own framing headers are the server's to write.
+        for name in ResponseParts::HOST_ONLY {
+            headers.remove(*name);
+        }
+        let bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        if headers.len() > ResponseParts::MAX_HEADERS || bytes > ResponseParts::MAX_HEADER_BYTES {
+            return Err(CallError::Guest {
+                message: format!(
+                    "function \"{fname}\" set too many headers: {} headers, {bytes} bytes (at most {} and {} bytes)",
+                    headers.len(),
+                    ResponseParts::MAX_HEADERS,
+                    ResponseParts::MAX_HEADER_BYTES
+                ),
+            });
         }
         Ok(Streaming {
-            parts,
+            status: head.status,
+            headers,
             body: StreamedBody {
                 inner: body,
                 guest: if finished.is_some() { None } else { Some(guest) },
