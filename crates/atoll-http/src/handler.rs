@@ -175,14 +175,8 @@ async fn stream_component(
     request_id: &str,
     trace: &mut Trace,
 ) -> Reply {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        let message = format!("the request body is larger than this route's limit of {limit} bytes");
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, message)(request_id, trace);
+    if declares_more_than(req.headers(), limit) {
+        return too_large(limit)(request_id, trace);
     }
     let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
         return at_capacity("the server is at capacity; retry shortly", request_id, trace);
@@ -308,6 +302,25 @@ fn refuse(status: StatusCode, message: String) -> Deferred {
     })
 }
 
+/// Whether the request's `Content-Length` says its body is over `limit`.
+fn declares_more_than(headers: &http::HeaderMap, limit: u64) -> bool {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
+}
+
+/// Why a body over the route's limit is refused, whether read whole or
+/// streamed.
+pub(crate) fn too_large_message(limit: u64) -> String {
+    format!("the request body is larger than this route's limit of {limit} bytes")
+}
+
+fn too_large(limit: u64) -> Deferred {
+    refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large_message(limit))
+}
+
 /// Reads a whole request body: at most `limit` bytes, each piece within
 /// `body_timeout` of the last, and on average `min_body_rate` bytes a
 /// second once `body_timeout` has passed. Bodies over 64 KiB are held
@@ -319,22 +332,11 @@ async fn read_body(
     budget: Option<&Arc<Budget>>,
     config: &HttpConfig,
 ) -> Result<(Bytes, Option<Held>), Deferred> {
-    let too_large = || {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than this route's limit of {limit} bytes"),
-        )
-    };
     if body.is_end_stream() {
         return Ok((Bytes::new(), None));
     }
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+    if declares_more_than(&parts.headers, limit) {
+        return Err(too_large(limit));
     }
     let started = Instant::now();
     let mut pieces: Vec<Bytes> = Vec::new();
@@ -363,7 +365,7 @@ async fn read_body(
         let Ok(data) = frame.into_data() else { continue };
         received += data.len() as u64;
         if received > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         if let Some(budget) = budget
             && !budget.grow(&mut held, received)

@@ -72,9 +72,7 @@ impl Body for GuardedBody {
                     this.received += data.len() as u64;
                     if this.received > this.limit {
                         let limit = this.limit;
-                        return this.fail(format!(
-                            "the request body is larger than this route's limit of {limit} bytes"
-                        ));
+                        return this.fail(crate::handler::too_large_message(limit));
                     }
                     let late = this.started.elapsed().saturating_sub(this.body_timeout);
                     if (this.received as f64) < late.as_secs_f64() * this.min_rate as f64 {

@@ -173,7 +173,7 @@ impl WasiHttpFunction {
         let ran = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), exchange).await;
         let function = store.data().inv.function.clone();
         let result = match ran {
-            Err(_) => Err(failed(&wasmtime::Error::new(atoll_engine::DeadlineExceeded), &store)),
+            Err(_) => Err(past_deadline(&store)),
             Ok(Err(Exchange::Guest(e))) => Err(failed(&e, &store)),
             Ok(Err(Exchange::Response(why))) => Err(CallError::Guest {
                 message: format!("function \"{function}\" {why}"),
@@ -241,15 +241,7 @@ impl WasiHttpFunction {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut read = std::pin::pin!(exchange::response(rx, self.max_output, parts));
         let (handled, read_early) = {
-            let mut handle = std::pin::pin!(async {
-                let proxy = self.pre.instantiate_async(&mut *store).await?;
-                let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
-                let out = store.data_mut().http().new_response_outparam(tx)?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut *store, req, out)
-                    .await
-            });
+            let mut handle = std::pin::pin!(handle(&self.pre, &mut *store, request, tx));
             tokio::select! {
                 biased;
                 handled = &mut handle => (handled, None),
@@ -309,6 +301,34 @@ pub(crate) fn log_stderr(store: &Store<ComponentState>, stderr: Option<MemoryOut
     for line in String::from_utf8_lossy(&said).lines().filter(|l| !l.trim().is_empty()) {
         inv.console_log(&format!("[stderr] {line}"));
     }
+}
+
+/// Instantiates the component in `store` and calls its `handle` with
+/// `request`, its response to go to `answer`: the one call sequence of
+/// both the buffered and the streamed exchange.
+pub(crate) async fn handle<B>(
+    pre: &ProxyPre<ComponentState>,
+    store: &mut Store<ComponentState>,
+    request: http::Request<B>,
+    answer: tokio::sync::oneshot::Sender<exchange::Outparam>,
+) -> wasmtime::Result<()>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let proxy = pre.instantiate_async(&mut *store).await?;
+    let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+    let out = store.data_mut().http().new_response_outparam(answer)?;
+    proxy
+        .wasi_http_incoming_handler()
+        .call_handle(&mut *store, req, out)
+        .await
+}
+
+/// The failure of an invocation stopped at its deadline while it waited,
+/// as the epoch check reports one stopped while it computed.
+pub(crate) fn past_deadline(store: &Store<ComponentState>) -> CallError {
+    failed(&wasmtime::Error::new(atoll_engine::DeadlineExceeded), store)
 }
 
 pub(crate) fn failed(e: &wasmtime::Error, store: &Store<ComponentState>) -> CallError {

@@ -12,13 +12,12 @@
 //! reading stops the guest with it, until `--write-timeout` closes the
 //! connection; its deadline still bounds the time it runs.
 
-use crate::function::{WasiHttpFunction, failed, log_stderr};
+use crate::function::{WasiHttpFunction, failed, handle, log_stderr, past_deadline};
 use crate::state::ComponentState;
 use atoll_caps::{Invocation, ResponseParts};
 use atoll_engine::{CallError, Lane};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,8 +25,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// Errors of a streamed body, on either side.
@@ -72,18 +69,13 @@ impl WasiHttpFunction {
         // instantiate and call futures), and moving it into the lanes and
         // the body by value would copy it each time.
         let run = Box::pin(async move {
-            let handled = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
-                let out = store.data_mut().http().new_response_outparam(tx)?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            })
+            let handled = tokio::time::timeout_at(
+                tokio::time::Instant::from_std(deadline),
+                handle(&pre, &mut store, request, tx),
+            )
             .await;
             let result = match handled {
-                Err(_) => Err(failed(&wasmtime::Error::new(atoll_engine::DeadlineExceeded), &store)),
+                Err(_) => Err(past_deadline(&store)),
                 Ok(Err(e)) => Err(failed(&e, &store)),
                 Ok(Ok(())) => Ok(()),
             };
@@ -247,12 +239,5 @@ impl Body for StreamedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-impl StreamedBody {
-    /// The body as one boxed type, for servers that mix it with others.
-    pub fn boxed(self) -> UnsyncBoxBody<Bytes, BoxError> {
-        BodyExt::boxed_unsync(self)
     }
 }
