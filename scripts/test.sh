@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# On a fresh clone, incremental compilation only writes (about 2 GB of
+# target/debug/incremental) and is never read back.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 step() { printf '\n==> %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -48,21 +52,24 @@ else
   cargo test -p atoll --no-fail-fast --bins --test cli --test deploy
 fi
 
+# Every cargo command below selects with --workspace rather than -p: with
+# -p, Cargo resolves features for that package alone, and a different feature
+# set for Wasmtime means building Wasmtime again (minutes, and gigabytes of
+# target/ on a machine whose disk may be small).
+
 # The standing hostile-input suite (crates/atoll/tests/hostile.rs): alone and
 # one case at a time, so its latency and memory figures are not measured on
 # a machine busy with other tests. Every new attack becomes a case there.
 step "hostile-input suite"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run -p atoll --test hostile --test-threads 1 --no-fail-fast --success-output final
+  cargo nextest run --workspace -E 'binary(hostile)' --test-threads 1 --no-fail-fast --success-output final
 else
-  cargo test -p atoll --test hostile -- --test-threads 1 --nocapture
+  cargo test --workspace --test hostile -- --test-threads 1 --nocapture
 fi
 cargo test --workspace --doc
 cargo test -q --manifest-path sdk/rust/Cargo.toml
 
 step "benchmarks build and run (quick mode)"
-ATOLL_BENCH_QUICK=1 cargo test -q -p atoll-wapc --bench invoke
-ATOLL_BENCH_QUICK=1 cargo test -q -p atoll-runtime --bench link
-ATOLL_BENCH_QUICK=1 cargo test -q -p atoll-wasi-http --bench invoke
+ATOLL_BENCH_QUICK=1 cargo test -q --workspace --bench invoke --bench link
 
 step "all tests passed"
