@@ -336,6 +336,24 @@ async fn outbound_requests_go_through_the_functions_grant_and_the_address_policy
 }
 
 #[tokio::test]
+async fn a_component_streams_to_an_upstream_and_back_at_once() {
+    // The upstream is Atoll too: its `echo` streams the body back as it
+    // arrives. The relaying component waits for the upstream's response
+    // before finishing its request body, then sends each piece only after
+    // the previous one came back; gathering the request body first would
+    // leave it waiting until its timeout.
+    let upstream = start_alone().await;
+    let origin = format!("http://{}", upstream.addr);
+    let s = start(&origin).await;
+    let r = get(s.addr, &format!("/web/relay?{origin}/web/echo")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let expected: String = (0..40).map(|i| format!("piece {i};")).collect();
+    assert_eq!(r.text(), expected);
+    s.stop().await;
+    upstream.stop().await;
+}
+
+#[tokio::test]
 async fn a_component_and_a_wapc_function_share_one_counter_through_wasi_keyvalue() {
     let s = start_alone().await;
     let mut seen = Vec::new();

@@ -5,17 +5,18 @@
 //! limit. A function without the `http` grant gets an error from `handle`
 //! naming the grant, never a connection.
 //!
-//! The request body is gathered before sending and the response body is
-//! read whole (within the policy's limit) before the component sees it,
-//! as the waPC namespace does: the policy re-sends the body on redirects.
+//! Both bodies stream, at once: the request is sent as the component
+//! writes its body and the response is handed over as soon as its head
+//! arrives, so a component may read the upstream's answer while still
+//! writing (an echo through an upstream, a long upload with early
+//! replies). The one cost: a streamed body cannot be sent twice, so a 307
+//! or 308 redirect of a request with a body comes back to the component
+//! instead of being followed.
 
-use atoll_caps::http::{OutboundHttp, OutboundRequest};
-use http_body_util::{BodyExt, Full, Limited};
+use atoll_caps::http::{OutboundHttp, ResponseBodyError, StreamingRequest};
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
-
-/// The largest request body a component may send out.
-pub const MAX_OUTBOUND_BODY: usize = 64 << 20;
 
 /// One invocation's outbound HTTP: the function's client if granted.
 pub(crate) struct Outbound {
@@ -44,28 +45,6 @@ impl WasiHttpHooks for Outbound {
                 return Err(Error::InternalError(Some(why)));
             };
             let (parts, body) = request.into_parts();
-            let body = Limited::new(body, MAX_OUTBOUND_BODY)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        Error::HttpRequestBodySize(Some(MAX_OUTBOUND_BODY as u64))
-                    } else {
-                        Error::InternalError(Some(format!("reading the request body: {e}")))
-                    }
-                })?
-                .to_bytes();
-            let headers = parts
-                .headers
-                .iter()
-                .filter(|(name, _)| *name != http::header::HOST)
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
             let timeout = options.and_then(|o| {
                 [o.connect_timeout, o.first_byte_timeout, o.between_bytes_timeout]
                     .into_iter()
@@ -73,10 +52,10 @@ impl WasiHttpHooks for Outbound {
                     .max()
             });
             let sent = client
-                .send(OutboundRequest {
+                .send_streaming(StreamingRequest {
                     method: parts.method,
                     url: parts.uri.to_string(),
-                    headers,
+                    headers: parts.headers,
                     body,
                     timeout,
                 })
@@ -85,14 +64,17 @@ impl WasiHttpHooks for Outbound {
                     tracing::debug!(target: "atoll::http_out", function = &*function, error = %why, "outbound request refused or failed");
                     Error::InternalError(Some(why))
                 })?;
-            let mut response = http::Response::builder().status(sent.status);
-            for (name, value) in &sent.headers {
-                response = response.header(name, value);
-            }
-            let body: WasiBody = Full::new(sent.body).map_err(|never| match never {}).boxed_unsync();
-            let response = response
-                .body(body)
-                .map_err(|e| Error::InternalError(Some(format!("the upstream's response: {e}"))))?;
+            let body: WasiBody = sent
+                .body
+                .map_err(|e| match e {
+                    ResponseBodyError::TooLarge(max) => Error::HttpResponseBodySize(Some(max)),
+                    ResponseBodyError::TimedOut => Error::ConnectionReadTimeout,
+                    ResponseBodyError::Failed(why) => Error::InternalError(Some(why)),
+                })
+                .boxed_unsync();
+            let mut response = http::Response::new(body);
+            *response.status_mut() = sent.status;
+            *response.headers_mut() = sent.headers;
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })
     }

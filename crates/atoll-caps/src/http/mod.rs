@@ -10,8 +10,10 @@
 
 mod host;
 pub mod policy;
+mod streaming;
 
 pub(crate) use host::call;
+pub use streaming::{LimitedResponseBody, ResponseBodyError, StreamingRequest, StreamingResponse};
 
 use atoll_manifest::{HostPattern, HttpSettings};
 use bytes::Bytes;
@@ -104,11 +106,67 @@ impl OutboundHttp {
     /// Sends `req`, following allowed redirects, and reads the response up
     /// to the configured size limit.
     pub async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
+        let headers = guest_headers(&req.headers)?;
+        let body = HopBody::Reusable(req.body);
+        let (response, _) = self.exchange(req.method, &req.url, headers, body, req.timeout).await?;
+        self.read(response).await
+    }
+
+    /// Sends a request whose body is a stream, sent as it is produced, and
+    /// hands back the response as soon as its head arrives, its body to be
+    /// read as it comes (within the same size limit and overall timeout
+    /// as [`send`](Self::send)). Both directions run at once, so a caller
+    /// may read the response while still writing the request.
+    ///
+    /// A streamed body can be sent only once: a 307 or 308 redirect, which
+    /// would need it again, is returned to the caller instead of followed.
+    /// Redirects that turn the request into a bodiless GET are followed and
+    /// checked hop by hop as for `send`.
+    pub async fn send_streaming<B>(&self, req: StreamingRequest<B>) -> Result<StreamingResponse, String>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Into<Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut headers = req.headers;
+        strip_forbidden(&mut headers);
+        for name in self.injected_names() {
+            headers.remove(name);
+        }
+        let body = if req.body.is_end_stream() {
+            HopBody::Reusable(Bytes::new())
+        } else {
+            HopBody::Once(Some(reqwest::Body::wrap(streaming::Exclusive::new(req.body))))
+        };
+        let (response, _) = self.exchange(req.method, &req.url, headers, body, req.timeout).await?;
+        let max = self.settings.max_response;
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(format!("the response is larger than the limit of {max} bytes"));
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        Ok(StreamingResponse {
+            status,
+            headers,
+            body: LimitedResponseBody::new(response, max),
+        })
+    }
+
+    /// The request's hops: each checked, with the host's auth headers for
+    /// its origin, within one overall budget. Returns the final response
+    /// (or a redirect that cannot be followed) and its URL.
+    async fn exchange(
+        &self,
+        mut method: Method,
+        url: &str,
+        guest_headers: HeaderMap,
+        mut body: HopBody,
+        timeout: Option<Duration>,
+    ) -> Result<(reqwest::Response, Url), String> {
         let started = Instant::now();
-        let budget = req.timeout.unwrap_or(self.settings.timeout).min(self.settings.timeout);
-        let mut url = Url::parse(&req.url).map_err(|e| format!("invalid URL \"{}\": {e}", req.url))?;
-        let (mut method, mut body) = (req.method.clone(), req.body.clone());
-        let guest_headers = guest_headers(&req.headers)?;
+        let budget = timeout.unwrap_or(self.settings.timeout).min(self.settings.timeout);
+        let first = Url::parse(url).map_err(|e| format!("invalid URL \"{url}\": {e}"))?;
+        let mut url = first.clone();
         for hop in 0..=self.settings.max_redirects {
             self.check(&url, hop > 0)?;
             let mut headers = guest_headers.clone();
@@ -122,7 +180,7 @@ impl OutboundHttp {
                 .client
                 .request(method.clone(), url.clone())
                 .headers(headers)
-                .body(body.clone())
+                .body(body.for_hop())
                 .timeout(remaining)
                 .send()
                 .await
@@ -141,28 +199,30 @@ impl OutboundHttp {
                         && method != Method::HEAD)
                 {
                     method = Method::GET;
-                    body = Bytes::new();
+                    body = HopBody::Reusable(Bytes::new());
+                } else if !body.resendable() {
+                    tracing::debug!(target: "atoll::http_out", from = %origin(&url), to = %origin(&next), status = status.as_u16(), "redirect not followed: the streamed body cannot be sent again");
+                    return Ok((response, url));
                 }
                 tracing::debug!(target: "atoll::http_out", from = %origin(&url), to = %origin(&next), status = status.as_u16(), "redirect");
                 url = next;
                 continue;
             }
-            let response = self.read(response).await?;
             tracing::debug!(
                 target: "atoll::http_out",
                 method = %method,
                 origin = %origin(&url),
                 path = url.path(),
-                status = response.status,
+                status = status.as_u16(),
                 duration_ms = started.elapsed().as_millis() as u64,
                 "outbound request"
             );
-            return Ok(response);
+            return Ok((response, url));
         }
         Err(format!(
             "too many redirects (more than {}) starting at {}",
             self.settings.max_redirects,
-            origin(&Url::parse(&req.url).expect("parsed above"))
+            origin(&first)
         ))
     }
 
@@ -256,6 +316,26 @@ impl OutboundHttp {
     }
 }
 
+/// What a hop sends: bytes can be sent again after a redirect, a stream
+/// only once.
+enum HopBody {
+    Reusable(Bytes),
+    Once(Option<reqwest::Body>),
+}
+
+impl HopBody {
+    fn for_hop(&mut self) -> reqwest::Body {
+        match self {
+            HopBody::Reusable(bytes) => bytes.clone().into(),
+            HopBody::Once(body) => body.take().unwrap_or_default(),
+        }
+    }
+
+    fn resendable(&self) -> bool {
+        matches!(self, HopBody::Reusable(_))
+    }
+}
+
 fn guest_headers(list: &[(String, String)]) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
     for (name, value) in list {
@@ -268,6 +348,12 @@ fn guest_headers(list: &[(String, String)]) -> Result<HeaderMap, String> {
         map.append(n, v);
     }
     Ok(map)
+}
+
+fn strip_forbidden(headers: &mut HeaderMap) {
+    for name in FORBIDDEN {
+        headers.remove(*name);
+    }
 }
 
 /// `scheme://host:port`, for messages: never the path or query, which may

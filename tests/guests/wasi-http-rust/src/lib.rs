@@ -3,14 +3,16 @@
 //! examples are. The request path picks what it does, so one component
 //! covers every case: say hello (the default, and the benchmark's row),
 //! echo the request body back while streaming it, report what it was
-//! given, fetch a URL through `outgoing-handler`, write a large body,
+//! given, fetch a URL through `outgoing-handler`, relay
+//! pieces through an echoing upstream in both directions at once, write a large body,
 //! set a status and headers, loop, trap, or exhaust its memory; and use
 //! `wasi:keyvalue`, `wasi:config` and `wasi:logging`.
 
 use std::io::{Read as _, Write as _};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme,
+    Fields, FutureIncomingResponse, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, ResponseOutparam, Scheme,
 };
 
 wasi::http::proxy::export!(Component);
@@ -43,6 +45,10 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
             "trailers" => trailers(request, out),
             "info" => info(request, out),
             "fetch" => fetch(query, out),
+            "relay" => match relay(query, 40) {
+                Ok(echoed) => respond(out, 200, &[], &echoed),
+                Err(e) => respond(out, 502, &[], format!("relay failed: {e}").as_bytes()),
+            },
             "big" => big(query.parse().unwrap_or(0), out),
             "status" => respond(
                 out,
@@ -175,6 +181,20 @@ fn fetch(url: &str, out: ResponseOutparam) {
 }
 
 fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
+    let future = outgoing_handler::handle(request_to(url)?, None).map_err(|e| format!("{e:?}"))?;
+    let response = wait_for(future)?;
+    let status = response.status();
+    let mut body = Vec::new();
+    let incoming = response.consume().unwrap();
+    incoming
+        .stream()
+        .unwrap()
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
+fn request_to(url: &str) -> Result<OutgoingRequest, String> {
     let (scheme, rest) = url.split_once("://").ok_or("no scheme")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let request = OutgoingRequest::new(Fields::new());
@@ -185,22 +205,54 @@ fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
     request
         .set_path_with_query(Some(if path.is_empty() { "/" } else { path }))
         .unwrap();
-    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-    let response = loop {
+    Ok(request)
+}
+
+fn wait_for(future: FutureIncomingResponse) -> Result<IncomingResponse, String> {
+    loop {
         if let Some(r) = future.get() {
-            break r.unwrap().map_err(|e| format!("{e:?}"))?;
+            return r.unwrap().map_err(|e| format!("{e:?}"));
         }
         future.subscribe().block();
-    };
-    let status = response.status();
-    let mut body = Vec::new();
+    }
+}
+
+/// Talks to an echoing upstream in both directions at once: sends one
+/// piece, waits for the upstream's response head while the request body
+/// is still open, then sends each next piece only after the previous one
+/// has come back. A host that gathers the request body before sending
+/// never answers, so the function times out.
+fn relay(url: &str, rounds: usize) -> Result<Vec<u8>, String> {
+    let request = request_to(url)?;
+    request.set_method(&Method::Post).unwrap();
+    let body = request.body().unwrap();
+    let mut sink = body.write().unwrap();
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    let piece = |i: usize| format!("piece {i};");
+    sink.write_all(piece(0).as_bytes()).map_err(|e| e.to_string())?;
+    std::io::Write::flush(&mut sink).map_err(|e| e.to_string())?;
+    let response = wait_for(future)?;
     let incoming = response.consume().unwrap();
-    incoming
-        .stream()
-        .unwrap()
-        .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
-    Ok((status, body))
+    let mut source = incoming.stream().unwrap();
+    let mut echoed = Vec::new();
+    let mut buf = [0; 4096];
+    for i in 0..rounds {
+        if i > 0 {
+            sink.write_all(piece(i).as_bytes()).map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut sink).map_err(|e| e.to_string())?;
+        }
+        while !echoed.ends_with(piece(i).as_bytes()) {
+            let n = std::io::Read::read(&mut source, &mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!("the upstream ended after {} bytes", echoed.len()));
+            }
+            echoed.extend_from_slice(&buf[..n]);
+        }
+    }
+    drop(sink);
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
+    source.read_to_end(&mut echoed).map_err(|e| e.to_string())?;
+    Ok(echoed)
 }
 
 /// `n` bytes of `x`, written 64 KiB at a time.
