@@ -398,6 +398,17 @@ async fn wasi_config_shows_granted_variables_and_only_listed_secrets() {
         text(get(s.addr, "/bare/config?greeting").await),
         "greeting is not set\nvisible=0"
     );
+    // The interface's other names (wasmCloud's `runtime`, Spin's dated
+    // draft, Wasmtime's release candidate) read the same variables under
+    // the same grants.
+    for name in ["config-runtime", "config-dated", "config-rc"] {
+        assert_eq!(
+            text(get(s.addr, &format!("/web/{name}?token")).await),
+            "Ok(Some(\"s3cret\"))"
+        );
+        assert_eq!(text(get(s.addr, &format!("/web/{name}?hidden")).await), "Ok(None)");
+        assert_eq!(text(get(s.addr, &format!("/bare/{name}?greeting")).await), "Ok(None)");
+    }
     s.stop().await;
 }
 

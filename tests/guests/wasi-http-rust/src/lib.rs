@@ -26,7 +26,10 @@ mod state {
     });
 }
 
-use state::wasi::config::store as config;
+use state::wasi::config0_2_0_draft::runtime as config_runtime;
+use state::wasi::config0_2_0_draft::store as config;
+use state::wasi::config0_2_0_draft_2024_09_27::store as config_dated;
+use state::wasi::config0_2_0_rc_1::store as config_rc;
 use state::wasi::keyvalue::{atomics, batch, store as kv};
 use state::wasi::logging::logging;
 
@@ -87,6 +90,10 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
                 let all = config::get_all().map(|a| a.len()).unwrap_or(0);
                 respond(out, 200, &[], format!("{text}\nvisible={all}").as_bytes())
             }
+            // The same variable through the interface's other names.
+            "config-runtime" => respond(out, 200, &[], format!("{:?}", config_runtime::get(query)).as_bytes()),
+            "config-dated" => respond(out, 200, &[], format!("{:?}", config_dated::get(query)).as_bytes()),
+            "config-rc" => respond(out, 200, &[], format!("{:?}", config_rc::get(query)).as_bytes()),
             "log" => {
                 logging::log(logging::Level::Warn, "tests", "hello from wasi:logging");
                 eprintln!("hello from stderr");
