@@ -190,6 +190,22 @@ pub struct AppInfo {
     pub description: Option<String>,
 }
 
+/// The rule a function's name follows, stated in these words wherever it
+/// is stated (manifest errors, `atoll new`, the README). A name is also a
+/// Cargo package's and a directory's when `atoll new` makes the function:
+/// Cargo refuses a leading digit, and lower case keeps two names from
+/// meeting on a case-insensitive filesystem.
+pub const FUNCTION_NAME_RULE: &str = "lower-case letters, digits, - and _, starting with a letter";
+
+/// Whether `name` follows [`FUNCTION_NAME_RULE`] (in at most 64 bytes).
+pub fn is_function_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.len() <= 64
+}
+
 #[derive(Debug, Clone)]
 pub struct Function {
     pub name: String,

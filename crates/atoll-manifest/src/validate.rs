@@ -397,12 +397,12 @@ fn check_function(
     let n = name.get_ref();
     let key = format!("functions.{n}");
     let before = c.errors.len();
-    if !is_name(n) {
+    if !is_function_name(n) {
         let loc = c.loc(name);
         c.err(
             loc,
             &key,
-            format!("\"{n}\" is not a valid function name (letters, digits, - and _)"),
+            format!("\"{n}\" is not a valid function name ({FUNCTION_NAME_RULE})"),
         );
     }
     let raw = f.get_ref();

@@ -633,7 +633,9 @@ fn new_prints_next_steps_that_run_as_printed() {
     assert_eq!(body(&reply), "Hello, you, from shop!\n", "{reply}");
 }
 
-/// The name rule `atoll new --help` states is the one it enforces.
+/// One rule for function names, in the same words everywhere: `atoll new
+/// --help` states it, `atoll new` and the manifest enforce it (so a name
+/// `new` refuses is refused in atoll.toml too), and the README says it.
 #[test]
 fn new_states_the_name_rule_it_enforces() {
     let rule = "lower-case letters, digits, - and _, starting with a letter";
@@ -644,15 +646,36 @@ fn new_states_the_name_rule_it_enforces() {
         let (out, _, stderr) = run(atoll().current_dir(dir.path()).args(["new", bad]));
         assert_eq!(out.status.code(), Some(1));
         assert!(
-            stderr.contains(&format!("\"{bad}\" is not a valid function name: {rule}")),
+            stderr.contains(&format!("\"{bad}\" is not a valid function name ({rule})")),
             "{stderr}"
         );
     }
     let (_, _, stderr) = run(atoll().current_dir(dir.path()).args(["new", "Shop"]));
-    assert!(stderr.contains("(try \"shop\")"), "{stderr}");
+    assert!(stderr.contains("; try \"shop\""), "{stderr}");
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "nothing written"
+    );
+
+    let app = app("");
+    let manifest = std::fs::read_to_string(app.path().join("atoll.toml")).unwrap();
+    std::fs::write(
+        app.path().join("atoll.toml"),
+        manifest.replace("[functions.plain]", "[functions.Plain]"),
+    )
+    .unwrap();
+    let (out, _, stderr) = run(atoll().arg("check").arg(app.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("\"Plain\" is not a valid function name ({rule})")),
+        "{stderr}"
+    );
+
+    let readme = std::fs::read_to_string(atoll_testkit::repo_root().join("README.md")).unwrap();
+    let stated = readme.replace('\n', " ").matches(rule).count();
+    assert!(
+        stated >= 2,
+        "the developer loop and the manifest reference state the rule"
     );
 }
 

@@ -4,6 +4,7 @@
 //! commands to try it.
 
 use anyhow::{Context, bail};
+use atoll_manifest::{FUNCTION_NAME_RULE, is_function_name};
 use clap::ValueEnum;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,20 +37,9 @@ impl Template {
     }
 }
 
-/// The rule for a new function's name, stated once for `--help` and the
-/// error: the name also becomes a Cargo package name (no leading digit) and
-/// a directory name (lower case, so no two differ only in case on a
-/// case-insensitive filesystem).
-macro_rules! name_rule {
-    () => {
-        "lower-case letters, digits, - and _, starting with a letter"
-    };
-}
-const NAME_RULE: &str = name_rule!();
-
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(help = concat!("The function's name, also its crate's and directory's: ", name_rule!()))]
+    #[arg(help = format!("The function's name, also its crate's and directory's: {FUNCTION_NAME_RULE}"))]
     pub name: String,
     #[arg(long, short, value_enum, default_value = "rust-http")]
     pub template: Template,
@@ -62,14 +52,15 @@ pub struct Args {
 /// Writes a function crate from a template and its manifest entries.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = &args.name;
-    if !is_new_name(name) {
+    if !is_function_name(name) {
+        // Worded as the manifest words it, so the rule reads the same wherever it is met.
         let lower = name.to_ascii_lowercase();
-        let hint = if is_new_name(&lower) {
-            format!(" (try \"{lower}\")")
+        let hint = if is_function_name(&lower) {
+            format!("; try \"{lower}\"")
         } else {
             String::new()
         };
-        bail!("\"{name}\" is not a valid function name: {NAME_RULE}{hint}");
+        bail!("\"{name}\" is not a valid function name ({FUNCTION_NAME_RULE}){hint}");
     }
     let existing = args.app.join(atoll_manifest::MANIFEST_FILE);
     let (app_dir, crate_dir, crate_rel) = if existing.is_file() {
@@ -163,15 +154,6 @@ fn = "{name}"
         Template::Wapc => eprintln!("  curl -X POST --data hello 'http://127.0.0.1:3000{path}'"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether `name` follows [`NAME_RULE`] (and fits the manifest's 64 bytes).
-fn is_new_name(name: &str) -> bool {
-    name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.len() <= 64
 }
 
 /// Copies the SDK into `<app>/vendor/atoll-sdk`, unless it is there already.
