@@ -39,4 +39,4 @@ mod wire;
 pub use grants::Grants;
 pub use invocation::{HostCallError, Invocation, RequestInfo, ResponseParts, State, StateView, TriggerKind};
 pub use namespaces::NAMESPACES;
-pub use services::Services;
+pub use services::{KvLocation, Services, kv_location};

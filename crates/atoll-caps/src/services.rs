@@ -15,6 +15,37 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where one key-value store lives: what [`Services::build`] opens, and
+/// what a log can say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvLocation {
+    /// In this process only, gone on restart.
+    Memory,
+    /// In an embedded redb file.
+    Redb { file: PathBuf },
+    /// In Redis at `url` (which may hold a password), keys under `prefix`.
+    Redis { url: String, prefix: String },
+}
+
+/// Where the store `store` lives: as the runtime configuration says, else in
+/// `<data_dir>/kv.redb`; Redis keys go under `atoll:<app>` unless it names a
+/// prefix. The one place these defaults are decided.
+pub fn kv_location(manifest: &Manifest, runtime: &RuntimeConfigFile, data_dir: &Path, store: &str) -> KvLocation {
+    match runtime.kv.get(store) {
+        None | Some(KvBackendConfig::Redb { path: None }) => KvLocation::Redb {
+            file: data_dir.join("kv.redb"),
+        },
+        Some(KvBackendConfig::Redb { path: Some(path) }) => KvLocation::Redb {
+            file: data_dir.join(path),
+        },
+        Some(KvBackendConfig::Memory) => KvLocation::Memory,
+        Some(KvBackendConfig::Redis { url, prefix, .. }) => KvLocation::Redis {
+            url: url.clone(),
+            prefix: prefix.clone().unwrap_or_else(|| format!("atoll:{}", manifest.app.name)),
+        },
+    }
+}
+
 pub struct Services {
     kv: BTreeMap<String, Arc<dyn KvStore>>,
     vars: Arc<Variables>,
@@ -50,15 +81,9 @@ impl Services {
                 if kv.contains_key(store) {
                     continue;
                 }
-                let config = runtime
-                    .kv
-                    .get(store)
-                    .cloned()
-                    .unwrap_or(KvBackendConfig::Redb { path: None });
-                let built: Result<Arc<dyn KvStore>, String> = match config {
-                    KvBackendConfig::Memory => Ok(Arc::new(MemoryStore::default())),
-                    KvBackendConfig::Redb { path } => {
-                        let file = data_dir.join(path.unwrap_or_else(|| PathBuf::from("kv.redb")));
+                let built: Result<Arc<dyn KvStore>, String> = match kv_location(manifest, &runtime, data_dir, store) {
+                    KvLocation::Memory => Ok(Arc::new(MemoryStore::default())),
+                    KvLocation::Redb { file } => {
                         let stores = match redb_files.get(&file) {
                             Some(s) => Ok(s.clone()),
                             None => RedbStores::open(&file).inspect(|s| {
@@ -67,8 +92,7 @@ impl Services {
                         };
                         stores.map(|s| Arc::new(s.store(store)) as Arc<dyn KvStore>)
                     }
-                    KvBackendConfig::Redis { url, prefix, .. } => {
-                        let prefix = prefix.unwrap_or_else(|| format!("atoll:{}", manifest.app.name));
+                    KvLocation::Redis { url, prefix } => {
                         RedisStore::new(&url, &prefix, store).map(|s| Arc::new(s) as Arc<dyn KvStore>)
                     }
                 };

@@ -309,26 +309,55 @@ fn nothing_acknowledged_is_lost_when_the_server_is_killed() {
     assert!(dir.path().join(".atoll/kv.redb").exists());
 }
 
-/// The counter example, built and called as the README shows.
+/// The counter example, served and called as the README and its manifest
+/// show, twice over one data directory: the startup log names the store's
+/// backend and file, and the curl lines (reset, page, count) answer the
+/// same on every run.
 #[test]
 fn the_counter_example_counts_in_its_store() {
     let example = atoll_testkit::repo_root().join("examples/counter");
     let data = tempfile::tempdir().unwrap();
     let (out, _, stderr) = run(atoll().arg("build").arg(&example));
     assert!(out.status.success(), "{stderr}");
-    let call = |op: &str| {
-        let (out, stdout, stderr) = run(atoll()
-            .arg("call")
+    let data_dir = data.path().to_str().unwrap();
+    for run in 0..2 {
+        let mut child = atoll()
+            .arg("serve")
             .arg(&example)
-            .args(["counter", "--op", op, "--data-dir"])
-            .arg(data.path()));
-        assert!(out.status.success(), "{stderr}");
-        stdout
-    };
-    assert_eq!(call("count"), r#"{"visits":0}"#);
-    assert!(call("handle").contains("You are visitor number 1"));
-    assert!(call("handle").contains("You are visitor number 2"));
-    assert_eq!(call("count"), r#"{"visits":2}"#);
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+                data_dir,
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let store = wait_for(&mut lines, |v| v["message"] == "kv store");
+        let addr = serving_address(&mut lines);
+        std::thread::spawn(move || for _ in lines {});
+        assert_eq!(store["store"], "default");
+        assert_eq!(store["backend"], "redb");
+        assert_eq!(store["at"], data.path().join("kv.redb").display().to_string());
+
+        if run == 1 {
+            let count = http(&addr, "GET", "/count", &[], b"");
+            assert_eq!(body(&count), r#"{"visits":1}"#, "kept across restarts");
+        }
+        assert_eq!(status(&http(&addr, "POST", "/reset", &[], b"")), 204);
+        let page = http(&addr, "GET", "/", &[], b"");
+        assert!(body(&page).contains("You are visitor number 1"), "{page}");
+        assert_eq!(body(&http(&addr, "GET", "/count", &[], b"")), r#"{"visits":1}"#);
+        assert_eq!(
+            body(&http(&addr, "GET", "/count", &[], b"")),
+            r#"{"visits":1}"#,
+            "count does not count"
+        );
+        terminate(&mut child);
+    }
 }
 
 /// The fetch example against a stand-in for the GitHub API: the token

@@ -7,8 +7,9 @@ use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
 use crate::supervisor::Supervisor;
 use anyhow::bail;
+use atoll_caps::{KvLocation, kv_location};
 use atoll_http::{HttpConfig, HttpServer};
-use atoll_manifest::{KvBackendConfig, When, parse_duration, parse_size};
+use atoll_manifest::{When, parse_duration, parse_size};
 use atoll_runtime::{App, AppSource, RuntimeConfig};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -223,9 +224,7 @@ fn log_app(app: &App, addr: SocketAddr) {
 }
 
 /// One line per key-value store: which backend serves it and where, so the
-/// log says whether data lands on disk, in Redis, or nowhere lasting. The
-/// defaults are those `atoll-caps` builds stores with (redb, in
-/// `<data dir>/kv.redb`; Redis keys under `atoll:<app>`).
+/// log says whether data lands on disk, in Redis, or nowhere lasting.
 fn log_stores(app: &App, config: &RuntimeConfig) {
     let stores: BTreeSet<&str> = app
         .manifest
@@ -235,16 +234,11 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
         .collect();
     let data_dir = config.data_dir.clone().unwrap_or_default();
     for store in stores {
-        match config.file.kv.get(store) {
-            None | Some(KvBackendConfig::Redb { path: None }) => {
-                let file = data_dir.join("kv.redb");
+        match kv_location(&app.manifest, &config.file, &data_dir, store) {
+            KvLocation::Redb { file } => {
                 tracing::info!(store, backend = "redb", at = %file.display(), "kv store");
             }
-            Some(KvBackendConfig::Redb { path: Some(path) }) => {
-                let file = data_dir.join(path);
-                tracing::info!(store, backend = "redb", at = %file.display(), "kv store");
-            }
-            Some(KvBackendConfig::Memory) => {
+            KvLocation::Memory => {
                 tracing::info!(
                     store,
                     backend = "memory",
@@ -252,11 +246,8 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
                     "kv store"
                 );
             }
-            Some(KvBackendConfig::Redis { url, prefix, .. }) => {
-                let prefix = prefix
-                    .clone()
-                    .unwrap_or_else(|| format!("atoll:{}", app.manifest.app.name));
-                tracing::info!(store, backend = "redis", at = %without_password(url), prefix = %prefix, "kv store");
+            KvLocation::Redis { url, prefix } => {
+                tracing::info!(store, backend = "redis", at = %without_password(&url), prefix = %prefix, "kv store");
             }
         }
     }
