@@ -69,7 +69,7 @@ fi
 cargo test --workspace --doc
 cargo test -q --manifest-path sdk/rust/Cargo.toml
 
-step "benchmarks build and run (quick mode)"
+step "benchmarks build and run (quick mode, in a debug build: the figures show the benches run, they are not measurements; see README Performance)"
 ATOLL_BENCH_QUICK=1 cargo test -q --workspace --bench invoke --bench link
 
 step "all tests passed"
