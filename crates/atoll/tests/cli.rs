@@ -708,7 +708,8 @@ fn new_states_the_name_rule_it_enforces() {
     );
 }
 
-/// A module not built yet: check, call and serve say how to build it.
+/// A module not built yet: check, call, serve and bundle say how to build
+/// it, and the hint runs as printed.
 #[test]
 fn an_unbuilt_module_comes_with_the_command_that_builds_it() {
     let dir = unbuilt_app("cp plain.src.wasm plain.wasm");
@@ -729,6 +730,28 @@ fn an_unbuilt_module_comes_with_the_command_that_builds_it() {
         line_with(&stderr, "hint:").ends_with(&format!(" serve --build {}`", dir.path().display())),
         "{stderr}"
     );
+    let (out, _, stderr) = run(atoll().current_dir(dir.path()).arg("bundle").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("cannot be bundled before it is built"), "{stderr}");
+    let bundle_hint = line_with(&stderr, "hint:");
+    assert!(
+        bundle_hint.ends_with(&format!(" bundle --build {}`", dir.path().display())),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("cli-test.atoll").exists());
+
+    // Two functions unbuilt are both named, in the plural.
+    let manifest = std::fs::read_to_string(dir.path().join("atoll.toml")).unwrap();
+    let second = manifest[manifest.find("[functions.plain]").unwrap()..manifest.find("[[routes]]").unwrap()]
+        .replace("[functions.plain]", "[functions.other]");
+    std::fs::write(dir.path().join("atoll.toml"), format!("{manifest}\n{second}")).unwrap();
+    let (_, _, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert!(
+        line_with(&stderr, "hint:")
+            .starts_with("hint: the modules of other and plain are not built yet; build them with `"),
+        "{stderr}"
+    );
+    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
 
     // Run as printed, check's hint builds it.
     let command = hint.split('`').nth(1).unwrap();
@@ -736,6 +759,17 @@ fn an_unbuilt_module_comes_with_the_command_that_builds_it() {
     assert!(status.success());
     let (out, _, stderr) = run(atoll().arg("check").arg(dir.path()));
     assert!(out.status.success(), "{stderr}");
+    // And bundle's bundles, in the directory it runs in.
+    let command = bundle_hint.split('`').nth(1).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir.path())
+        .env("ATOLL_CACHE_DIR", atoll_testkit::shared_cache_dir())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(dir.path().join("cli-test.atoll").exists());
 }
 
 /// A port in use is reported before the build runs, with the option that
@@ -805,7 +839,8 @@ fn a_failed_build_under_json_logs_stays_one_object_per_line() {
     assert!(messages.contains(&"error[E0308]: mismatched types"), "{stderr}");
     assert!(messages.contains(&"  --> src/lib.rs:3:5"), "{stderr}");
     assert!(messages.iter().all(|m| !m.contains('\n')), "{stderr}");
-    assert!(messages.contains(&"the build failed"), "{stderr}");
+    let failed = events.iter().find(|e| e["message"] == "the build failed").unwrap();
+    assert_eq!(failed["dir"], dir.path().display().to_string(), "no trailing /.");
 }
 
 /// `--watch` watches the app's sources, not its build output: no notify

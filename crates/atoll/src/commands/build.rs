@@ -43,7 +43,12 @@ pub fn jobs(manifest: &Manifest, only: Option<&BTreeSet<String>>) -> Vec<Job> {
         if only.is_some_and(|o| !o.contains(&f.name)) {
             continue;
         }
-        let dir = manifest.dir.join(build.workdir.as_deref().unwrap_or(Path::new(".")));
+        // Through components, so `workdir = "."` is shown as `shop`, not `shop/.`.
+        let dir: PathBuf = manifest
+            .dir
+            .join(build.workdir.as_deref().unwrap_or(Path::new(".")))
+            .components()
+            .collect();
         match jobs.iter_mut().find(|j| j.command == build.command && j.dir == dir) {
             Some(j) => j.functions.push(f.name.clone()),
             None => jobs.push(Job {

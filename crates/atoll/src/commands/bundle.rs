@@ -29,6 +29,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
+    } else if let Some(hint) = super::unbuilt_hint(&args.app, "bundle") {
+        eprintln!("error: {} cannot be bundled before it is built", args.app.display());
+        eprintln!("{hint}");
+        return Err(super::Reported.into());
     }
     let bytes = match atoll_bundle::write_dir(&args.app) {
         Ok(b) => b,

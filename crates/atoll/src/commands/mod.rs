@@ -55,10 +55,11 @@ pub async fn load_app(path: &Path, engine: &Engine, runtime: &crate::options::Ru
     }
 }
 
-/// When loading `app` failed and some of its modules are missing but have a
-/// `build` command, what to run: `atoll build <app>` for `check` and
-/// `call`, `atoll serve --build <app>` for `serve` (`command` is the one to
-/// suggest). `None` for a bundle, or when every module is there.
+/// When some of `app`'s modules are missing but have a `build` command,
+/// what to run: `atoll build <app>` for `check` and `call`, `atoll serve
+/// --build <app>` for `serve` and `atoll bundle --build <app>` for `bundle`
+/// (`command` is the one that found them missing). `None` for a bundle, or
+/// when every module is there.
 pub fn unbuilt_hint(app: &Path, command: &str) -> Option<String> {
     let manifest = atoll_manifest::Manifest::load_from(app).ok()?;
     let unbuilt: Vec<&str> = manifest
@@ -67,17 +68,19 @@ pub fn unbuilt_hint(app: &Path, command: &str) -> Option<String> {
         .filter(|f| f.build.is_some() && !manifest.module_path(f).exists())
         .map(|f| f.name.as_str())
         .collect();
-    if unbuilt.is_empty() {
-        return None;
-    }
     let run = match command {
-        "serve" => format!("{} serve --build {}", atoll_command(), shell_quote(app)),
+        "serve" | "bundle" => format!("{} {command} --build {}", atoll_command(), shell_quote(app)),
         _ => format!("{} build {}", atoll_command(), shell_quote(app)),
     };
-    Some(format!(
-        "hint: the module of {} is not built yet; build it with `{run}`",
-        unbuilt.join(", ")
-    ))
+    let what = match unbuilt.as_slice() {
+        [] => return None,
+        [one] => format!("the module of {one} is not built yet; build it"),
+        [first @ .., last] => format!(
+            "the modules of {} and {last} are not built yet; build them",
+            first.join(", ")
+        ),
+    };
+    Some(format!("hint: {what} with `{run}`"))
 }
 
 /// How to run this `atoll` in a printed hint: `atoll` when that name on the
