@@ -45,6 +45,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     process::return_large_blocks_to_the_kernel();
+    if matches!(cli.command, Command::Inspect(_)) {
+        process::end_quietly_on_a_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,6 +1,7 @@
-//! Process-wide settings a server needs before it takes traffic: enough
-//! file descriptors for its connection limit, and an allocator that gives
-//! memory back after a burst of large bodies.
+//! Process-wide settings: for a server, before it takes traffic, enough
+//! file descriptors for its connection limit and an allocator that gives
+//! memory back after a burst of large bodies; for a command that prints a
+//! report, a quiet end when its reader goes away.
 
 /// Raises the soft limit on open files to the hard limit (as Go's runtime
 /// does at start) and returns the soft limit now in force.
@@ -49,6 +50,19 @@ pub fn return_large_blocks_to_the_kernel() {
     // SAFETY: mallopt only sets allocator parameters.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
+/// For a command whose output is text for a reader (`inspect`): a closed
+/// pipe ends it quietly, as it ends `ls` or `cat`, instead of a panic in
+/// `println!` (`atoll inspect | head`). Not for the server, which must
+/// outlive whatever reads its output.
+pub fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal, before any
+    // thread that could be writing exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -606,6 +606,29 @@ links = { "pricing" = "plain", "sample.ns" = "plain" }
     assert!(text.contains("calls: pricing → plain, sample.ns → plain"), "{text}");
 }
 
+/// `atoll inspect | head` ends quietly when its reader goes away, as `ls`
+/// does, not with a panic about a broken pipe.
+#[test]
+fn inspect_ends_quietly_when_its_reader_goes_away() {
+    let dir = app("");
+    let mut child = atoll()
+        .arg("inspect")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed long before the app is read and the report written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    assert!(!out.status.success(), "ended by the closed pipe");
+}
+
 /// An app whose one function has a `build` command (`command`) writing
 /// `plain.wasm`, which is not there yet.
 fn unbuilt_app(command: &str) -> tempfile::TempDir {
