@@ -236,18 +236,18 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
     for store in stores {
         match kv_location(&app.manifest, &config.file, &data_dir, store) {
             KvLocation::Redb { file } => {
-                tracing::info!(store, backend = "redb", at = %file.display(), "kv store");
+                tracing::info!(store = %store, backend = %"redb", at = %file.display(), "kv store");
             }
             KvLocation::Memory => {
                 tracing::info!(
-                    store,
-                    backend = "memory",
-                    at = "this process (gone on restart)",
+                    store = %store,
+                    backend = %"memory",
+                    at = %"this process (gone on restart)",
                     "kv store"
                 );
             }
             KvLocation::Redis { url, prefix } => {
-                tracing::info!(store, backend = "redis", at = %without_password(&url), prefix = %prefix, "kv store");
+                tracing::info!(store = %store, backend = %"redis", at = %without_password(&url), prefix = %prefix, "kv store");
             }
         }
     }
