@@ -781,20 +781,18 @@ fn an_unbuilt_module_comes_with_the_command_that_builds_it() {
 
     // Run as printed, check's hint builds it.
     let command = hint.split('`').nth(1).unwrap();
-    let status = Command::new("sh").arg("-c").arg(command).status().unwrap();
-    assert!(status.success());
+    let (out, _, stderr) = run(Command::new("sh").arg("-c").arg(command));
+    assert!(out.status.success(), "{stderr}");
     let (out, _, stderr) = run(atoll().arg("check").arg(dir.path()));
     assert!(out.status.success(), "{stderr}");
     // And bundle's bundles, in the directory it runs in.
     let command = bundle_hint.split('`').nth(1).unwrap();
-    let status = Command::new("sh")
+    let (out, _, stderr) = run(Command::new("sh")
         .arg("-c")
         .arg(command)
         .current_dir(dir.path())
-        .env("ATOLL_CACHE_DIR", atoll_testkit::shared_cache_dir())
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .env("ATOLL_CACHE_DIR", atoll_testkit::shared_cache_dir()));
+    assert!(out.status.success(), "{stderr}");
     assert!(dir.path().join("cli-test.atoll").exists());
 }
 
