@@ -83,6 +83,7 @@ const FORBIDDEN: &[&str] = &[
 
 impl OutboundHttp {
     pub fn new(allowed: Vec<HostPattern>, auth: Vec<AuthRule>, settings: HttpSettings) -> Result<OutboundHttp, String> {
+        use_ring_for_tls();
         let policy = AddressPolicy::new(allowed);
         let client = reqwest::Client::builder()
             // Redirects are followed by `send` so every hop is checked.
@@ -314,6 +315,16 @@ impl OutboundHttp {
     fn injected_names(&self) -> impl Iterator<Item = &HeaderName> {
         self.auth.iter().flat_map(|r| r.headers.iter().map(|(n, _)| n))
     }
+}
+
+/// Makes ring the process's TLS crypto provider (reqwest is built without
+/// one of its own). Installing can only fail if a provider is already set,
+/// which then serves as well.
+fn use_ring_for_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// What a hop sends: bytes can be sent again after a redirect, a stream
