@@ -52,6 +52,15 @@ else
   cargo test -p atoll --no-fail-fast --bins --test cli --test deploy
 fi
 
+# The Dockerfile and deploy/kubernetes checked against the code with the
+# atoll just built (flags, probe paths, ports, grace periods, writable
+# mounts), then the image built and run where a container engine is
+# reachable; elsewhere one line says why it was not.
+step "deployment: Dockerfile and Kubernetes manifests in step with the code; the image, where a container engine runs"
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml || as_root apt-get install -y -qq python3-yaml >/dev/null
+python3 deploy/check.py target/debug/atoll
+deploy/image-test.sh target/debug/atoll
+
 # Every cargo command below selects with --workspace rather than -p: with
 # -p, Cargo resolves features for that package alone, and a different feature
 # set for Wasmtime means building Wasmtime again (minutes, and gigabytes of
