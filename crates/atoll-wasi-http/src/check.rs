@@ -1,6 +1,7 @@
 //! Load-time checks that turn "this is not a wasi:http component" into a
 //! message a user can act on, before any request reaches it.
 
+use crate::imports::{NOT_WASI_0_2, component_imports, unprovided_imports};
 use wasmtime::component::Component;
 
 /// A component that cannot be served as a wasi:http function, and why.
@@ -45,18 +46,42 @@ pub(crate) fn foreign_imports(component: &Component) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Turns the linker's "matching implementation was not found" into a
-/// sentence naming the interface.
-pub(crate) fn unprovided(e: &wasmtime::Error) -> LoadError {
+/// Turns the linker's refusal into a sentence naming every import Atoll
+/// does not provide, each with why (another version is linked, or the
+/// interface is unknown), from the table `atoll inspect` shows. Should the
+/// table and the linker ever disagree, the linker's own words are given.
+pub(crate) fn unprovided(e: &wasmtime::Error, imports: &[String]) -> LoadError {
+    let missing = unprovided_imports(imports.iter().map(String::as_str));
+    if !missing.is_empty() {
+        let (what, list) = match missing.as_slice() {
+            [one] => ("an interface", one.clone()),
+            many => ("interfaces", many.join("; ")),
+        };
+        return LoadError(format!(
+            "imports {what} Atoll does not provide: {list}. Components may import wasi:http, wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, wasi:random and wasi:sockets at 0.2.x, and wasi:keyvalue, wasi:config and wasi:logging at the versions `atoll inspect` lists"
+        ));
+    }
     let text = format!("{e:#}");
     let named = text
         .split('`')
         .nth(1)
         .filter(|_| text.contains("matching implementation was not found"));
     match named {
-        Some(name) => LoadError(format!(
-            "imports {name}, which Atoll does not provide (components may import wasi:http, wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, wasi:random, wasi:sockets, wasi:keyvalue, wasi:config and wasi:logging, at 0.2.x)"
-        )),
+        Some(name) => LoadError(format!("imports {name}, which Atoll does not provide ({text})")),
         None => LoadError(format!("cannot link: {text}")),
+    }
+}
+
+/// Why Wasmtime could not compile `wasm`. A WASI 0.3 component fails here,
+/// on its async types, before its imports can be checked: say so.
+pub(crate) fn uncompilable(wasm: &[u8], e: &dyn std::fmt::Display) -> LoadError {
+    let wasi_0_3 = component_imports(wasm).ok().and_then(|names| {
+        names
+            .into_iter()
+            .find(|n| n.starts_with("wasi:") && n.contains("@0.3."))
+    });
+    match wasi_0_3 {
+        Some(name) => LoadError(format!("is a WASI 0.3 component (it imports {name}): {NOT_WASI_0_2}")),
+        None => LoadError(format!("is not a valid WebAssembly component: {e}")),
     }
 }

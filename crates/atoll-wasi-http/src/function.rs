@@ -2,7 +2,7 @@
 //! request: `wasi:http/incoming-handler.handle` with the request, its
 //! response read back beside it.
 
-use crate::check::{LoadError, foreign_imports, is_core_module, unprovided};
+use crate::check::{LoadError, foreign_imports, is_core_module, uncompilable, unprovided};
 use crate::exchange;
 use crate::outbound::Outbound;
 use crate::state::ComponentState;
@@ -116,19 +116,22 @@ impl WasiHttpAbi {
         let component = self
             .engine
             .component_cached(&key, wasm)
-            .map_err(|e| LoadError(format!("is not a valid WebAssembly component: {e}")))?;
+            .map_err(|e| uncompilable(wasm, &e))?;
         foreign_imports(&component)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| unprovided(&e))?;
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(self.engine.wasmtime())
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| unprovided(&e, &imports))?;
         let pre = ProxyPre::new(instance_pre).map_err(|_| {
             LoadError(
                 "does not export wasi:http/incoming-handler@0.2.x, so it is not an HTTP component; a WASI command (a program with `main`) is served with abi = \"wagi\"".into(),
             )
         })?;
-        let imports = component
-            .component_type()
-            .imports(self.engine.wasmtime())
-            .map(|(name, _)| name.to_string())
-            .collect();
         Ok(WasiHttpFunction {
             engine: self.engine.clone(),
             pre,

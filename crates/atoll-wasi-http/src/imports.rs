@@ -145,15 +145,122 @@ const REACH: &[(&str, ReachKind, &str, &str)] = {
     ]
 };
 
+/// The versions linked of the packages outside WASI 0.2 proper, exactly
+/// (pre-release versions match only themselves), with what to say when a
+/// component imports another one. Everything else in [`REACH`] is WASI
+/// 0.2, matched as any 0.2.x release, as Wasmtime's linker does.
+const DRAFTS: &[(&str, &[&str], &str)] = &[
+    (
+        "wasi:keyvalue/",
+        &["0.2.0-draft"],
+        "Atoll provides wasi:keyvalue at 0.2.0-draft only (the version Wasmtime and wasmCloud use); 0.2.0-draft2, Spin 3's, differs in list-keys, increment and compare-and-swap",
+    ),
+    (
+        "wasi:config/",
+        &["0.2.0-draft", "0.2.0-draft-2024-09-27", "0.2.0-rc.1"],
+        "Atoll provides wasi:config at 0.2.0-draft (store and runtime), 0.2.0-draft-2024-09-27 and 0.2.0-rc.1",
+    ),
+    (
+        "wasi:logging/",
+        &["0.1.0-draft"],
+        "Atoll provides wasi:logging at 0.1.0-draft only",
+    ),
+];
+
+/// Why a WASI interface at a version other than 0.2.x is not provided.
+pub(crate) const NOT_WASI_0_2: &str = "Atoll provides WASI 0.2.x; WASI 0.3 (component-model async, what spin-sdk 6 and later build) is not served yet: build against wasi:http 0.2 (the wasi crate 0.14, or Spin's http-rust-p2 template with spin-sdk 5)";
+
 /// What the interface `name` (as a component imports it, with its
-/// version) reaches, and through which grant.
+/// version) reaches, and through which grant. A known interface at a
+/// version Atoll does not link is unprovided, saying which versions are.
 pub fn import_reach(name: &str) -> Reach {
-    match REACH.iter().find(|(prefix, ..)| name.starts_with(prefix)) {
-        Some(&(_, kind, gives, without)) => Reach { kind, gives, without },
-        None => Reach {
-            kind: ReachKind::Unprovided,
-            gives: "the function does not load",
-            without: "",
-        },
+    let unprovided = |gives| Reach {
+        kind: ReachKind::Unprovided,
+        gives,
+        without: "",
+    };
+    let Some(&(prefix, kind, gives, without)) = REACH.iter().find(|(prefix, ..)| name.starts_with(prefix)) else {
+        return unprovided("the function does not load");
+    };
+    if let Some(version) = name.split_once('@').map(|(_, v)| v) {
+        match DRAFTS.iter().find(|(package, ..)| prefix.starts_with(package)) {
+            Some((_, versions, why)) if !versions.contains(&version) => return unprovided(why),
+            None if !is_wasi_0_2(version) => return unprovided(NOT_WASI_0_2),
+            _ => {}
+        }
+    }
+    Reach { kind, gives, without }
+}
+
+/// A 0.2.x release (no pre-release part).
+fn is_wasi_0_2(version: &str) -> bool {
+    version
+        .strip_prefix("0.2.")
+        .is_some_and(|patch| !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The imports of `names` that Atoll does not provide, each with why, for
+/// a load error that names them all at once.
+pub(crate) fn unprovided_imports<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let reach = import_reach(name);
+            (reach.kind == ReachKind::Unprovided).then(|| match reach.gives {
+                "the function does not load" => name.to_string(),
+                why => format!("{name} ({why})"),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_outside_those_linked_are_unprovided_and_say_which_are() {
+        let provided = [
+            "wasi:http/types@0.2.0",
+            "wasi:http/outgoing-handler@0.2.12",
+            "wasi:cli/stderr@0.2.6",
+            "wasi:keyvalue/store@0.2.0-draft",
+            "wasi:config/store@0.2.0-draft-2024-09-27",
+            "wasi:config/runtime@0.2.0-draft",
+            "wasi:config/store@0.2.0-rc.1",
+            "wasi:logging/logging@0.1.0-draft",
+        ];
+        for name in provided {
+            assert_ne!(import_reach(name).kind, ReachKind::Unprovided, "{name}");
+        }
+        let keyvalue = import_reach("wasi:keyvalue/store@0.2.0-draft2");
+        assert_eq!(keyvalue.kind, ReachKind::Unprovided);
+        assert!(keyvalue.gives.contains("at 0.2.0-draft only"), "{}", keyvalue.gives);
+        let p3 = import_reach("wasi:http/types@0.3.0-rc-2026-03-15");
+        assert_eq!(p3.kind, ReachKind::Unprovided);
+        assert!(p3.gives.contains("WASI 0.3"), "{}", p3.gives);
+        assert_eq!(
+            import_reach("wasi:cli/stdout@0.2.0-rc-2023-11-10").kind,
+            ReachKind::Unprovided
+        );
+        assert_eq!(
+            import_reach("wasi:blobstore/types@0.2.0-draft").kind,
+            ReachKind::Unprovided
+        );
+    }
+
+    #[test]
+    fn every_unprovided_import_is_named_once_with_its_reason() {
+        let listed = unprovided_imports([
+            "wasi:http/types@0.2.4",
+            "wasi:blobstore/types@0.2.0-draft",
+            "wasi:keyvalue/atomics@0.2.0-draft2",
+        ]);
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert_eq!(listed[0], "wasi:blobstore/types@0.2.0-draft");
+        assert!(
+            listed[1]
+                .starts_with("wasi:keyvalue/atomics@0.2.0-draft2 (Atoll provides wasi:keyvalue at 0.2.0-draft only")
+        );
     }
 }

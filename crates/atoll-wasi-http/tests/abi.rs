@@ -94,9 +94,56 @@ fn an_unknown_interface_is_refused_by_name() {
     .unwrap();
     let msg = refusal(&wasm);
     assert!(
-        msg.contains("imports acme:billing/invoices@1.0.0, which Atoll does not provide"),
+        msg.contains("imports an interface Atoll does not provide: acme:billing/invoices@1.0.0."),
         "{msg}"
     );
+}
+
+#[test]
+fn every_missing_import_is_named_at_once_with_the_versions_atoll_has() {
+    // Spin 3's keyvalue draft beside an interface nobody provides: both
+    // named, the first with the version Atoll links instead.
+    let wasm = wat::parse_str(
+        r#"(component
+            (import "wasi:keyvalue/store@0.2.0-draft2" (instance (export "open" (func (result u32)))))
+            (import "acme:billing/invoices@1.0.0" (instance (export "total" (func (result u32))))))"#,
+    )
+    .unwrap();
+    let msg = refusal(&wasm);
+    assert!(msg.contains("imports interfaces Atoll does not provide: "), "{msg}");
+    assert!(
+        msg.contains("wasi:keyvalue/store@0.2.0-draft2 (Atoll provides wasi:keyvalue at 0.2.0-draft only"),
+        "{msg}"
+    );
+    assert!(msg.contains("; acme:billing/invoices@1.0.0."), "{msg}");
+}
+
+#[test]
+fn a_wasi_0_3_component_is_told_what_to_build_instead() {
+    // Linked (no async types in it): refused on the version.
+    let wasm = wat::parse_str(
+        r#"(component (import "wasi:http/types@0.3.0-rc-2026-03-15" (instance (export "f" (func (result u32))))))"#,
+    )
+    .unwrap();
+    let msg = refusal(&wasm);
+    assert!(
+        msg.contains("wasi:http/types@0.3.0-rc-2026-03-15 (Atoll provides WASI 0.2.x; WASI 0.3"),
+        "{msg}"
+    );
+    // With a stream type, as real WASI 0.3 components have: Wasmtime
+    // cannot even compile it here, and the message still says why.
+    let wasm = wat::parse_str(
+        r#"(component
+            (type $bytes (stream u8))
+            (import "wasi:http/types@0.3.0-rc-2026-03-15" (instance (export "body" (type (eq $bytes))))))"#,
+    )
+    .unwrap();
+    let msg = refusal(&wasm);
+    assert!(
+        msg.contains("is a WASI 0.3 component (it imports wasi:http/types@0.3.0-rc-2026-03-15)"),
+        "{msg}"
+    );
+    assert!(msg.contains("http-rust-p2"), "{msg}");
 }
 
 #[test]
