@@ -199,17 +199,26 @@ fn is_wasi_0_2(version: &str) -> bool {
         .is_some_and(|patch| !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The imports of `names` that Atoll does not provide, each with why, for
-/// a load error that names them all at once.
+/// The imports of `names` that Atoll does not provide, for a load error
+/// that names them all at once: those sharing a reason (another version
+/// of one package) together, followed by it once.
 pub(crate) fn unprovided_imports<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    names
+    let mut groups: Vec<(&'static str, Vec<&str>)> = Vec::new();
+    for name in names {
+        let reach = import_reach(name);
+        if reach.kind != ReachKind::Unprovided {
+            continue;
+        }
+        match groups.iter_mut().find(|(why, _)| *why == reach.gives) {
+            Some((_, group)) => group.push(name),
+            None => groups.push((reach.gives, vec![name])),
+        }
+    }
+    groups
         .into_iter()
-        .filter_map(|name| {
-            let reach = import_reach(name);
-            (reach.kind == ReachKind::Unprovided).then(|| match reach.gives {
-                "the function does not load" => name.to_string(),
-                why => format!("{name} ({why})"),
-            })
+        .flat_map(|(why, group)| match why {
+            "the function does not load" => group.into_iter().map(str::to_string).collect::<Vec<_>>(),
+            why => vec![format!("{} ({why})", group.join(", "))],
         })
         .collect()
 }
