@@ -22,6 +22,9 @@
 //! timeout = "30s"                    # per outbound request
 //! max_response = "10MiB"
 //! max_redirects = 5
+//!
+//! [cluster]
+//! coordinator = "redis://10.0.0.5:6379/0"  # schedules run once per cluster, not once per node
 //! ```
 
 use crate::error::{ManifestErrors, SourceText};
@@ -71,6 +74,10 @@ pub struct RuntimeConfigFile {
     pub kv: BTreeMap<String, KvBackendConfig>,
     pub variables: BTreeMap<String, String>,
     pub http: HttpSettings,
+    /// `[cluster] coordinator`: the Redis server through which the nodes
+    /// running this app agree on which of them runs each schedule tick.
+    /// `None`: every node runs every tick.
+    pub cluster_coordinator: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +90,13 @@ struct Raw {
     variables: BTreeMap<String, String>,
     #[serde(default)]
     http: RawHttp,
+    cluster: Option<Spanned<RawCluster>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    coordinator: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +197,20 @@ impl RuntimeConfigFile {
         if let Some(r) = raw.http.max_redirects {
             http.max_redirects = r;
         }
+        let mut cluster_coordinator = None;
+        if let Some(cluster) = &raw.cluster {
+            match &cluster.get_ref().coordinator {
+                Some(url) => match check_coordinator(url.get_ref()) {
+                    Ok(()) => cluster_coordinator = Some(url.get_ref().clone()),
+                    Err(e) => errors.push(src.error(src.locate(url.span()), "cluster.coordinator", e)),
+                },
+                None => errors.push(src.error(
+                    src.locate(cluster.span()),
+                    "cluster",
+                    "a cluster needs `coordinator = \"redis://host:port/db\"`",
+                )),
+            }
+        }
         if !errors.is_empty() {
             return Err(ManifestErrors(errors));
         }
@@ -193,8 +221,72 @@ impl RuntimeConfigFile {
             kv,
             variables: raw.variables,
             http,
+            cluster_coordinator,
         })
     }
+}
+
+/// The coordinator URL is checked here, with the rest of the file, so that
+/// `atoll check` refuses what `serve` could not connect to. Only plain
+/// `redis://` over TCP: the coordinator must be reachable by every node (a
+/// Unix socket is not), and the Redis client is built without TLS.
+fn check_coordinator(url: &str) -> Result<(), String> {
+    const FORM: &str = "redis://[user:password@]host[:port][/db]";
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return Err(format!(
+            "the coordinator is a Redis server every node can reach: {FORM}"
+        ));
+    };
+    if rest.contains(['?', '#']) {
+        return Err(format!("nothing may follow the database number: {FORM}"));
+    }
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let address = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port, host_ok) = match address.strip_prefix('[') {
+        Some(v6) => {
+            let Some((h, p)) = v6.split_once(']') else {
+                return Err(format!(
+                    "\"{address}\" opens an IPv6 address with [ but never closes it"
+                ));
+            };
+            let port = (!p.is_empty()).then(|| p.strip_prefix(':').unwrap_or(p));
+            (
+                h,
+                port,
+                h.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.')),
+            )
+        }
+        None => {
+            let (h, port) = match address.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (address, None),
+            };
+            (
+                h,
+                port,
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')),
+            )
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("no host: {FORM}"));
+    }
+    if !host_ok {
+        return Err(format!("\"{host}\" is not a host name or address"));
+    }
+    if matches!(host, "0.0.0.0" | "::") {
+        return Err(format!("\"{host}\" is every address, not one a node can connect to"));
+    }
+    if let Some(port) = port
+        && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
+    {
+        return Err(format!("port \"{port}\" is not a number from 1 to 65535"));
+    }
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Err(format!("database \"{db}\" is not a number (redis://host:port/0)"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -219,6 +311,8 @@ token = "abc"
 timeout = "2s"
 max_response = "1MiB"
 max_redirects = 0
+[cluster]
+coordinator = "redis://:pw@10.0.0.5:6380/3"
 "#,
             Path::new("conf/runtime.toml"),
         )
@@ -233,6 +327,56 @@ max_redirects = 0
         assert_eq!(cfg.http.timeout, Duration::from_secs(2));
         assert_eq!(cfg.http.max_response, 1 << 20);
         assert_eq!(cfg.http.max_redirects, 0);
+        assert_eq!(cfg.cluster_coordinator.as_deref(), Some("redis://:pw@10.0.0.5:6380/3"));
+        let none = RuntimeConfigFile::parse("", Path::new("rt.toml")).unwrap();
+        assert_eq!(
+            none.cluster_coordinator, None,
+            "no [cluster]: every node runs every tick"
+        );
+    }
+
+    #[test]
+    fn a_coordinator_is_a_redis_url_every_node_can_reach() {
+        for good in [
+            "redis://redis",
+            "redis://127.0.0.1:6379",
+            "redis://redis.internal:6379/2",
+            "redis://user:s3cret@redis:6379/0",
+            "redis://[::1]:6379/0",
+        ] {
+            assert_eq!(check_coordinator(good), Ok(()), "{good}");
+        }
+        let cases = [
+            (
+                "http://redis:6379",
+                "the coordinator is a Redis server every node can reach",
+            ),
+            (
+                "rediss://redis:6379",
+                "the coordinator is a Redis server every node can reach",
+            ),
+            (
+                "unix:///run/redis.sock",
+                "the coordinator is a Redis server every node can reach",
+            ),
+            ("redis://", "no host"),
+            ("redis://:6379/0", "no host"),
+            ("redis://red is:6379", "\"red is\" is not a host name or address"),
+            ("redis://0.0.0.0:6379", "\"0.0.0.0\" is every address"),
+            ("redis://redis:port", "port \"port\" is not a number from 1 to 65535"),
+            ("redis://redis:0", "port \"0\" is not a number"),
+            ("redis://redis:70000", "port \"70000\" is not a number"),
+            ("redis://[::1:6379", "never closes it"),
+            ("redis://redis:6379/zero", "database \"zero\" is not a number"),
+            (
+                "redis://redis:6379/0?protocol=3",
+                "nothing may follow the database number",
+            ),
+        ];
+        for (url, expected) in cases {
+            let err = check_coordinator(url).unwrap_err();
+            assert!(err.contains(expected), "{url}: {err}");
+        }
     }
 
     #[test]
@@ -277,6 +421,27 @@ max_redirects = 0
             .to_string();
         assert!(
             err.contains("rt.toml:2:1") && err.contains("unknown field `backned`"),
+            "{err}"
+        );
+        let err = RuntimeConfigFile::parse(
+            "[http]\ntimeout = \"1s\"\n\n[cluster]\ncoordinator = \"redis://redis:637900\"\n",
+            Path::new("rt.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rt.toml:5:15: cluster.coordinator: port \"637900\" is not a number from 1 to 65535"),
+            "{err}"
+        );
+        let err = RuntimeConfigFile::parse("[cluster]\n", Path::new("rt.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster: a cluster needs `coordinator"), "{err}");
+        let err = RuntimeConfigFile::parse("[cluster]\ncoordinater = \"redis://r\"\n", Path::new("rt.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rt.toml:2:1") && err.contains("unknown field `coordinater`"),
             "{err}"
         );
     }
