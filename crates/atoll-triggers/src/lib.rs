@@ -7,6 +7,10 @@
 //! pipeline for every message, a bounded number at a time, publishing the
 //! result to `reply_to` when one is set.
 //!
+//! Every node serving an app runs all of its schedules, unless the nodes
+//! share a [`Cluster`] (`[cluster] coordinator` in the runtime
+//! configuration): then each tick runs on one node of the cluster only.
+//!
 //! ```no_run
 //! # async fn demo(app: std::sync::Arc<atoll_runtime::App>) {
 //! let running = atoll_triggers::start(app).await.unwrap();
@@ -15,8 +19,11 @@
 //! # }
 //! ```
 
+mod cluster;
 mod schedule;
 mod subscription;
+
+pub use cluster::Cluster;
 
 use atoll_runtime::App;
 use std::sync::Arc;
@@ -30,12 +37,18 @@ pub struct Running {
     tasks: JoinSet<()>,
 }
 
-/// Starts every schedule and subscription of `app`.
+/// Starts every schedule and subscription of `app`, on this node alone.
 pub async fn start(app: Arc<App>) -> Result<Running, String> {
+    start_with(app, None).await
+}
+
+/// Starts every schedule and subscription of `app`; with a `cluster`, each
+/// schedule tick runs on one node of the cluster only.
+pub async fn start_with(app: Arc<App>, cluster: Option<Cluster>) -> Result<Running, String> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for s in &app.manifest.schedules {
-        tasks.spawn(schedule::run(app.clone(), s.clone(), stopped.clone()));
+        tasks.spawn(schedule::run(app.clone(), s.clone(), cluster.clone(), stopped.clone()));
     }
     for s in &app.manifest.subscriptions {
         let sub = subscription::subscribe(&app, s).await?;
