@@ -19,6 +19,9 @@ pub struct Supervisor {
     engine: Engine,
     config: RuntimeConfig,
     server: HttpServer,
+    /// This node's place in `[cluster]`, kept across versions so that the
+    /// node keeps its name.
+    cluster: Option<atoll_triggers::Cluster>,
     /// Held for the whole of a reload, so reloads never interleave.
     triggers: Mutex<Option<atoll_triggers::Running>>,
 }
@@ -27,11 +30,18 @@ impl Supervisor {
     /// Starts `app`'s triggers; `config.data_dir` must already be fixed so
     /// every version of the app uses the same stores.
     pub async fn start(engine: Engine, config: RuntimeConfig, server: HttpServer) -> anyhow::Result<Arc<Supervisor>> {
-        let triggers = atoll_triggers::start(server.app()).await.map_err(anyhow::Error::msg)?;
+        let cluster = match &config.file.cluster_coordinator {
+            Some(url) => Some(atoll_triggers::Cluster::new(url).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let triggers = atoll_triggers::start_with(server.app(), cluster.clone())
+            .await
+            .map_err(anyhow::Error::msg)?;
         Ok(Arc::new(Supervisor {
             engine,
             config,
             server,
+            cluster,
             triggers: Mutex::new(Some(triggers)),
         }))
     }
@@ -52,7 +62,7 @@ impl Supervisor {
         if let Some(old) = triggers.take() {
             old.stop().await;
         }
-        match atoll_triggers::start(app.clone()).await {
+        match atoll_triggers::start_with(app.clone(), self.cluster.clone()).await {
             Ok(t) => *triggers = Some(t),
             Err(e) => tracing::error!(error = %e, "the new version's triggers did not start"),
         }
