@@ -59,7 +59,8 @@ if [ "$engine" = buildah ]; then
 fi
 
 cleanup() {
-  "$engine" rm -f -v "$name-dir" "$name-bundle" >/dev/null 2>&1 || true
+  # One at a time: podman removes neither when one of them does not exist.
+  for c in "$name-dir" "$name-bundle"; do "$engine" rm -f -v "$c" >/dev/null 2>&1 || true; done
   # What atoll wrote there is the image user's, 0700: removed as that user.
   [ -d "$work/cache" ] && "$engine" run --rm -v "$PWD/$work/cache:/c" --entrypoint rm "$tag" -rf /c/modules >/dev/null 2>&1
   "$engine" rmi "$app_tag" >/dev/null 2>&1 || true
