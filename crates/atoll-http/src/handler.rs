@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 pub(crate) const REQUEST_ID: &str = "x-request-id";
@@ -77,7 +78,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
     {
         return deploy(admin, &shared.config, req, request_id, trace).await;
     }
-    if let Some(reply) = operations(path, request_id) {
+    if let Some(reply) = operations(shared, path, request_id) {
         return reply;
     }
     let served = shared.served.load_full();
@@ -272,9 +273,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Atoll's own endpoints, under `/-/` (a prefix the manifest reserves).
-fn operations(path: &str, request_id: &str) -> Option<Reply> {
+/// `/-/health` is liveness: it answers 200 for as long as the process
+/// answers at all. `/-/ready` also says 503 once a drain has begun, so a
+/// client or balancer still holding a connection stops sending to this
+/// process; one atomic load per probe.
+fn operations(shared: &Shared, path: &str, request_id: &str) -> Option<Reply> {
     let body = match path {
         "/-/health" => r#"{"status":"ok"}"#,
+        "/-/ready" if shared.draining.load(Ordering::Relaxed) => {
+            return Some(json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#.into()));
+        }
         "/-/ready" => r#"{"status":"ready"}"#,
         p if p.starts_with("/-/") => {
             return Some(error(

@@ -13,7 +13,7 @@ use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) budget: Arc<Budget>,
     pub(crate) admin: std::sync::OnceLock<AdminEndpoint>,
+    /// Set once, when `serve`'s shutdown future completes; `/-/ready`
+    /// answers 503 from then on.
+    pub(crate) draining: AtomicBool,
 }
 
 /// Deploys a new version of the app from a bundle: implemented by whoever
@@ -110,6 +113,7 @@ impl HttpServer {
                 config,
                 permits,
                 admin: std::sync::OnceLock::new(),
+                draining: AtomicBool::new(false),
             }),
         })
     }
@@ -178,6 +182,9 @@ impl HttpServer {
                 _ = &mut shutdown => break,
             }
         }
+        // Before the listener closes and connections are asked to finish,
+        // so that no request is answered "ready" once the drain has begun.
+        self.shared.draining.store(true, Ordering::Relaxed);
         drop(listener);
         tracing::info!("shutting down: no longer accepting, draining in-flight requests");
         tokio::select! {

@@ -309,8 +309,66 @@ async fn head_is_served_by_the_get_route_without_a_body() {
 async fn health_and_readiness() {
     let s = start(HttpConfig::default()).await;
     assert_eq!(get(s.addr, "/-/health").await.json()["status"], "ok");
-    assert_eq!(get(s.addr, "/-/ready").await.json()["status"], "ready");
+    let r = get(s.addr, "/-/ready").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ready");
     assert_eq!(get(s.addr, "/-/nothing").await.status, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+/// During a drain the listener is closed and hyper closes idle keep-alive
+/// connections, so the only requests still answered are those already
+/// arriving: a request whose headers were half sent when the drain began
+/// is answered, and that is where `/-/ready` must say 503.
+#[tokio::test]
+async fn readiness_is_503_once_the_drain_begins_and_health_stays_200() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = start(HttpConfig::default()).await;
+    assert_eq!(get(s.addr, "/-/ready").await.status, StatusCode::OK);
+
+    // Half of each request (past HTTP/2 detection's 24 bytes) before the drain.
+    let mut started = Vec::new();
+    for path in ["/-/ready", "/-/health"] {
+        let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n").as_bytes())
+            .await
+            .unwrap();
+        started.push(c);
+    }
+    // A keep-alive connection that has finished one request and sits idle.
+    let mut idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    idle.write_all(b"GET /-/ready HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1024];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(
+        first[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    s.begin_drain();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut answers = Vec::new();
+    for mut c in started {
+        c.write_all(b"connection: close\r\n\r\n").await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        answers.push(out);
+    }
+    assert!(answers[0].starts_with("HTTP/1.1 503"), "{}", answers[0]);
+    assert!(answers[0].ends_with(r#"{"status":"draining"}"#), "{}", answers[0]);
+    assert!(answers[1].starts_with("HTTP/1.1 200"), "{}", answers[1]);
+    assert!(answers[1].ends_with(r#"{"status":"ok"}"#), "{}", answers[1]);
+
+    // The idle keep-alive connection was closed by the drain: a request
+    // sent on it now gets no answer at all.
+    let _ = idle.write_all(b"GET /-/ready HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
     s.stop().await;
 }
 

@@ -46,8 +46,17 @@ impl TestServer {
         }
     }
 
+    /// Completes the server's shutdown future, as SIGTERM does in `atoll
+    /// serve`: the drain begins, and the server keeps running until its
+    /// connections finish (see [`TestServer::stop`]).
+    pub fn begin_drain(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
     pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
+        self.begin_drain();
         self.task.await.unwrap();
     }
 }
