@@ -1,5 +1,6 @@
 //! Test support shared by Atoll's crates: guest fixtures compiled once per
-//! test run, and paths every test agrees on.
+//! test run, paths every test agrees on, required servers, and the log
+//! captured for tests that assert on it.
 //!
 //! `scripts/test.sh` builds every fixture before the tests start and sets
 //! `ATOLL_GUESTS_PREBUILT=1`, so test processes only read files. Run alone
@@ -10,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+mod logs;
 mod servers;
+pub use logs::{capture_logs, captured};
 pub use servers::{RedisServer, free_port};
 
 /// Rust fixtures under `tests/guests`, with the target each is built for.

@@ -74,34 +74,12 @@ async fn sleep_ms(ms: u64) {
 
 /// The schedule log of this test binary, one JSON object per event.
 fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        tracing_subscriber::fmt()
-            .with_env_filter("atoll::schedule=debug")
-            .json()
-            .flatten_event(true)
-            .with_writer(move || Writer(buf))
-            .init();
-        buf
-    })
-}
-
-struct Writer(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for Writer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    atoll_testkit::capture_logs("atoll::schedule=debug", true)
 }
 
 /// Logged events with `message`.
 fn events(message: &str) -> Vec<Value> {
-    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    let text = atoll_testkit::captured(logs());
     text.lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .filter(|v| v["message"] == message)

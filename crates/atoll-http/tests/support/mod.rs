@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -93,36 +93,12 @@ impl TestServer {
 /// Everything this test binary logs from now on, as JSON lines (Atoll's
 /// targets at every level, the rest at warn).
 pub fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn,atoll=trace")
-            .json()
-            .with_writer(|| LogWriter(logs()))
-            .try_init();
-    });
+    atoll_testkit::capture_logs("warn,atoll=trace", false);
 }
 
 /// What was logged since [`capture_logs`].
 pub fn logged() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| Box::leak(Box::new(Mutex::new(Vec::new()))))
-}
-
-struct LogWriter(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    atoll_testkit::captured(atoll_testkit::capture_logs("warn,atoll=trace", false))
 }
 
 pub struct Reply {

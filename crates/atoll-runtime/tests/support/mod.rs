@@ -104,35 +104,17 @@ impl TestApp {
     }
 }
 
-/// Everything this test binary logged, for checks that secrets never appear.
+/// Everything this test binary logged, for checks that secrets never appear:
+/// every Atoll target in full, the rest (Cranelift traces!) at info.
 pub fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        let _ = tracing_subscriber::fmt()
-            // Every Atoll target in full, the rest (Cranelift traces!) at info.
-            .with_env_filter("info,atoll=trace,atoll_caps=trace,atoll_runtime=trace,atoll_wapc=trace")
-            .json()
-            .with_writer(move || LogWriter(buf))
-            .try_init();
-        buf
-    })
+    atoll_testkit::capture_logs(
+        "info,atoll=trace,atoll_caps=trace,atoll_runtime=trace,atoll_wapc=trace",
+        false,
+    )
 }
 
 pub fn logged() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
-struct LogWriter(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    atoll_testkit::captured(logs())
 }
 
 /// What an upstream received.
