@@ -26,6 +26,10 @@ struct Inner {
     cache: Option<DiskCache>,
     config: EngineConfig,
     lanes: crate::Lanes,
+    /// Guests still running after their response went out (a component
+    /// that finishes its body and then carries on), so that a drain waits
+    /// for them instead of cutting them off.
+    after_response: tokio_util::task::TaskTracker,
 }
 
 impl Engine {
@@ -71,6 +75,7 @@ impl Engine {
                 cache,
                 config,
                 lanes: crate::Lanes::default(),
+                after_response: tokio_util::task::TaskTracker::new(),
             }),
         })
     }
@@ -82,6 +87,22 @@ impl Engine {
     /// Where invocations run: inline, or on the slow lane once they run long.
     pub fn lanes(&self) -> &crate::Lanes {
         &self.inner.lanes
+    }
+
+    /// Lets a guest finish what it does after its response was sent,
+    /// counted until it ends (its own deadline still holds).
+    pub fn finish_after_response(&self, guest: impl Future<Output = ()> + Send + 'static) {
+        self.inner.after_response.spawn(guest);
+    }
+
+    /// Completes once no guest is running after its response: what a drain
+    /// waits for once its connections have closed.
+    pub async fn settled(&self) {
+        let tracker = &self.inner.after_response;
+        tracker.close();
+        tracker.wait().await;
+        // Closing only lets `wait` finish; the engine keeps serving.
+        tracker.reopen();
     }
 
     pub fn config(&self) -> &EngineConfig {

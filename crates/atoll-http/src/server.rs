@@ -187,8 +187,15 @@ impl HttpServer {
         self.shared.draining.store(true, Ordering::Relaxed);
         drop(listener);
         tracing::info!("shutting down: no longer accepting, draining in-flight requests");
+        // Components may carry on after their response went out; they
+        // finish (or meet their deadline) before the drain is over.
+        let engine = self.app().engine().clone();
+        let drained = async {
+            graceful.shutdown().await;
+            engine.settled().await;
+        };
         tokio::select! {
-            _ = graceful.shutdown() => tracing::info!("all requests drained"),
+            _ = drained => tracing::info!("all requests drained"),
             _ = tokio::time::sleep(self.shared.config.shutdown_grace) => {
                 tracing::warn!(grace = ?self.shared.config.shutdown_grace, "grace period over; closing remaining connections")
             }

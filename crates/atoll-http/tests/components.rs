@@ -434,6 +434,31 @@ async fn wasi_logging_and_stderr_reach_the_host_log_only_with_the_log_grant() {
     assert!(!said("hello from", "bare"), "{lines:?}");
 }
 
+/// A component that carries on after its response (the client already has
+/// it) is waited for by the drain, not cut off by the shutdown.
+#[tokio::test]
+async fn a_drain_waits_for_work_a_component_does_after_its_response() {
+    capture_logs();
+    let s = start_alone().await;
+    let sent = Instant::now();
+    assert_eq!(get(s.addr, "/web/later?400").await.text(), "sent");
+    assert!(
+        sent.elapsed() < Duration::from_millis(400),
+        "the response waited for the guest's later work: {:?}",
+        sent.elapsed()
+    );
+    s.stop().await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(400),
+        "the drain ended before the guest did"
+    );
+    let finished = logged()
+        .lines()
+        .filter(|l| l.contains("atoll::guest"))
+        .any(|l| l.contains("[stderr] finished after the response"));
+    assert!(finished, "the guest's last words were lost: {}", logged());
+}
+
 /// Trailers pass through a streamed route both ways (HTTP/2, where no
 /// declaration is needed).
 #[tokio::test]

@@ -45,6 +45,11 @@ pub struct App {
 }
 
 impl App {
+    /// The engine the app's functions run on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Loads the app in a directory, at a manifest path, or in a bundle file.
     /// Every problem, in the manifest or in a module, is reported against
     /// the manifest line that declared it.

@@ -163,6 +163,7 @@ impl WasiHttpFunction {
             body: StreamedBody {
                 inner: body,
                 guest: if finished.is_some() { None } else { Some(guest) },
+                engine: self.engine().clone(),
                 spent: finished.map(|(_, spent)| spent),
                 broken,
             },
@@ -198,6 +199,7 @@ pub struct StreamedBody {
     inner: HyperOutgoingBody,
     guest: Option<Guest>,
     spent: Option<Spent>,
+    engine: atoll_engine::Engine,
     /// Set by the guest's run when it fails: an end of the body after
     /// that is the failure, not the end of the response.
     broken: Arc<std::sync::OnceLock<String>>,
@@ -223,7 +225,9 @@ impl Body for StreamedBody {
                 // Complete, and the guest may still have work after its
                 // response: let it finish on its own, within its deadline.
                 if let Some(guest) = this.guest.take() {
-                    tokio::spawn(guest);
+                    this.engine.finish_after_response(async move {
+                        let _ = guest.await;
+                    });
                 }
                 Poll::Ready(None)
             }

@@ -99,6 +99,14 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
                 eprintln!("hello from stderr");
                 respond(out, 200, &[], b"logged")
             }
+            // Work after the response (as a component flushing a cache or
+            // writing an audit record would): sleeps for `query` ms once the
+            // body is finished, then writes to stderr.
+            "later" => {
+                respond(out, 200, &[], b"sent");
+                std::thread::sleep(std::time::Duration::from_millis(query.parse().unwrap_or(0)));
+                eprintln!("finished after the response");
+            }
             _ => respond(out, 200, &[("content-type", "text/plain")], b"Hello from a component!"),
         }
     }
