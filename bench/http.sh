@@ -88,10 +88,11 @@ wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && r
 target/dist/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!); pid_hyper=$!
 ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!); pid_atoll=$!
 ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!); pid_atoll_quiet=$!
+ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38084 --log-format json --no-metrics 2>/dev/null & pids+=($!); pid_atoll_nometrics=$!
 if [ "$WASMTIME" != skip ]; then
   "$WASMTIME" serve -Scli --addr 127.0.0.1:38083 "$work/component.wasm" 2>/dev/null & pids+=($!); pid_wasmtime=$!
 fi
-wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082
+wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082; wait_port 127.0.0.1:38084
 [ "$WASMTIME" = skip ] || wait_port 127.0.0.1:38083
 [ "$(curl -s http://127.0.0.1:38081/)" = "Hello, world!" ] || { echo "atoll did not answer Hello, world!" >&2; exit 1; }
 # The WAGI program's first argument is the query's first item.
@@ -119,7 +120,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A results cpus
 for round in $(seq "$ROUNDS"); do
-  names="hyper atoll atoll_quiet atoll_wagi atoll_component"
+  names="hyper atoll atoll_nometrics atoll_quiet atoll_wagi atoll_component"
   [ "$WASMTIME" = skip ] || names+=" wasmtime_serve"
   for name in $names; do
     path=""
@@ -127,6 +128,7 @@ for round in $(seq "$ROUNDS"); do
       hyper) port=38080; pid=$pid_hyper;;
       atoll) port=38081; pid=$pid_atoll;;
       atoll_quiet) port=38082; pid=$pid_atoll_quiet;;
+      atoll_nometrics) port=38084; pid=$pid_atoll_nometrics;;
       atoll_wagi) port=38081; pid=$pid_atoll; path=$CGI_PATH;;
       atoll_component) port=38081; pid=$pid_atoll; path=component;;
       wasmtime_serve) port=38083; pid=$pid_wasmtime; path=component;;
@@ -144,15 +146,21 @@ hc=$(med "${cpus[hyper]}"); ac=$(med "${cpus[atoll]}"); qc=$(med "${cpus[atoll_q
 w=$(med "${results[atoll_wagi]}"); wc=$(med "${cpus[atoll_wagi]}")
 echo
 echo "HTTP hello world, wrk -t1 -c$CONNECTIONS, ${DURATION}s x $ROUNDS rounds, medians ($(nproc) cores shared by client and server)"
-printf '%-40s %10s %8s %16s\n' "server" "req/s" "ratio" "server CPU/req"
-printf '%-40s %10.0f %8s %13.1f us\n' "plain hyper (baseline)" "$h" "1.00" "$hc"
-printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log on" "$a" "$(echo "$a / $h" | bc -l)" "$ac"
-printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, waPC function, request log off" "$q" "$(echo "$q / $h" | bc -l)" "$qc"
-printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, WAGI (CGI) program, log on" "$w" "$(echo "$w / $h" | bc -l)" "$wc"
+n=$(med "${results[atoll_nometrics]}"); nc=$(med "${cpus[atoll_nometrics]}")
+# One row: name, req/s, CPU/request; the ratios are against hyper's.
+row() { printf '%-44s %10.0f %8.2f %13.1f us %9.2f\n' "$1" "$2" "$(echo "$2 / $h" | bc -l)" "$3" "$(echo "$3 / $hc" | bc -l)"; }
+printf '%-44s %10s %8s %16s %9s\n' "server" "req/s" "ratio" "server CPU/req" "CPU ratio"
+row "plain hyper (baseline)" "$h" "$hc"
+row "atoll, waPC function, request log on" "$a" "$ac"
+row "atoll, waPC function, log on, --no-metrics" "$n" "$nc"
+row "atoll, waPC function, request log off" "$q" "$qc"
+row "atoll, WAGI (CGI) program, log on" "$w" "$wc"
 k=$(med "${results[atoll_component]}"); kc=$(med "${cpus[atoll_component]}")
-printf '%-40s %10.0f %8.2f %13.1f us\n' "atoll, wasi:http component, log on" "$k" "$(echo "$k / $h" | bc -l)" "$kc"
+row "atoll, wasi:http component, log on" "$k" "$kc"
+printf 'metrics on cost %.1f%% of requests/s and %.1f%% of CPU/request (waPC, log on, against --no-metrics)\n' \
+  "$(echo "(1 - $a / $n) * 100" | bc -l)" "$(echo "($ac / $nc - 1) * 100" | bc -l)"
 if [ "$WASMTIME" != skip ]; then
   m=$(med "${results[wasmtime_serve]}"); mc=$(med "${cpus[wasmtime_serve]}")
-  printf '%-40s %10.0f %8.2f %13.1f us\n' "wasmtime serve $WASMTIME_VERSION, same component" "$m" "$(echo "$m / $h" | bc -l)" "$mc"
+  row "wasmtime serve $WASMTIME_VERSION, same component" "$m" "$mc"
   printf 'atoll serves the component at %.2fx the requests/s of wasmtime serve\n' "$(echo "$k / $m" | bc -l)"
 fi

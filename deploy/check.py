@@ -249,6 +249,10 @@ def load_manifests():
     return docs
 
 
+def svc_ports_exclude(svc, port):
+    return all(p.get("targetPort") not in (port, "metrics") for p in svc["spec"]["ports"])
+
+
 def under(path, mount):
     return path == mount or path.startswith(mount.rstrip("/") + "/")
 
@@ -262,7 +266,15 @@ def check_kubernetes(docs, image, options, defaults, operations):
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     listen = given.get("--listen", defaults.get("--listen", ""))
     check(listen.startswith("0.0.0.0:"), f"the pod listens on every interface ({listen}), so probes and the Service reach it")
-    check(list(ports.values()) == [port_of(listen)], f"containerPort {ports} is the --listen port")
+    metrics = given.get("--metrics-listen")
+    want = {"http": port_of(listen)} | ({"metrics": port_of(metrics)} if metrics else {})
+    check(ports == want, f"containerPorts {ports} are the --listen port and the --metrics-listen port ({want})")
+    if metrics:
+        check(metrics.startswith("0.0.0.0:"), f"the metrics listen on every interface ({metrics}), so Prometheus reaches them")
+        annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
+        check(annotations.get("prometheus.io/port") == str(port_of(metrics)), "the scrape annotation names the metrics port")
+        check(annotations.get("prometheus.io/path") == "/-/metrics", "the scrape annotation names /-/metrics")
+        check(svc_ports_exclude(svc, port_of(metrics)), "the Service does not expose the metrics port")
     check(port_of(listen) == image["port"], "the pod listens on the port the image exposes")
 
     # Probes: served paths, on the container's port.
@@ -381,13 +393,15 @@ def run_deployment(atoll, k8s, image):
         if not check(out.returncode == 0, f"a probe app bundles: {out.stderr}"):
             return
 
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         args = []
         for a in k8s["args"]:
             if a == k8s["app"]:
                 args.append(str(bundle_at))
             elif a == k8s["given"].get("--listen"):
                 args.append(f"127.0.0.1:{port}")
+            elif a == k8s["given"].get("--metrics-listen"):
+                args.append(f"127.0.0.1:{metrics_port}")
             else:
                 args.append(remap(a))
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATOLL_")}
@@ -403,6 +417,9 @@ def run_deployment(atoll, k8s, image):
                 time.sleep(0.1)
             for kind, probe in k8s["probes"].items():
                 check(get(port, probe["path"]) == 200, f"{kind} {probe['path']} answers 200 from the pod's arguments")
+            if k8s["given"].get("--metrics-listen"):
+                check(get(metrics_port, "/-/metrics") == 200, "/-/metrics answers on the --metrics-listen port")
+                check(get(port, "/-/metrics") == 404, "/-/metrics is not on the app's port")
             hc = [c.replace(f"/{image['port']}", f"/{port}") for c in image["healthcheck"]]
             check(subprocess.run(hc, capture_output=True).returncode == 0, "the HEALTHCHECK command succeeds against a serving atoll")
             proc.send_signal(signal.SIGTERM)

@@ -27,6 +27,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# A real Prometheus scrapes a running atoll in the metrics test, and
+# promtool lints /-/metrics; without recommends (no node exporter, no
+# services the test does not use).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  step "system packages (prometheus and promtool for the metrics test)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 
 step "formatting"
 cargo fmt --all --check
@@ -79,6 +87,6 @@ cargo test --workspace --doc
 cargo test -q --manifest-path sdk/rust/Cargo.toml
 
 step "benchmarks build and run (quick mode, in a debug build: the figures show the benches run, they are not measurements; see README Performance)"
-ATOLL_BENCH_QUICK=1 cargo test -q --workspace --bench invoke --bench link
+ATOLL_BENCH_QUICK=1 cargo test -q --workspace --bench invoke --bench link --bench record
 
 step "all tests passed"

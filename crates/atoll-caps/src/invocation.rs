@@ -184,6 +184,22 @@ pub enum HostCallError {
     Failed(String),
 }
 
+impl HostCallError {
+    /// How a host call that ended with `result` counts in the metrics.
+    pub fn outcome<T>(result: &Result<T, HostCallError>) -> atoll_metrics::HostCallOutcome {
+        use atoll_metrics::HostCallOutcome as O;
+        match result {
+            Ok(_) => O::Ok,
+            Err(
+                HostCallError::NotGranted { .. }
+                | HostCallError::UnknownNamespace(_)
+                | HostCallError::UnknownOperation { .. },
+            ) => O::Refused,
+            Err(HostCallError::BadPayload(_) | HostCallError::Failed(_)) => O::Failed,
+        }
+    }
+}
+
 /// Everything one invocation of one function may touch. Created per call,
 /// dropped with the instance: nothing here outlives the request.
 pub struct Invocation {
@@ -248,7 +264,26 @@ impl Invocation {
         operation: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, HostCallError> {
-        crate::namespaces::dispatch(self, binding, namespace, operation, payload).await
+        let started = std::time::Instant::now();
+        let result = crate::namespaces::dispatch(self, binding, namespace, operation, payload).await;
+        atoll_metrics::host_call(
+            self.namespace_label(namespace),
+            HostCallError::outcome(&result),
+            started.elapsed(),
+        );
+        result
+    }
+
+    /// `namespace` as a metrics label: one of Atoll's, `link` for a
+    /// granted link, `unknown` for anything else a guest makes up.
+    fn namespace_label<'a>(&self, namespace: &'a str) -> &'a str {
+        if crate::NAMESPACES.contains(&namespace) {
+            namespace
+        } else if self.grants.links.contains_key(namespace) {
+            "link"
+        } else {
+            "unknown"
+        }
     }
 
     /// waPC's `__console_log`: the guest's log at info level, if granted.

@@ -12,6 +12,10 @@ pub enum EngineError {
     Compile(String),
 }
 
+/// The Wasmtime release Atoll is built on (pinned in the workspace's
+/// Cargo.toml; a test holds this to Cargo.lock).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 /// The process's one Wasmtime engine, its compile cache and its epoch clock.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -153,5 +157,19 @@ impl Engine {
             }
         }
         Ok(component)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_wasmtime_version_is_the_one_in_cargo_lock() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let locked = lock
+            .split("[[package]]")
+            .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+            .map(|v| v.trim_end_matches('"'));
+        assert_eq!(locked, Some(super::WASMTIME_VERSION));
     }
 }

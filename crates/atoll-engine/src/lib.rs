@@ -40,7 +40,7 @@ mod ticker;
 pub use cache::{CachedModule, ModuleKey};
 pub use call_error::CallError;
 pub use config::EngineConfig;
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, WASMTIME_VERSION};
 pub use lanes::{Lane, Lanes};
 pub use limits::{DeadlineExceeded, Failure, InstanceLimiter, Limits, classify_failure};
 pub use snapshot::snapshot;

@@ -55,6 +55,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
         error = trace.error.as_deref(),
         "request"
     );
+    let route = match &trace.route {
+        Some(route) => route,
+        // Operations endpoints are a fixed set; anything else that matched
+        // no route is one series, whatever its path.
+        None if matches!(uri.path(), "/-/health" | "/-/ready" | "/-/metrics" | "/-/bundle") => uri.path(),
+        None => "(no route)",
+    };
+    atoll_metrics::http_request(route, method.as_str(), reply.status().as_u16(), start.elapsed());
     Ok(reply)
 }
 
@@ -284,6 +292,7 @@ fn operations(shared: &Shared, path: &str, request_id: &str) -> Option<Reply> {
             return Some(json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#.into()));
         }
         "/-/ready" => r#"{"status":"ready"}"#,
+        "/-/metrics" if shared.config.metrics_here && atoll_metrics::enabled() => return Some(metrics_reply()),
         p if p.starts_with("/-/") => {
             return Some(error(
                 StatusCode::NOT_FOUND,
@@ -295,6 +304,15 @@ fn operations(shared: &Shared, path: &str, request_id: &str) -> Option<Reply> {
         _ => return None,
     };
     Some(json(StatusCode::OK, body.into()))
+}
+
+/// Everything recorded so far, for a Prometheus scrape.
+pub(crate) fn metrics_reply() -> Reply {
+    let mut reply = Response::new(ReplyBody::new(Bytes::from(atoll_metrics::render())));
+    reply
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(atoll_metrics::CONTENT_TYPE));
+    reply
 }
 
 /// A reply that still needs the request id, and what to log.

@@ -7,14 +7,18 @@
 //! failures to JSON errors (500, 504 on deadline), logs one structured line
 //! per request, and drains in-flight requests on shutdown. With an admin
 //! token configured, `PUT /-/bundle` deploys a new version of the app.
+//! `GET /-/metrics` answers in the Prometheus text format, here or on an
+//! address of its own ([`serve_metrics`]).
 
 mod body;
 mod budget;
 mod handler;
+mod metrics_listener;
 mod router;
 mod server;
 mod streamed_request;
 mod timed_io;
 
+pub use metrics_listener::serve_metrics;
 pub use router::{Lookup, Router};
 pub use server::{Admin, HttpConfig, HttpServer};

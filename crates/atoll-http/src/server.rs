@@ -45,6 +45,9 @@ pub struct HttpConfig {
     /// Bytes of request and response bodies held in memory at once (bodies
     /// over 64 KiB count); beyond this the server answers 503.
     pub max_buffered: u64,
+    /// Whether `GET /-/metrics` is answered on this server's port (it is
+    /// not when the metrics have a listener of their own).
+    pub metrics_here: bool,
 }
 
 impl Default for HttpConfig {
@@ -59,6 +62,7 @@ impl Default for HttpConfig {
             min_body_rate: 1024,
             write_timeout: Duration::from_secs(30),
             max_buffered: 512 << 20,
+            metrics_here: true,
         }
     }
 }

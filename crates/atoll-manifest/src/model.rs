@@ -288,13 +288,20 @@ impl Abi {
     }
 }
 
-impl fmt::Display for Abi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Abi {
+    /// As spelled in atoll.toml's `abi`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Abi::Wapc => "wapc",
             Abi::Wagi => "wagi",
             Abi::WasiHttp => "wasi-http",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Abi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -47,7 +47,11 @@ impl App {
             unreachable!("streaming_component returns only components")
         };
         let inv = Invocation::new(f.name.clone(), trigger.request_id, f.grants.clone(), trigger.request);
-        component.serve(inv, body, None).await.map_err(|error| StepFailure {
+        // Counted until the response head: the body streams on afterwards.
+        let started = std::time::Instant::now();
+        let served = component.serve(inv, body, None).await;
+        crate::pipeline::record(f, served.as_ref().err(), started);
+        served.map_err(|error| StepFailure {
             function: f.name.to_string(),
             error,
             requested_status: None,

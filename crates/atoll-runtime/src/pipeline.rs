@@ -284,6 +284,32 @@ pub(crate) async fn invoke_function(
     payload: Bytes,
     until: Option<Instant>,
 ) -> Done {
+    let started = Instant::now();
+    let in_use = atoll_metrics::instance_in_use();
+    let done = run_guest(f, inv, op, payload, until).await;
+    drop(in_use);
+    record(f, done.result.as_ref().err(), started);
+    done
+}
+
+/// One invocation in the metrics: its function, ABI, outcome and time.
+pub(crate) fn record(f: &LoadedFunction, error: Option<&CallError>, started: Instant) {
+    use atoll_engine::Failure;
+    use atoll_metrics::InvocationOutcome as O;
+    let outcome = match error {
+        None => O::Ok,
+        Some(CallError::Guest { .. }) => O::Error,
+        Some(CallError::Failed { failure, .. }) => match failure {
+            Failure::Timeout => O::Timeout,
+            Failure::OutOfMemory { .. } => O::OutOfMemory,
+            Failure::AtCapacity => O::NoCapacity,
+            _ => O::Trap,
+        },
+    };
+    atoll_metrics::invocation(&f.name, f.guest.abi().as_str(), outcome, started.elapsed());
+}
+
+async fn run_guest(f: &LoadedFunction, inv: Invocation, op: &str, payload: Bytes, until: Option<Instant>) -> Done {
     match &f.guest {
         Guest::Wapc(wapc) => {
             let invoked = wapc.invoke_until(inv, op, payload, until).await;

@@ -105,3 +105,110 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A Prometheus server on a loopback port of its own, scraping one target
+/// every second, with its storage in a directory removed with it.
+pub struct PrometheusServer {
+    port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl PrometheusServer {
+    /// Scrapes `target` (`host:port`) at `/-/metrics`.
+    pub fn start(target: &str) -> PrometheusServer {
+        let binary = require_binary("prometheus", "prometheus");
+        let dir = TempDir::new("prometheus");
+        let config = dir.path.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: atoll\n    metrics_path: /-/metrics\n    \
+                 static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting prometheus");
+        let server = PrometheusServer { port, child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if get(port, "/-/ready").is_some_and(|(status, _)| status == 200) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("prometheus did not become ready on port {port} within 30 s");
+    }
+
+    /// The value of an instant query that yields one number, if it does yet.
+    pub fn query(&self, promql: &str) -> Option<f64> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = get(self.port, &format!("/api/v1/query?query={encoded}"))?;
+        if status != 200 {
+            return None;
+        }
+        // {"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.0,"42"]}]}}
+        let value = body.split("\"value\":[").nth(1)?;
+        let number = value.split(",\"").nth(1)?.split('"').next()?;
+        number.parse().ok()
+    }
+
+    /// The scrape target's health as Prometheus sees it (`up`).
+    pub fn target_up(&self) -> bool {
+        self.query("up{job=\"atoll\"}") == Some(1.0)
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory of its own under the system's temporary directory.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("atoll-{prefix}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: the status and the body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    // HTTP/1.0: the answer comes whole, never chunked.
+    write!(s, "GET {path} HTTP/1.0\r\nhost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}

@@ -217,6 +217,7 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
         )
         .await;
     let duration_ms = started.elapsed().as_millis() as u64;
+    atoll_metrics::schedule_run(&schedule.name, outcome.result.is_ok());
     match &outcome.result {
         Ok(_) => {
             tracing::info!(target: "atoll::schedule", schedule = %schedule.name, request_id = %request_id, duration_ms, node, tick, "schedule ran")

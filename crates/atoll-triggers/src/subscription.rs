@@ -28,9 +28,11 @@ pub(crate) async fn run(app: Arc<App>, sub: Subscription, mut messages: Messages
             },
             _ = stopped.changed() => break,
         };
+        let arrived = std::time::Instant::now();
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
+        atoll_metrics::message_started(sub.topic.as_str(), arrived.elapsed());
         let (app, sub) = (app.clone(), sub.clone());
         tokio::spawn(async move {
             handle(&app, &sub, message).await;
@@ -57,6 +59,8 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
     let outcome = app
         .run_in_lanes(move |m| &m.subscriptions[index].pipeline, trigger)
         .await;
+    // Labelled by the subscription's pattern: a wildcard may match any number of topics.
+    atoll_metrics::message_handled(sub.topic.as_str(), outcome.result.is_ok());
     match outcome.result {
         Ok(body) => {
             tracing::info!(target: "atoll::message", topic = %message.topic, request_id = %request_id, "message handled");

@@ -52,6 +52,12 @@ impl Supervisor {
 
     /// Loads the app `source` holds and, if it loads, serves it.
     pub async fn reload(&self, source: &AppSource) -> Result<Arc<App>, String> {
+        let reloaded = self.swap_in(source).await;
+        atoll_metrics::deploy(reloaded.is_ok());
+        reloaded
+    }
+
+    async fn swap_in(&self, source: &AppSource) -> Result<Arc<App>, String> {
         let mut triggers = self.triggers.lock().await;
         let started = std::time::Instant::now();
         let app = App::from_source(source, &self.engine, &self.config)

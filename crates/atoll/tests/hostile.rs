@@ -892,3 +892,31 @@ fn hostile_clients_http2_streams_fail_alone() {
         assert!(slowest_good < Duration::from_millis(500), "{slowest_good:?}");
     });
 }
+
+/// Made-up paths, methods and namespaces cannot grow `/-/metrics`: each
+/// kind folds into one series, so a client or a guest sending a new one
+/// with every request adds nothing after the first.
+#[test]
+fn hostile_clients_and_guests_cannot_grow_the_metrics() {
+    let server = Server::start(&[]);
+    let addr = server.addr.clone();
+    let series = || {
+        let text = common::http(&addr, "GET", "/-/metrics", &[], b"");
+        assert_eq!(common::status(&text), 200, "{text}");
+        common::body(&text).lines().filter(|l| !l.starts_with('#')).count()
+    };
+    let attack = |i: usize| {
+        common::http(&addr, &format!("BREW{i}"), &format!("/nowhere/{i}"), &[], b"");
+        common::http(&addr, "GET", &format!("/-/made-up-{i}"), &[], b"");
+        let host = common::http(&addr, "POST", "/host", &[], format!("made-up-{i}:op{i}:").as_bytes());
+        assert_ne!(common::status(&host), 0);
+    };
+    // The first of each kind creates its folded series (a scrape too).
+    attack(0);
+    series();
+    let before = series();
+    for i in 1..300 {
+        attack(i);
+    }
+    assert_eq!(series(), before, "the metrics grew with made-up names");
+}

@@ -65,6 +65,13 @@ pub struct Args {
     /// over 64 KiB count); beyond this the server answers 503.
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
     pub max_buffered: u64,
+    /// Serve `GET /-/metrics` on this address instead of the app's (so the
+    /// metrics need not be public where the app is).
+    #[arg(long, value_name = "ADDR", env = "ATOLL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Record no metrics and answer no `/-/metrics`.
+    #[arg(long, conflicts_with = "metrics_listen")]
+    pub no_metrics: bool,
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub shutdown_grace: u64,
@@ -103,6 +110,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Bound before building, so a port in use is reported at once rather
     // than after a long build; connections wait in the backlog meanwhile.
     let listener = listen(args.listen).await?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(listen(addr).await?),
+        None => None,
+    };
+    if args.no_metrics {
+        atoll_metrics::disable();
+    }
     if args.build {
         let code = super::build::build_app(&args.app).await?;
         if code != ExitCode::SUCCESS {
@@ -118,6 +132,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .or_else(|| Some(source.default_data_dir()));
 
     let engine = super::engine(&args.engine)?;
+    atoll_metrics::started(
+        env!("CARGO_PKG_VERSION"),
+        atoll_engine::WASMTIME_VERSION,
+        engine.config().max_instances as usize,
+    );
     let started = std::time::Instant::now();
     let app = match App::from_source(&source, &engine, &config).await {
         Ok(app) => Arc::new(app),
@@ -142,6 +161,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         min_body_rate: args.min_body_rate,
         write_timeout: args.write_timeout,
         max_buffered: args.max_buffered,
+        metrics_here: metrics_listener.is_none(),
     };
     let server = HttpServer::new(app.clone(), http).map_err(|errors| {
         eprintln!("{errors}");
@@ -167,6 +187,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         load_ms,
         "serving"
     );
+    if let Some(metrics) = metrics_listener {
+        let at = metrics.local_addr()?;
+        tracing::info!(address = %format!("http://{at}/-/metrics"), "metrics served on their own address");
+        // Answering through the drain too: it ends with the process.
+        tokio::spawn(atoll_http::serve_metrics(metrics, std::future::pending()));
+    }
     server.serve(listener, shutdown_signal()).await?;
     supervisor.shutdown().await;
     Ok(ExitCode::SUCCESS)

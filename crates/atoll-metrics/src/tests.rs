@@ -1,0 +1,52 @@
+use super::*;
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+}
+
+#[test]
+fn recordings_appear_in_the_text_format_with_bounded_labels() {
+    http_request("/t/{id}", "GET", 204, Duration::from_micros(30));
+    http_request("/t/{id}", "GET", 201, Duration::from_micros(30));
+    http_request("/t/{id}", "BREW", 418, Duration::from_millis(2));
+    invocation("tf", "wapc", InvocationOutcome::Timeout, Duration::from_millis(5));
+    host_call("kv", HostCallOutcome::Refused, Duration::from_micros(3));
+    {
+        let _a = instance_in_use();
+        let _b = instance_in_use();
+        assert!(render().contains("atoll_instances_in_use 2"), "{}", render());
+    }
+    let text = render();
+    assert_eq!(
+        sample(
+            &text,
+            r#"atoll_http_requests_total{method="GET",route="/t/{id}",status="2xx"}"#
+        ),
+        Some(2.0)
+    );
+    // An unknown method is one series, whatever the client sends.
+    assert_eq!(
+        sample(
+            &text,
+            r#"atoll_http_requests_total{method="other",route="/t/{id}",status="4xx"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"atoll_http_request_duration_seconds_count{route="/t/{id}"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"atoll_invocations_total{abi="wapc",function="tf",outcome="timeout"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"atoll_host_calls_total{namespace="kv",outcome="refused"}"#),
+        Some(1.0)
+    );
+    assert!(text.contains("atoll_instances_in_use 0"), "{text}");
+}

@@ -1,0 +1,148 @@
+//! What an operator watches: `/-/metrics`, scraped by a real Prometheus.
+
+mod common;
+
+use atoll_testkit::{PrometheusServer, free_port};
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Polls `query` until it equals `want` (a scrape happens every second).
+fn eventually(prom: &PrometheusServer, query: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = prom.query(query);
+        if seen == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("Prometheus answered {seen:?} to {query}, not {want}");
+}
+
+/// The counter example under a short load, scraped by Prometheus on a
+/// metrics address of its own: the counts Prometheus holds are the
+/// requests, invocations and store calls that were made, and promtool finds
+/// nothing wrong with the text.
+#[test]
+fn prometheus_scrapes_counts_that_match_the_requests_sent() {
+    let example = atoll_testkit::repo_root().join("examples/counter");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let data = tempfile::tempdir().unwrap();
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let mut served = serve_with(
+        &example,
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--metrics-listen",
+            &metrics_addr,
+        ],
+    );
+    let addr = served.addr.clone();
+    // Moved away from the app's address, answered on its own.
+    assert_eq!(status(&http(&addr, "GET", "/-/metrics", &[], b"")), 404);
+    let prom = PrometheusServer::start(&metrics_addr);
+
+    const PAGES: usize = 40;
+    const COUNTS: usize = 15;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                for i in 0..PAGES / 4 {
+                    assert_eq!(status(&http(&addr, "GET", "/", &[], b"")), 200);
+                    if t == 0 && i < COUNTS {
+                        assert_eq!(status(&http(&addr, "GET", "/count", &[], b"")), 200);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(status(&http(&addr, "GET", "/nowhere", &[], b"")), 404);
+
+    eventually(
+        &prom,
+        r#"sum(atoll_http_requests_total{route="GET /",status="2xx"})"#,
+        PAGES as f64,
+    );
+    eventually(
+        &prom,
+        r#"sum(atoll_http_requests_total{route="GET /count",status="2xx"})"#,
+        (COUNTS.min(PAGES / 4)) as f64,
+    );
+    eventually(
+        &prom,
+        r#"sum(atoll_http_requests_total{route="(no route)",status="4xx"})"#,
+        1.0,
+    );
+    eventually(
+        &prom,
+        r#"sum(atoll_invocations_total{function="counter",abi="wapc",outcome="ok"})"#,
+        (PAGES + COUNTS.min(PAGES / 4)) as f64,
+    );
+    eventually(
+        &prom,
+        r#"sum(atoll_http_request_duration_seconds_count{route="GET /"})"#,
+        PAGES as f64,
+    );
+    assert!(prom.target_up());
+    // Every page view increments the counter in the store: at least one kv
+    // call each, all granted and answered.
+    let kv = prom
+        .query(r#"sum(atoll_host_calls_total{namespace="kv",outcome="ok"})"#)
+        .unwrap_or(0.0);
+    assert!(kv >= PAGES as f64, "kv calls: {kv}");
+    assert_eq!(prom.query(r#"sum(atoll_host_calls_total{outcome="refused"})"#), None);
+    assert_eq!(prom.query("atoll_instance_capacity"), Some(1000.0));
+    assert_eq!(prom.query("atoll_instances_in_use"), Some(0.0));
+    assert_eq!(
+        prom.query(&format!(
+            r#"atoll_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )),
+        Some(1.0)
+    );
+
+    // The text itself passes Prometheus's own linter.
+    let text = body(&http(&metrics_addr, "GET", "/-/metrics", &[], b"")).to_string();
+    assert!(text.contains("# TYPE atoll_http_requests_total counter"), "{text}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is needed; scripts/test.sh installs it");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    terminate(&mut served.child);
+}
+
+/// `--no-metrics`: nothing recorded, and no endpoint.
+#[test]
+fn no_metrics_means_no_endpoint() {
+    let example = atoll_testkit::repo_root().join("examples/hello");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let mut served = serve_with(&example, &["--no-metrics"]);
+    assert_eq!(status(&http(&served.addr, "GET", "/-/metrics", &[], b"")), 404);
+    terminate(&mut served.child);
+    let mut served = serve_with(&example, &[]);
+    let reply = http(&served.addr, "GET", "/-/metrics", &[], b"");
+    assert_eq!(status(&reply), 200);
+    assert!(body(&reply).contains("atoll_build_info"), "{reply}");
+    terminate(&mut served.child);
+}
