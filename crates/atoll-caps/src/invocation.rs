@@ -71,6 +71,9 @@ pub struct RequestInfo {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub trigger: TriggerKind,
+    /// The trace this request belongs to (W3C `traceparent`), if its
+    /// trigger started or continued one.
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// Status and headers a function set on the response.

@@ -33,6 +33,7 @@ pub mod links;
 pub mod msg;
 mod namespaces;
 mod services;
+pub mod trace;
 pub mod vars;
 mod wire;
 

@@ -7,6 +7,7 @@ use crate::router::Lookup;
 use crate::server::Shared;
 use crate::streamed_request::GuardedBody;
 use atoll_caps::ResponseParts;
+use atoll_caps::trace::TraceContext;
 use atoll_runtime::{LoadedFunction, Outcome, RequestInfo, StepFailure, Trigger, TriggerKind, new_request_id};
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -23,11 +24,12 @@ pub(crate) const REQUEST_ID: &str = "x-request-id";
 type Reply = Response<ReplyBody>;
 
 /// Details for the request's log line.
-#[derive(Default)]
 struct Trace {
     route: Option<Arc<str>>,
     function: Option<String>,
     error: Option<String>,
+    /// The W3C trace the request continues or starts.
+    context: TraceContext,
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {
@@ -35,7 +37,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     let request_id = request_id(&req);
     // Cloning the URI shares hyper's buffer; the log line needs the path.
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    let mut trace = Trace::default();
+    let mut trace = Trace {
+        route: None,
+        function: None,
+        error: None,
+        context: TraceContext::continue_or_start(req.headers()),
+    };
     let mut reply = respond(&shared, req, &request_id, &mut trace).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         reply.headers_mut().insert(REQUEST_ID, v);
@@ -46,6 +53,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     tracing::info!(
         target: "atoll::http",
         request_id = %request_id,
+        trace_id = %trace.context.trace_id(),
         method = %method,
         path = uri.path(),
         status = reply.status().as_u16(),
@@ -141,7 +149,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
         return at_capacity("the server is at capacity; retry shortly", request_id, trace);
     };
 
-    let trigger = Trigger::new(request_id, request_info(parts, params, body));
+    let trigger = Trigger::new(request_id, request_info(parts, params, body, trace.context.clone()));
     let outcome = served
         .app
         .run_in_lanes(move |m| &m.routes[route_index].pipeline, trigger)
@@ -151,7 +159,12 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
 }
 
 /// What a function sees of the request; route parameters percent-decoded.
-fn request_info(parts: http::request::Parts, params: Vec<(String, String)>, body: Bytes) -> RequestInfo {
+fn request_info(
+    parts: http::request::Parts,
+    params: Vec<(String, String)>,
+    body: Bytes,
+    trace: TraceContext,
+) -> RequestInfo {
     RequestInfo {
         method: parts.method,
         uri: parts.uri,
@@ -167,6 +180,7 @@ fn request_info(parts: http::request::Parts, params: Vec<(String, String)>, body
         headers: parts.headers,
         body,
         trigger: TriggerKind::Http,
+        trace: Some(trace),
     }
 }
 
@@ -192,7 +206,10 @@ async fn stream_component(
     };
     let (parts, body) = req.into_parts();
     let body = GuardedBody::new(body, limit, &shared.config);
-    let trigger = Trigger::new(request_id, request_info(parts, params, Bytes::new()));
+    let trigger = Trigger::new(
+        request_id,
+        request_info(parts, params, Bytes::new(), trace.context.clone()),
+    );
     match served.app.serve_component(component, trigger, body).await {
         Ok(streaming) => {
             let mut reply = Response::new(ReplyBody::streamed(streaming.body, permit));

@@ -335,6 +335,64 @@ async fn outbound_requests_go_through_the_functions_grant_and_the_address_policy
     upstream.stop().await;
 }
 
+/// A trace followed across two services: the client's `traceparent` is
+/// continued by the first Atoll, whose component's outbound request carries
+/// it (with Atoll's span as the parent) to the second, and both log the
+/// same trace id on their request lines.
+#[tokio::test]
+async fn a_trace_is_followed_from_the_client_through_a_component_to_its_upstream() {
+    capture_logs();
+    let upstream = start_alone().await;
+    let origin = format!("http://{}", upstream.addr);
+    let s = start(&origin).await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let incoming = format!("00-{trace}-b7ad6b7169203331-01");
+    let r = send(
+        s.addr,
+        Method::GET,
+        &format!("/web/fetch?{origin}/web/info"),
+        &[("traceparent", &incoming), ("tracestate", "vendor=abc")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let text = r.text();
+    let sent = text
+        .lines()
+        .find_map(|l| l.strip_prefix("header traceparent="))
+        .unwrap_or_else(|| panic!("the upstream saw no traceparent: {text}"));
+    assert!(sent.starts_with(&format!("00-{trace}-")), "{sent}");
+    assert!(sent.ends_with("-01"), "{sent}");
+    assert_ne!(
+        &sent[36..52],
+        "b7ad6b7169203331",
+        "Atoll's span is the parent, not the client's"
+    );
+    assert!(text.contains("header tracestate=vendor=abc"), "{text}");
+
+    // Without one, a trace is started, and still carried on.
+    let r = get(s.addr, &format!("/web/fetch?{origin}/web/info")).await;
+    let started = r
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("header traceparent=").map(str::to_string))
+        .expect("a started trace is carried on");
+    assert!(!started.contains(trace));
+    s.stop().await;
+    upstream.stop().await;
+
+    let lines: Vec<serde_json::Value> = logged()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["fields"]["message"] == "request" && l["fields"]["trace_id"] == trace)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "both services log the trace on their request line: {lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_component_streams_to_an_upstream_and_back_at_once() {
     // The upstream is Atoll too: its `echo` streams the body back as it
@@ -417,7 +475,11 @@ async fn wasi_logging_and_stderr_reach_the_host_log_only_with_the_log_grant() {
     capture_logs();
     let s = start_alone().await;
     assert_eq!(get(s.addr, "/bare/log").await.text(), "logged");
-    assert_eq!(get(s.addr, "/web/log").await.text(), "logged");
+    let traced = [("traceparent", "00-5c0ffee15c0ffee15c0ffee15c0ffee1-b7ad6b7169203331-01")];
+    assert_eq!(
+        send(s.addr, Method::GET, "/web/log", &traced, b"").await.text(),
+        "logged"
+    );
     s.stop().await;
     let lines: Vec<serde_json::Value> = logged()
         .lines()
@@ -431,6 +493,13 @@ async fn wasi_logging_and_stderr_reach_the_host_log_only_with_the_log_grant() {
     };
     assert!(said("[tests] hello from wasi:logging", "web"), "{lines:?}");
     assert!(said("[stderr] hello from stderr", "web"), "{lines:?}");
+    // Both tagged with the request's trace.
+    let traced = lines
+        .iter()
+        .filter(|l| l["fields"]["function"] == "web")
+        .filter(|l| l["fields"]["trace_id"] == "5c0ffee15c0ffee15c0ffee15c0ffee1")
+        .count();
+    assert_eq!(traced, 2, "{lines:?}");
     assert!(!said("hello from", "bare"), "{lines:?}");
 }
 

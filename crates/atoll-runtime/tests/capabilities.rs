@@ -354,3 +354,65 @@ async fn http_not_granted_is_refused_whatever_the_url() {
     );
     assert!(up.received().is_empty());
 }
+
+/// The request's trace goes on with the function's outbound requests, with
+/// Atoll's span as their parent, unless the function sets its own.
+#[tokio::test]
+async fn outbound_requests_carry_the_requests_trace() {
+    use atoll_caps::trace::TraceContext;
+    let up = Upstream::start().await;
+    let app = load(&manifest(&format!("\"{}\"", up.origin()), ""), Some(RUNTIME), &[])
+        .await
+        .unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .unwrap(),
+    );
+    headers.insert("tracestate", "vendor=abc".parse().unwrap());
+    let request = || atoll_runtime::RequestInfo {
+        trace: Some(TraceContext::continue_or_start(&headers)),
+        ..Default::default()
+    };
+    let header = |name: &str| {
+        up.received()
+            .pop()
+            .unwrap()
+            .headers
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    };
+    let fetch = json!({"url": up.url("/hello")}).to_string();
+    app.call_for("caller", "fetch", &fetch, request()).await.unwrap();
+    let received = up.received().pop().unwrap();
+    let sent = received
+        .headers
+        .iter()
+        .find(|(n, _)| n == "traceparent")
+        .map(|(_, v)| v.clone())
+        .expect("the trace is carried on");
+    assert!(sent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{sent}");
+    assert!(!sent.contains("b7ad6b7169203331"), "Atoll's span is the parent: {sent}");
+    assert!(
+        received
+            .headers
+            .iter()
+            .any(|(n, v)| n == "tracestate" && v == "vendor=abc"),
+        "{received:?}"
+    );
+
+    let own = json!({"url": up.url("/hello"), "headers": [["traceparent", "00-11111111111111111111111111111111-2222222222222222-00"]]});
+    app.call_for("caller", "fetch", &own.to_string(), request())
+        .await
+        .unwrap();
+    assert_eq!(
+        header("traceparent").as_deref(),
+        Some("00-11111111111111111111111111111111-2222222222222222-00")
+    );
+    // Outside any trace (`atoll call` without one, a test), nothing is added.
+    app.call("caller", "fetch", &fetch).await.unwrap();
+    assert_eq!(header("traceparent"), None);
+}

@@ -5,6 +5,7 @@
 //! names the same tick the same way and only one of them runs it.
 
 use crate::cluster::Cluster;
+use atoll_caps::trace::TraceContext;
 use atoll_manifest::{Schedule, When};
 use atoll_runtime::{App, RequestInfo, State, Trigger, TriggerKind, new_request_id};
 use bytes::Bytes;
@@ -190,6 +191,8 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
     // Display, as the other fields: a text log shows `node=web-1-...`, unquoted.
     let node = node.map(tracing::field::display);
     let request_id = new_request_id();
+    let trace = TraceContext::start();
+    let trace_id = trace.trace_id();
     let trigger = Trigger {
         state: seed.clone(),
         ..Trigger::new(
@@ -198,6 +201,7 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
                 trigger: TriggerKind::Schedule {
                     name: schedule.name.clone(),
                 },
+                trace: Some(trace),
                 ..RequestInfo::default()
             },
         )
@@ -220,12 +224,13 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
     atoll_metrics::schedule_run(&schedule.name, outcome.result.is_ok());
     match &outcome.result {
         Ok(_) => {
-            tracing::info!(target: "atoll::schedule", schedule = %schedule.name, request_id = %request_id, duration_ms, node, tick, "schedule ran")
+            tracing::info!(target: "atoll::schedule", schedule = %schedule.name, request_id = %request_id, trace_id = %trace_id, duration_ms, node, tick, "schedule ran")
         }
         Err(f) => tracing::error!(
             target: "atoll::schedule",
             schedule = %schedule.name,
             request_id = %request_id,
+            trace_id = %trace_id,
             duration_ms,
             node,
             tick,

@@ -1,4 +1,5 @@
 use atoll_caps::msg::{Message, Subscription as Messages};
+use atoll_caps::trace::TraceContext;
 use atoll_manifest::Subscription;
 use atoll_runtime::{App, RequestInfo, Trigger, TriggerKind, new_request_id};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub(crate) async fn run(app: Arc<App>, sub: Subscription, mut messages: Messages
 
 async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
     let request_id = new_request_id();
+    let trace = TraceContext::start();
+    let trace_id = trace.trace_id();
     let trigger = Trigger::new(
         request_id.clone(),
         RequestInfo {
@@ -52,6 +55,7 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
             trigger: TriggerKind::Message {
                 topic: message.topic.clone(),
             },
+            trace: Some(trace),
             ..RequestInfo::default()
         },
     );
@@ -63,7 +67,7 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
     atoll_metrics::message_handled(sub.topic.as_str(), outcome.result.is_ok());
     match outcome.result {
         Ok(body) => {
-            tracing::info!(target: "atoll::message", topic = %message.topic, request_id = %request_id, "message handled");
+            tracing::info!(target: "atoll::message", topic = %message.topic, request_id = %request_id, trace_id = %trace_id, "message handled");
             if let Some(reply_to) = &sub.reply_to
                 && let Err(e) = app.broker().publish(reply_to, body).await
             {
@@ -74,6 +78,7 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
             target: "atoll::message",
             topic = %message.topic,
             request_id = %request_id,
+            trace_id = %trace_id,
             function = %f.function,
             status = f.status(),
             error = %f.message(),

@@ -211,6 +211,7 @@ impl WasiHttpFunction {
         let outbound = Outbound {
             function: inv.function.clone(),
             client: inv.grants.http.clone().filter(|_| inv.grants.allows(Capability::Http)),
+            request: inv.request.clone(),
         };
         let state = ComponentState {
             wasi: self.sandbox(&inv, stderr.clone()),

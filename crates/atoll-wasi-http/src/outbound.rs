@@ -22,6 +22,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 pub(crate) struct Outbound {
     pub(crate) function: Arc<str>,
     pub(crate) client: Option<OutboundHttp>,
+    /// The request the component serves, whose trace its requests carry on.
+    pub(crate) request: Arc<atoll_caps::RequestInfo>,
 }
 
 type ResponseFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
@@ -36,6 +38,7 @@ impl WasiHttpHooks for Outbound {
     ) -> ResponseFuture {
         let function = self.function.clone();
         let client = self.client.clone();
+        let incoming = self.request.clone();
         Box::new(async move {
             let Some(client) = client else {
                 let why = format!(
@@ -44,7 +47,10 @@ impl WasiHttpHooks for Outbound {
                 tracing::debug!(target: "atoll::http_out", function = &*function, "{why}");
                 return Err(Error::InternalError(Some(why)));
             };
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
+            if let Some(trace) = &incoming.trace {
+                trace.inject(&mut parts.headers);
+            }
             let timeout = options.and_then(|o| {
                 [o.connect_timeout, o.first_byte_timeout, o.between_bytes_timeout]
                     .into_iter()

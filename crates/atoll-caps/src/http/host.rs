@@ -48,11 +48,14 @@ pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<V
             .map_err(|_| HostCallError::BadPayload(format!("\"{m}\" is not an HTTP method")))?,
     };
     let injected: Vec<String> = client.injected_names().map(|n| n.to_string()).collect();
-    let headers = req
+    let mut headers: Vec<(String, String)> = req
         .headers
         .into_iter()
         .filter(|(n, _)| !injected.iter().any(|i| i.eq_ignore_ascii_case(n)))
         .collect();
+    if let Some(trace) = &inv.request.trace {
+        trace_headers(trace, &mut headers);
+    }
     let out: OutboundResponse = client
         .send(OutboundRequest {
             method,
@@ -68,4 +71,21 @@ pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<V
         headers: &out.headers,
         body: &out.body,
     }))
+}
+
+/// The request's trace carried on, unless the function set its own
+/// `traceparent`: the rule of [`crate::trace::TraceContext::inject`], on
+/// the waPC payload's header list.
+fn trace_headers(trace: &crate::trace::TraceContext, headers: &mut Vec<(String, String)>) {
+    use crate::trace::{TRACEPARENT, TRACESTATE};
+    let has = |headers: &Vec<(String, String)>, name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if has(headers, TRACEPARENT) {
+        return;
+    }
+    headers.push((TRACEPARENT.into(), trace.traceparent()));
+    if !has(headers, TRACESTATE)
+        && let Some(state) = trace.tracestate().and_then(|v| v.to_str().ok())
+    {
+        headers.push((TRACESTATE.into(), state.into()));
+    }
 }

@@ -1,5 +1,5 @@
 //! `log`: the guest's lines in the host's structured log, tagged with the
-//! function and request id.
+//! function, the request id and the trace id.
 //!
 //! | operation | payload | result |
 //! |---|---|---|
@@ -17,12 +17,17 @@ pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>
     let msg = text(payload);
     let msg = clip(&msg);
     let (f, id) = (&*inv.function, &*inv.request_id);
+    let trace_id = inv
+        .request
+        .trace
+        .as_ref()
+        .map(|t| tracing::field::display(t.trace_id()));
     match op {
-        "trace" => tracing::trace!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
-        "debug" => tracing::debug!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
-        "info" => tracing::info!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
-        "warn" => tracing::warn!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
-        "error" => tracing::error!(target: "atoll::guest", function = f, request_id = id, "{msg}"),
+        "trace" => tracing::trace!(target: "atoll::guest", function = f, request_id = id, trace_id, "{msg}"),
+        "debug" => tracing::debug!(target: "atoll::guest", function = f, request_id = id, trace_id, "{msg}"),
+        "info" => tracing::info!(target: "atoll::guest", function = f, request_id = id, trace_id, "{msg}"),
+        "warn" => tracing::warn!(target: "atoll::guest", function = f, request_id = id, trace_id, "{msg}"),
+        "error" => tracing::error!(target: "atoll::guest", function = f, request_id = id, trace_id, "{msg}"),
         _ => return Err(super::unknown_op("log", op, OPS)),
     }
     Ok(Vec::new())
@@ -33,7 +38,12 @@ pub(crate) fn console(inv: &Invocation, message: &str) -> bool {
         return false;
     }
     let msg = clip(message);
-    tracing::info!(target: "atoll::guest", function = &*inv.function, request_id = &*inv.request_id, "{msg}");
+    let trace_id = inv
+        .request
+        .trace
+        .as_ref()
+        .map(|t| tracing::field::display(t.trace_id()));
+    tracing::info!(target: "atoll::guest", function = &*inv.function, request_id = &*inv.request_id, trace_id, "{msg}");
     true
 }
 

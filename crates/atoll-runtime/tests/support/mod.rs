@@ -70,11 +70,22 @@ pub fn engine() -> Engine {
 impl TestApp {
     /// Calls `function`'s `op` with `payload`; the output as text.
     pub async fn call(&self, function: &str, op: &str, payload: &str) -> Result<String, StepFailure> {
+        self.call_for(function, op, payload, RequestInfo::default()).await
+    }
+
+    /// As [`call`](Self::call), serving `request` (whose body is `payload`).
+    pub async fn call_for(
+        &self,
+        function: &str,
+        op: &str,
+        payload: &str,
+        request: RequestInfo,
+    ) -> Result<String, StepFailure> {
         let trigger = Trigger::new(
             "test",
             RequestInfo {
                 body: Bytes::copy_from_slice(payload.as_bytes()),
-                ..RequestInfo::default()
+                ..request
             },
         );
         let (mut response, mut spent) = Default::default();

@@ -151,6 +151,7 @@ async fn call_route(
         method,
         uri,
         params,
+        trace: Some(atoll_caps::trace::TraceContext::continue_or_start(&header_map)),
         headers: header_map,
         body: payload.into(),
         trigger: TriggerKind::Http,
