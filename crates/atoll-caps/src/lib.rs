@@ -32,6 +32,7 @@ pub mod kv;
 pub mod links;
 pub mod msg;
 mod namespaces;
+pub mod reachable;
 mod services;
 pub mod trace;
 pub mod vars;

@@ -308,7 +308,14 @@ fn operations(shared: &Shared, path: &str, request_id: &str) -> Option<Reply> {
         "/-/ready" if shared.draining.load(Ordering::Relaxed) => {
             return Some(json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#.into()));
         }
-        "/-/ready" => r#"{"status":"ready"}"#,
+        "/-/ready" => {
+            let unreachable = shared.unreachable.read().unwrap_or_else(|e| e.into_inner());
+            if !unreachable.is_empty() {
+                let body = serde_json::json!({"status": "unavailable", "unreachable": *unreachable});
+                return Some(json(StatusCode::SERVICE_UNAVAILABLE, body.to_string().into()));
+            }
+            r#"{"status":"ready"}"#
+        }
         "/-/metrics" if shared.config.metrics_here && atoll_metrics::enabled() => return Some(metrics_reply()),
         p if p.starts_with("/-/") => {
             return Some(error(

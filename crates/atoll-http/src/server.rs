@@ -82,6 +82,9 @@ pub(crate) struct Shared {
     /// Set once, when `serve`'s shutdown future completes; `/-/ready`
     /// answers 503 from then on.
     pub(crate) draining: AtomicBool,
+    /// Required backends that did not answer their last probe; `/-/ready`
+    /// answers 503 naming them while there are any.
+    pub(crate) unreachable: std::sync::RwLock<Vec<String>>,
 }
 
 /// Deploys a new version of the app from a bundle: implemented by whoever
@@ -118,6 +121,7 @@ impl HttpServer {
                 permits,
                 admin: std::sync::OnceLock::new(),
                 draining: AtomicBool::new(false),
+                unreachable: std::sync::RwLock::new(Vec::new()),
             }),
         })
     }
@@ -134,6 +138,12 @@ impl HttpServer {
         let router = Router::build(&app.manifest)?;
         self.shared.served.store(Arc::new(Served { app, router }));
         Ok(())
+    }
+
+    /// The required backends that do not answer now (empty: all do):
+    /// `/-/ready` says 503 and names them until they answer again.
+    pub fn set_unreachable(&self, backends: Vec<String>) {
+        *self.shared.unreachable.write().unwrap_or_else(|e| e.into_inner()) = backends;
     }
 
     /// Enables `PUT /-/bundle` for requests bearing `token`. Without this

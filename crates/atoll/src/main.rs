@@ -7,6 +7,7 @@ mod commands;
 mod logging;
 mod options;
 mod process;
+mod readiness;
 mod supervisor;
 mod watch;
 

@@ -146,3 +146,60 @@ fn no_metrics_means_no_endpoint() {
     assert!(body(&reply).contains("atoll_build_info"), "{reply}");
     terminate(&mut served.child);
 }
+
+/// With `--ready-requires-backends`, `/-/ready` follows the Redis store:
+/// 503 naming it while it is down, 200 again once it is back; `/-/health`
+/// stays 200 throughout.
+#[test]
+fn readiness_follows_a_required_backend() {
+    let mut redis = atoll_testkit::RedisServer::start();
+    let example = atoll_testkit::repo_root().join("examples/counter");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!("[kv.default]\nbackend = \"redis\"\nurl = \"{}\"\n", redis.url()),
+    )
+    .unwrap();
+    let mut served = serve_with(
+        &example,
+        &[
+            "--runtime-config",
+            config.path().to_str().unwrap(),
+            "--ready-requires-backends",
+        ],
+    );
+    let addr = served.addr.clone();
+    let ready = || {
+        let r = http(&addr, "GET", "/-/ready", &[], b"");
+        (status(&r), body(&r).to_string())
+    };
+    let until = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (got, text) = ready();
+            if got == want {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "/-/ready stayed {got}: {text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(ready().0, 200, "ready from the start: {}", ready().1);
+    redis.kill();
+    let text = until(503);
+    assert!(
+        text.contains(r#""status":"unavailable""#) && text.contains("kv.default (redis://127.0.0.1:"),
+        "{text}"
+    );
+    assert_eq!(status(&http(&addr, "GET", "/-/health", &[], b"")), 200);
+    redis.restart();
+    until(200);
+    assert_eq!(
+        status(&http(&addr, "GET", "/", &[], b"")),
+        200,
+        "the store serves again"
+    );
+    terminate(&mut served.child);
+}

@@ -69,6 +69,11 @@ pub struct Args {
     /// metrics need not be public where the app is).
     #[arg(long, value_name = "ADDR", env = "ATOLL_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// `/-/ready` answers 503 while a remote backend of the runtime
+    /// configuration (a Redis kv store, the cluster coordinator) does not
+    /// answer; probed every 2 s.
+    #[arg(long)]
+    pub ready_requires_backends: bool,
     /// Record no metrics and answer no `/-/metrics`.
     #[arg(long, conflicts_with = "metrics_listen")]
     pub no_metrics: bool,
@@ -170,6 +175,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     log_app(&app, addr);
     log_stores(&app, &config);
+    if args.ready_requires_backends {
+        crate::readiness::follow(server.clone(), atoll_caps::reachable::remote_backends(&config.file)).await;
+    }
     let supervisor = Supervisor::start(engine, config, server.clone()).await?;
     if let Some(token) = args.admin_token {
         server.enable_admin(token, supervisor.deployer(), args.max_bundle_size);
@@ -281,7 +289,7 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
 
 /// A backend URL fit for a log: the password in `user:password@` and any
 /// `pass`/`password` query parameter replaced by `***`.
-fn without_password(url: &str) -> String {
+pub(crate) fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
