@@ -15,10 +15,13 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step "WebAssembly targets"
 rustup target add wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-step "system packages (Node.js for the AssemblyScript guest, redis-server for the Redis backend tests, clang + wasi-libc for the C WAGI guest)"
+step "system packages (Node.js for the AssemblyScript guest, redis-server and nats-server for the backend tests, clang + wasi-libc for the C WAGI guest)"
+# nats-server is in /usr/sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin"
 missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -e /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)

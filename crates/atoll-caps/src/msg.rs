@@ -9,6 +9,11 @@
 //! | operation | payload | result |
 //! |---|---|---|
 //! | `publish` | map `{topic: str, payload: bin}` | `nil` |
+//! | `request` | map `{topic: str, payload: bin, timeout_ms?: int}` | `bin`: the reply |
+
+mod nats;
+
+pub use nats::{Delivery, NatsBroker, PROGRESS_EVERY};
 
 use crate::wire::{decode, encode};
 use crate::{HostCallError, Invocation};
@@ -17,12 +22,30 @@ use atoll_manifest::{TopicPattern, check_topic};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Message {
     pub topic: String,
     pub payload: Bytes,
+    /// Where the sender waits for an answer (a request), if it does.
+    pub reply: Option<String>,
+    /// For a durable subscription: this delivery, to acknowledge once
+    /// handled or to hand back for another attempt.
+    pub delivery: Option<Delivery>,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<String>, payload: Bytes) -> Message {
+        Message {
+            topic: topic.into(),
+            payload,
+            reply: None,
+            delivery: None,
+        }
+    }
 }
 
 /// Messages for one subscription.
@@ -39,14 +62,44 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Message> {
         self.rx.recv().await
     }
+
+    /// Stops taking messages, and hands the durable ones already taken but
+    /// not started back to the broker at once, for another node or the next
+    /// version (rather than after their acknowledgement deadline).
+    pub async fn hand_back(mut self) {
+        self.rx.close();
+        while let Some(m) = self.rx.recv().await {
+            if let Some(d) = &m.delivery {
+                let _ = d.retry(Duration::ZERO).await;
+            }
+        }
+    }
 }
+
+/// How long `request` waits for a reply unless told otherwise.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[async_trait]
 pub trait Broker: Send + Sync {
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), String>;
+    /// Publishes and waits up to `timeout` for one reply.
+    async fn request(&self, topic: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, String>;
     /// Joins `group`: each message on a topic matching `pattern` goes to
     /// one member of the group.
     async fn subscribe(&self, pattern: &TopicPattern, group: &str) -> Result<Subscription, String>;
+    /// As `subscribe`, but messages are kept by the broker until
+    /// acknowledged, and delivered again (to any member) if not, up to
+    /// `max_deliver` times. The in-process broker keeps nothing across a
+    /// restart: there it is `subscribe`.
+    async fn subscribe_durable(
+        &self,
+        pattern: &TopicPattern,
+        group: &str,
+        max_deliver: u32,
+    ) -> Result<Subscription, String> {
+        let _ = max_deliver;
+        self.subscribe(pattern, group).await
+    }
     /// `in-process` or `nats`, for messages.
     fn name(&self) -> &'static str;
 }
@@ -73,9 +126,8 @@ impl InProcessBroker {
     }
 }
 
-#[async_trait]
-impl Broker for InProcessBroker {
-    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), String> {
+impl InProcessBroker {
+    async fn send(&self, topic: &str, payload: Bytes, reply: Option<&str>) -> Result<(), String> {
         check_topic(topic)?;
         // Pick one member per matching group, round robin, without holding
         // the lock across the sends.
@@ -94,13 +146,43 @@ impl Broker for InProcessBroker {
         };
         for target in targets {
             let message = Message {
-                topic: topic.to_string(),
-                payload: payload.clone(),
+                reply: reply.map(str::to_string),
+                ..Message::new(topic, payload.clone())
             };
             // A subscriber that went away is not the publisher's failure.
             let _ = target.send(message).await;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Broker for InProcessBroker {
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), String> {
+        self.send(topic, payload, None).await
+    }
+
+    async fn request(&self, topic: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, String> {
+        static INBOX: AtomicU64 = AtomicU64::new(0);
+        let inbox = format!("_INBOX.{}", INBOX.fetch_add(1, Ordering::Relaxed));
+        let pattern = TopicPattern::parse(&inbox)?;
+        let mut replies = self.subscribe(&pattern, &inbox).await?;
+        let listening = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|g| g.pattern.matches(topic));
+        if !listening {
+            return Err(format!("no subscription listens on \"{topic}\""));
+        }
+        self.send(topic, payload, Some(&inbox)).await?;
+        let reply = tokio::time::timeout(timeout, replies.next()).await;
+        match reply {
+            Ok(Some(m)) => Ok(m.payload),
+            Ok(None) => Err("the broker went away".into()),
+            Err(_) => Err(format!("no reply on \"{topic}\" within {} ms", timeout.as_millis())),
+        }
     }
 
     async fn subscribe(&self, pattern: &TopicPattern, group: &str) -> Result<Subscription, String> {
@@ -128,18 +210,23 @@ struct Publish {
     topic: String,
     #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
+    /// `request` only.
+    timeout_ms: Option<u64>,
 }
 
+/// The longest a function may wait for a reply.
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
-    if op != "publish" {
-        return Err(crate::namespaces::unknown_op("msg", op, &["publish"]));
+    if op != "publish" && op != "request" {
+        return Err(crate::namespaces::unknown_op("msg", op, &["publish", "request"]));
     }
     let Some(broker) = &inv.grants.broker else {
         return Err(HostCallError::Failed(
             "messaging is not configured for this function".into(),
         ));
     };
-    let p: Publish = decode(payload, "{topic, payload}")?;
+    let p: Publish = decode(payload, "{topic, payload, timeout_ms?}")?;
     check_topic(&p.topic).map_err(|e| HostCallError::BadPayload(format!("topic {e}")))?;
     if !inv.grants.publish_topics.iter().any(|t| t.matches(&p.topic)) {
         let allowed: Vec<_> = inv.grants.publish_topics.iter().map(|t| t.to_string()).collect();
@@ -150,10 +237,19 @@ pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<V
             allowed.join(", ")
         )));
     }
-    broker
-        .publish(&p.topic, p.payload.into())
-        .await
-        .map_err(|e| HostCallError::Failed(format!("msg ({}): {e}", broker.name())))?;
+    let failed = |e: String| HostCallError::Failed(format!("msg ({}): {e}", broker.name()));
+    if op == "request" {
+        let timeout = p
+            .timeout_ms
+            .map_or(REQUEST_TIMEOUT, Duration::from_millis)
+            .min(MAX_REQUEST_TIMEOUT);
+        let reply = broker
+            .request(&p.topic, p.payload.into(), timeout)
+            .await
+            .map_err(failed)?;
+        return Ok(encode(&serde_bytes::Bytes::new(&reply)));
+    }
+    broker.publish(&p.topic, p.payload.into()).await.map_err(failed)?;
     Ok(encode(&()))
 }
 

@@ -5,10 +5,10 @@ use crate::Grants;
 use crate::files::StaticFiles;
 use crate::http::{AuthRule, OutboundHttp};
 use crate::kv::{KvStore, MemoryStore, RedbStores, RedisStore};
-use crate::msg::{Broker, InProcessBroker};
+use crate::msg::{Broker, InProcessBroker, NatsBroker};
 use crate::vars::Variables;
 use atoll_manifest::{
-    Capability, Function, KvBackendConfig, Manifest, ManifestError, ManifestErrors, RuntimeConfigFile,
+    Capability, Function, KvBackendConfig, Manifest, ManifestError, ManifestErrors, MsgBackendConfig, RuntimeConfigFile,
 };
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
@@ -133,13 +133,24 @@ impl Services {
             });
         }
 
+        let broker: Arc<dyn Broker> = match &runtime.msg {
+            MsgBackendConfig::InProcess => Arc::new(InProcessBroker::new()),
+            MsgBackendConfig::Nats { url, credentials, loc } => match NatsBroker::new(url, credentials.clone()) {
+                Ok(b) => Arc::new(b),
+                Err(e) => {
+                    let src = runtime.source.as_ref().expect("a [msg] table comes from a file");
+                    errors.push(src.error(*loc, "msg.url", e));
+                    Arc::new(InProcessBroker::new())
+                }
+            },
+        };
         if errors.is_empty() {
             Ok(Services {
                 kv,
                 vars,
                 files,
                 auth,
-                broker: Arc::new(InProcessBroker::new()),
+                broker,
                 runtime,
             })
         } else {

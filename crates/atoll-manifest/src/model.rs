@@ -150,8 +150,25 @@ pub struct Subscription {
     pub topic: TopicPattern,
     /// Where the pipeline's result is published, if anywhere.
     pub reply_to: Option<String>,
+    /// Kept by the broker until a pipeline has handled them (on NATS, a
+    /// JetStream consumer): at-least-once rather than at-most-once.
+    pub durable: Option<Durable>,
     pub pipeline: Pipeline,
     pub loc: Location,
+}
+
+/// How a durable subscription gives up on a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durable {
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_deliver: u32,
+    /// Where a message goes once it has failed `max_deliver` times; by
+    /// default `atoll.<app>.dead.<subscription index>`.
+    pub dead_letter: Option<String>,
+}
+
+impl Durable {
+    pub const DEFAULT_MAX_DELIVER: u32 = 5;
 }
 
 /// A value the app reads at run time, from the environment

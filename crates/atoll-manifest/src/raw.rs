@@ -42,6 +42,9 @@ pub struct RawSchedule {
 pub struct RawSubscription {
     pub topic: Spanned<String>,
     pub reply_to: Option<Spanned<String>>,
+    pub durable: Option<Spanned<bool>>,
+    pub max_deliver: Option<Spanned<i64>>,
+    pub dead_letter: Option<Spanned<String>>,
     #[serde(rename = "fn")]
     pub function: Option<Spanned<String>>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,

@@ -25,6 +25,11 @@
 //!
 //! [cluster]
 //! coordinator = "redis://10.0.0.5:6379/0"  # schedules run once per cluster, not once per node
+//!
+//! [msg]
+//! backend = "nats"                   # in-process (default) | nats
+//! url = "nats://10.0.0.6:4222"       # several servers: "nats://a:4222,nats://b:4222"
+//! credentials = "/etc/atoll/app.creds"   # optional, a NATS .creds file
 //! ```
 
 use crate::error::{ManifestErrors, SourceText};
@@ -45,6 +50,21 @@ pub enum KvBackendConfig {
     Redis {
         url: String,
         prefix: Option<String>,
+        loc: Location,
+    },
+}
+
+/// Where messages go between functions and subscriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MsgBackendConfig {
+    /// Within this process only: one node.
+    #[default]
+    InProcess,
+    /// A NATS server (or cluster), shared by every node; durable
+    /// subscriptions on JetStream.
+    Nats {
+        url: String,
+        credentials: Option<PathBuf>,
         loc: Location,
     },
 }
@@ -78,6 +98,8 @@ pub struct RuntimeConfigFile {
     /// running this app agree on which of them runs each schedule tick.
     /// `None`: every node runs every tick.
     pub cluster_coordinator: Option<String>,
+    /// `[msg]`: the in-process broker, or NATS.
+    pub msg: MsgBackendConfig,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +113,15 @@ struct Raw {
     #[serde(default)]
     http: RawHttp,
     cluster: Option<Spanned<RawCluster>>,
+    msg: Option<Spanned<RawMsg>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMsg {
+    backend: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    credentials: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -211,10 +242,20 @@ impl RuntimeConfigFile {
                 )),
             }
         }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let msg = match &raw.msg {
+            None => MsgBackendConfig::InProcess,
+            Some(m) => match msg_backend(&src, m, base) {
+                Ok(m) => m,
+                Err(e) => {
+                    errors.push(*e);
+                    MsgBackendConfig::InProcess
+                }
+            },
+        };
         if !errors.is_empty() {
             return Err(ManifestErrors(errors));
         }
-        let base = path.parent().unwrap_or(Path::new("."));
         Ok(RuntimeConfigFile {
             data_dir: raw.data_dir.map(|d| base.join(d)),
             source: Some(src),
@@ -222,7 +263,56 @@ impl RuntimeConfigFile {
             variables: raw.variables,
             http,
             cluster_coordinator,
+            msg,
         })
+    }
+}
+
+/// `[msg]`: `backend = "nats"` needs a `url` of `nats://` (or `tls://`)
+/// servers, separated by commas; `credentials` is a file, relative to this
+/// one.
+fn msg_backend(
+    src: &SourceText,
+    m: &Spanned<RawMsg>,
+    base: &Path,
+) -> Result<MsgBackendConfig, Box<crate::error::ManifestError>> {
+    let r = m.get_ref();
+    match r.backend.as_ref().map_or("in-process", |b| b.get_ref().as_str()) {
+        "in-process" => Ok(MsgBackendConfig::InProcess),
+        "nats" => {
+            let Some(url) = &r.url else {
+                return Err(Box::new(src.error(
+                    src.locate(m.span()),
+                    "msg",
+                    "the nats backend needs `url = \"nats://host:4222\"`",
+                )));
+            };
+            let bad = url.get_ref().split(',').map(str::trim).find(|u| {
+                !["nats://", "tls://"]
+                    .iter()
+                    .any(|s| u.starts_with(s) && u.len() > s.len())
+            });
+            if let Some(bad) = bad {
+                return Err(Box::new(src.error(
+                    src.locate(url.span()),
+                    "msg.url",
+                    format!("\"{bad}\" is not a NATS server URL: nats://host[:port] or tls://host[:port], several separated by commas"),
+                )));
+            }
+            Ok(MsgBackendConfig::Nats {
+                url: url.get_ref().clone(),
+                credentials: r.credentials.as_ref().map(|c| base.join(c)),
+                loc: src.locate(url.span()),
+            })
+        }
+        other => {
+            let span = r.backend.as_ref().map_or(m.span(), |b| b.span());
+            Err(Box::new(src.error(
+                src.locate(span),
+                "msg.backend",
+                format!("unknown messaging backend \"{other}\" (expected in-process or nats)"),
+            )))
+        }
     }
 }
 
@@ -376,6 +466,43 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
         for (url, expected) in cases {
             let err = check_coordinator(url).unwrap_err();
             assert!(err.contains(expected), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn messaging_is_in_process_or_nats() {
+        let cfg = RuntimeConfigFile::parse(
+            "[msg]\nbackend = \"nats\"\nurl = \"nats://a:4222, tls://b\"\ncredentials = \"app.creds\"\n",
+            Path::new("/etc/atoll/rt.toml"),
+        )
+        .unwrap();
+        match cfg.msg {
+            MsgBackendConfig::Nats { url, credentials, .. } => {
+                assert_eq!(url, "nats://a:4222, tls://b");
+                assert_eq!(credentials, Some(PathBuf::from("/etc/atoll/app.creds")));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cfg = RuntimeConfigFile::parse("", Path::new("rt.toml")).unwrap();
+        assert_eq!(cfg.msg, MsgBackendConfig::InProcess);
+        for (text, want) in [
+            (
+                "[msg]\nbackend = \"kafka\"\n",
+                "rt.toml:2:11: msg.backend: unknown messaging backend \"kafka\" (expected in-process or nats)",
+            ),
+            (
+                "[msg]\nbackend = \"nats\"\n",
+                "rt.toml:1:1: msg: the nats backend needs `url",
+            ),
+            (
+                "[msg]\nbackend = \"nats\"\nurl = \"nats://a,http://b\"\n",
+                "rt.toml:3:7: msg.url: \"http://b\" is not a NATS server URL",
+            ),
+        ] {
+            let err = RuntimeConfigFile::parse(text, Path::new("rt.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err}");
         }
     }
 

@@ -826,6 +826,7 @@ fn check_subscription(
             );
         }
     }
+    let durable = check_durable(c, &key, raw, topic.as_ref());
     let pipeline = steps::check_pipeline(
         c,
         steps::Source {
@@ -843,6 +844,7 @@ fn check_subscription(
             index,
             topic,
             reply_to: raw.reply_to.as_ref().map(|r| r.get_ref().clone()),
+            durable,
             pipeline,
             loc,
         }),
@@ -961,4 +963,61 @@ fn key_at(text: &str, offset: usize) -> String {
         (false, true) => header,
         (false, false) => format!("{header}.{key}"),
     }
+}
+
+/// `durable`, `max_deliver` and `dead_letter`: the last two only with the
+/// first, a count from 1 to 1000, and a dead-letter topic the subscription
+/// does not itself listen to.
+fn check_durable(c: &mut Checker, key: &str, raw: &RawSubscription, topic: Option<&TopicPattern>) -> Option<Durable> {
+    let durable = raw.durable.as_ref().is_some_and(|d| *d.get_ref());
+    if !durable {
+        for (field, loc) in [
+            ("max_deliver", raw.max_deliver.as_ref().map(|m| c.loc(m))),
+            ("dead_letter", raw.dead_letter.as_ref().map(|d| c.loc(d))),
+        ] {
+            if let Some(loc) = loc {
+                c.err(
+                    loc,
+                    format!("{key}.{field}"),
+                    format!("{field} applies to durable subscriptions only; add durable = true"),
+                );
+            }
+        }
+        return None;
+    }
+    let max_deliver = match &raw.max_deliver {
+        None => Durable::DEFAULT_MAX_DELIVER,
+        Some(m) => match u32::try_from(*m.get_ref()) {
+            Ok(n @ 1..=1000) => n,
+            _ => {
+                let loc = c.loc(m);
+                c.err(
+                    loc,
+                    format!("{key}.max_deliver"),
+                    format!("must be from 1 to 1000, not {}", m.get_ref()),
+                );
+                Durable::DEFAULT_MAX_DELIVER
+            }
+        },
+    };
+    let dead_letter = match &raw.dead_letter {
+        None => None,
+        Some(d) => {
+            let loc = c.loc(d);
+            if let Err(e) = check_topic(d.get_ref()) {
+                c.err(loc, format!("{key}.dead_letter"), e);
+            } else if topic.is_some_and(|t| t.matches(d.get_ref())) {
+                c.err(
+                    loc,
+                    format!("{key}.dead_letter"),
+                    "a dead letter on a topic this subscription listens to would be delivered to it again",
+                );
+            }
+            Some(d.get_ref().clone())
+        }
+    };
+    Some(Durable {
+        max_deliver,
+        dead_letter,
+    })
 }

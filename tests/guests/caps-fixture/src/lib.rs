@@ -21,6 +21,7 @@ atoll_sdk::handlers! {
     "fail" => fail,
     "tag" => tag,
     "publish" => publish,
+    "request" => request,
     "whoami" => whoami,
 }
 
@@ -185,6 +186,14 @@ fn publish(req: Request) -> Result<&'static str> {
     let topic = v["topic"].as_str().ok_or_else(|| Error::status(400, "no topic"))?;
     msg::publish(topic, v["payload"].as_str().unwrap_or("").as_bytes())?;
     Ok("published")
+}
+
+/// `{"topic": ..., "payload": ..., "timeout_ms"?: ...}`: asks, answers the reply.
+fn request(req: Request) -> Result<Vec<u8>> {
+    let v: Value = req.json()?;
+    let topic = v["topic"].as_str().ok_or_else(|| Error::status(400, "no topic"))?;
+    let timeout = Duration::from_millis(v["timeout_ms"].as_u64().unwrap_or(2000));
+    msg::request(topic, v["payload"].as_str().unwrap_or("").as_bytes(), timeout)
 }
 
 /// What started this pipeline, and the payload, as JSON.
