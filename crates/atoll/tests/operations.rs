@@ -203,3 +203,45 @@ fn readiness_follows_a_required_backend() {
     );
     terminate(&mut served.child);
 }
+
+/// The same for NATS, when messaging is on it.
+#[test]
+fn readiness_follows_nats_when_messaging_is_on_it() {
+    let mut nats = atoll_testkit::NatsServer::start();
+    let example = atoll_testkit::repo_root().join("examples/hello");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!("[msg]\nbackend = \"nats\"\nurl = \"{}\"\n", nats.url()),
+    )
+    .unwrap();
+    let mut served = serve_with(
+        &example,
+        &[
+            "--runtime-config",
+            config.path().to_str().unwrap(),
+            "--ready-requires-backends",
+        ],
+    );
+    let addr = served.addr.clone();
+    let until = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = http(&addr, "GET", "/-/ready", &[], b"");
+            if status(&r) == want {
+                return body(&r).to_string();
+            }
+            assert!(Instant::now() < deadline, "/-/ready stayed {}: {r}", status(&r));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until(200);
+    nats.kill();
+    let text = until(503);
+    assert!(text.contains("msg (nats://127.0.0.1:"), "{text}");
+    nats.restart();
+    until(200);
+    terminate(&mut served.child);
+}

@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", env = "ATOLL_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
     /// `/-/ready` answers 503 while a remote backend of the runtime
-    /// configuration (a Redis kv store, the cluster coordinator) does not
+    /// configuration (a Redis kv store, the cluster coordinator, NATS) does not
     /// answer; probed every 2 s.
     #[arg(long)]
     pub ready_requires_backends: bool,
