@@ -90,6 +90,6 @@ cargo test --workspace --doc
 cargo test -q --manifest-path sdk/rust/Cargo.toml
 
 step "benchmarks build and run (quick mode, in a debug build: the figures show the benches run, they are not measurements; see README Performance)"
-ATOLL_BENCH_QUICK=1 cargo test -q --workspace --bench invoke --bench link --bench record
+ATOLL_BENCH_QUICK=1 cargo test -q --workspace --bench invoke --bench link --bench record --bench messaging
 
 step "all tests passed"
