@@ -65,7 +65,8 @@ pub struct Spent(Vec<Teardown>);
 pub(crate) struct Done {
     pub(crate) result: Result<Vec<u8>, CallError>,
     pub(crate) parts: ResponseParts,
-    pub(crate) teardown: Teardown,
+    /// `None` when no instance was made (the function's slots were full).
+    pub(crate) teardown: Option<Teardown>,
 }
 
 fn empty_state() -> Arc<State> {
@@ -239,7 +240,7 @@ impl App {
 /// Applies one call's outcome: its instance to `spent`, its status and
 /// headers to `response` if it succeeded, and its failure to `on_error`.
 fn settle(call: &Call, done: Done, response: &mut ResponseParts, spent: &mut Spent) -> Result<Bytes, StepFailure> {
-    spent.0.push(done.teardown);
+    spent.0.extend(done.teardown);
     match done.result {
         Ok(out) => {
             if done.parts.status.is_some() {
@@ -274,9 +275,10 @@ fn merge_headers(into: &mut ResponseParts, from: ResponseParts) {
 }
 
 /// Runs `op` of one function in a fresh instance: the one place that knows
-/// how to reach a function whatever its ABI. A WAGI program or a wasi:http
-/// component has no operations (the manifest refuses one on its steps):
-/// `op` is unused.
+/// how to reach a function whatever its ABI, and so where its concurrency
+/// slot is taken (`crate::slots`). A WAGI program or a wasi:http component
+/// has no operations (the manifest refuses one on its steps): `op` is
+/// unused.
 pub(crate) async fn invoke_function(
     f: &LoadedFunction,
     inv: Invocation,
@@ -284,13 +286,23 @@ pub(crate) async fn invoke_function(
     payload: Bytes,
     until: Option<Instant>,
 ) -> Done {
+    let _slot = match f.slot(until).await {
+        Ok(slot) => slot,
+        Err(error) => {
+            return Done {
+                result: Err(error),
+                parts: ResponseParts::default(),
+                teardown: None,
+            };
+        }
+    };
     match &f.guest {
         Guest::Wapc(wapc) => {
             let invoked = wapc.invoke_until(inv, op, payload, until).await;
             Done {
                 result: invoked.result,
                 parts: invoked.response,
-                teardown: Teardown::Wapc(invoked.teardown),
+                teardown: Some(Teardown::Wapc(invoked.teardown)),
             }
         }
         Guest::Wagi(wagi) => {
@@ -298,7 +310,7 @@ pub(crate) async fn invoke_function(
             Done {
                 result: invoked.result,
                 parts: invoked.response,
-                teardown: Teardown::Wagi(invoked.teardown),
+                teardown: Some(Teardown::Wagi(invoked.teardown)),
             }
         }
         Guest::WasiHttp(component) => {
@@ -306,7 +318,7 @@ pub(crate) async fn invoke_function(
             Done {
                 result: invoked.result,
                 parts: invoked.response,
-                teardown: Teardown::WasiHttp(invoked.teardown),
+                teardown: Some(Teardown::WasiHttp(invoked.teardown)),
             }
         }
     }
