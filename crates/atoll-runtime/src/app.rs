@@ -84,6 +84,11 @@ impl App {
         engine: &Engine,
         config: &RuntimeConfig,
     ) -> Result<App, ManifestErrors> {
+        // First, so nothing of an untrusted bundle is parsed or compiled.
+        if let Some(trusted) = &config.trust {
+            let signer = source.check_trust(trusted)?;
+            tracing::info!(signer = %signer, "the bundle's signature is trusted");
+        }
         let manifest = source.manifest()?;
         let services = build_services(source, &manifest, config)?;
         let mut errors = Vec::new();
