@@ -66,8 +66,13 @@ impl SecretKey {
 
     /// The key file's text: a comment line, then PKCS#8 PEM.
     pub fn to_file_text(&self) -> String {
-        let pem = self
-            .0
+        // PKCS#8 v1, the seed alone: OpenSSL 3.0 does not read the v2 form
+        // (with the public key) that `SigningKey::to_pkcs8_pem` writes.
+        let seed = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        };
+        let pem = seed
             .to_pkcs8_pem(LineEnding::LF)
             .expect("an Ed25519 key encodes as PKCS#8");
         format!(

@@ -491,3 +491,58 @@ fn put_bundle_under_trust_refuses_what_is_not_signed_by_a_trusted_key() {
     assert_eq!(version(&addr), "\"v2\"");
     assert!(terminate(&mut served.child).success());
 }
+
+/// Keys go both ways with OpenSSL (`scripts/test.sh` installs it): OpenSSL
+/// derives the same public key from a key `atoll keygen` wrote, and a key
+/// OpenSSL generated signs a bundle that its OpenSSL-derived public key
+/// trusts.
+#[test]
+fn keys_are_interchangeable_with_openssl() {
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl must be installed for this test (scripts/test.sh installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "atoll");
+    let derived = openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        d.join("atoll.key").as_os_str(),
+        "-pubout".as_ref(),
+    ]);
+    let ours = std::fs::read_to_string(d.join("atoll.pub")).unwrap();
+    assert!(ours.ends_with(&derived), "{ours}\nvs OpenSSL's\n{derived}");
+
+    openssl(&[
+        "genpkey".as_ref(),
+        "-algorithm".as_ref(),
+        "ed25519".as_ref(),
+        "-out".as_ref(),
+        d.join("ossl.key").as_os_str(),
+    ]);
+    openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        d.join("ossl.key").as_os_str(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        d.join("ossl.pub").as_os_str(),
+    ]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("ossl.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let src = tempfile::tempdir().unwrap();
+    app(src.path(), "v1");
+    let file = d.join("app.atoll");
+    signed_bundle(src.path(), &d.join("ossl.key"), &file);
+    let (o, text, stderr) = run(atoll().arg("inspect").arg(&file).arg("--trust").arg(d.join("ossl.pub")));
+    assert!(o.status.success(), "{stderr}");
+    assert!(text.contains("(verified: trusted key"), "{text}");
+}
