@@ -428,6 +428,16 @@ fn keygen_signs_bundles_that_inspect_shows_and_trust_checks() {
             "{stderr}"
         );
     }
+    // ATOLL_TRUST is --trust from the environment.
+    let (o, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(&unsigned)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("ATOLL_TRUST", keys.path()));
+    assert!(
+        !o.status.success() && stderr.contains("the bundle is not signed"),
+        "{stderr}"
+    );
     // A private key given to --trust is named as such.
     let (o, _, stderr) = run(atoll()
         .arg("serve")
@@ -545,4 +555,38 @@ fn keys_are_interchangeable_with_openssl() {
     let (o, text, stderr) = run(atoll().arg("inspect").arg(&file).arg("--trust").arg(d.join("ossl.pub")));
     assert!(o.status.success(), "{stderr}");
     assert!(text.contains("(verified: trusted key"), "{text}");
+}
+
+/// `--watch` on a signed bundle under `--trust`: a replacement signed by
+/// the trusted key is served; an unsigned one is refused and the version
+/// before it keeps serving.
+#[test]
+fn watch_under_trust_reloads_only_trusted_bundles() {
+    let (dir, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    keygen(keys.path(), "release");
+    let key = keys.path().join("release.key");
+    app(dir.path(), "v1");
+    let file = dir.path().join("app.atoll");
+    signed_bundle(dir.path(), &key, &file);
+    let trust = keys.path().join("release.pub").display().to_string();
+    let (mut child, addr, mut lines) = common::start_serving(&file, &["--watch", "--trust", &trust]);
+    assert_eq!(version(&addr), "\"v1\"");
+
+    app(dir.path(), "v2");
+    let next = dir.path().join("next.atoll");
+    bundle(dir.path(), &next);
+    std::fs::rename(&next, &file).unwrap();
+    let refused = common::wait_for(&mut lines, |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|e| e.contains("the bundle is not signed"))
+    });
+    assert!(refused["message"].as_str().unwrap().contains("app.atoll"), "{refused}");
+    assert_eq!(version(&addr), "\"v1\"");
+    std::thread::spawn(move || for _ in lines {});
+
+    signed_bundle(dir.path(), &key, &next);
+    std::fs::rename(&next, &file).unwrap();
+    wait_until("the signed bundle to be served", || version(&addr) == "\"v2\"");
+    assert!(terminate(&mut child).success());
 }

@@ -38,7 +38,8 @@ pub struct Args {
     /// Serve only bundles signed by these public keys (files, or
     /// directories of *.pub files; repeatable): at start and on `PUT
     /// /-/bundle`. App directories are refused, as nothing in them is signed.
-    #[arg(long, value_name = "KEY.pub|DIR")]
+    /// ATOLL_TRUST gives one path (a directory, for several keys).
+    #[arg(long, value_name = "KEY.pub|DIR", env = "ATOLL_TRUST")]
     pub trust: Vec<PathBuf>,
     /// Largest bundle accepted by `PUT /-/bundle`, and unpacked from any bundle.
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
