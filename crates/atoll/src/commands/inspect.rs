@@ -89,6 +89,8 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
                 "module": module(&bytes),
                 "timeout_ms": f.timeout.as_millis() as u64,
                 "memory": f.memory,
+                "max_concurrency": f.max_concurrency,
+                "max_queue_ms": f.max_concurrency.map(|_| f.max_queue.as_millis() as u64),
                 "capabilities": f.capabilities.iter().map(|c| c.name()).collect::<Vec<_>>(),
                 "kv_stores": if f.capabilities.contains(&Capability::Kv) { json!(f.kv_stores) } else { json!([]) },
                 "allowed_hosts": f.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
@@ -246,8 +248,12 @@ fn print_text(v: &Value) {
                 &s(&module["sha256"])[..12]
             )
         };
+        let concurrency = match f["max_concurrency"].as_u64() {
+            Some(n) => format!(", at most {n} at once (queue {} ms)", f["max_queue_ms"]),
+            None => String::new(),
+        };
         println!(
-            "  {:<16} {}  {}  timeout {} ms, memory {}",
+            "  {:<16} {}  {}  timeout {} ms, memory {}{concurrency}",
             s(&f["name"]),
             s(&f["abi"]),
             size,
