@@ -6,7 +6,9 @@
 //!   kept);
 //! - `modules/<sha256>.wasm`: each distinct module once;
 //! - `static/...`: the app's static files;
-//! - `bundle.json`: the format version and the SHA-256 of every other entry.
+//! - `bundle.json`: the format version and the SHA-256 of every other entry;
+//! - `signature.json`, in a signed bundle: an Ed25519 signature over
+//!   `bundle.json` (see [`signature`](crate::Signer) and `keys`).
 //!
 //! [`Bundle::read`] loads one entirely in memory and checks it before
 //! anything is used: every entry must be listed in `bundle.json` with a
@@ -24,14 +26,23 @@
 //! ```
 
 mod index;
+mod keys;
 mod read;
+mod signature;
 mod write;
 
+pub use keys::{KeyError, PublicKey, SecretKey, TrustedKeys, write_key_pair};
 pub use read::{Bundle, Limits};
-pub use write::write_dir;
+pub use signature::{MAX_SIGNATURE, SIGNATURE, Signer, TrustError};
+pub use write::{write_dir, write_dir_signed};
 
-/// The current format; readers refuse newer ones.
-pub const FORMAT: u32 = 1;
+/// The current format; readers refuse newer ones. Unsigned bundles are
+/// still written as format 1, which older readers read; signed ones are 2,
+/// so an older reader says to upgrade rather than call the signature an
+/// unlisted entry.
+pub const FORMAT: u32 = 2;
+/// The format of unsigned bundles.
+pub const FORMAT_UNSIGNED: u32 = 1;
 pub const INDEX: &str = "bundle.json";
 pub const MANIFEST: &str = "atoll.toml";
 
@@ -59,6 +70,8 @@ pub enum BundleError {
         expected: String,
         found: String,
     },
+    #[error("{SIGNATURE} is invalid: {0}")]
+    BadSignatureEntry(String),
     #[error("the bundle holds entries with the same name")]
     Duplicates,
     #[error("the bundle is too large: {0}")]

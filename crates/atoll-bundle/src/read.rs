@@ -1,5 +1,6 @@
 use crate::index::Index;
-use crate::{BundleError, FORMAT, INDEX, MANIFEST};
+use crate::signature::{self, MAX_SIGNATURE, SIGNATURE, Signer, TrustError};
+use crate::{BundleError, FORMAT, INDEX, MANIFEST, TrustedKeys};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub struct Bundle {
     manifest_text: String,
     files: BTreeMap<String, Bytes>,
     index: Index,
+    signer: Signer,
 }
 
 impl Bundle {
@@ -71,7 +73,10 @@ impl Bundle {
                 continue;
             }
             // Read at most one byte past what is left, whatever the entry declares.
-            let left = limits.max_total.saturating_sub(total);
+            let mut left = limits.max_total.saturating_sub(total);
+            if name == SIGNATURE {
+                left = left.min(MAX_SIGNATURE);
+            }
             // The declared size is only a hint for the first allocation: a
             // few bytes of archive can declare hundreds of megabytes, so
             // beyond `PREALLOCATE` the buffer grows with what is really read.
@@ -81,6 +86,11 @@ impl Bundle {
                 .read_to_end(&mut data)
                 .map_err(|e| bad(format!("cannot be read ({e}); the bundle is damaged")))?;
             total += data.len() as u64;
+            if name == SIGNATURE && data.len() as u64 > MAX_SIGNATURE {
+                return Err(BundleError::BadSignatureEntry(format!(
+                    "it holds more than {MAX_SIGNATURE} bytes; a signature is a few hundred"
+                )));
+            }
             if total > limits.max_total {
                 return Err(BundleError::TooLarge(format!(
                     "its contents exceed the limit of {} bytes (at \"{name}\")",
@@ -97,13 +107,15 @@ impl Bundle {
             files.insert(name, Bytes::from(data));
         }
 
-        let index: Index = {
-            let raw = files.remove(INDEX).ok_or(BundleError::NoIndex)?;
-            serde_json::from_slice(&raw).map_err(|e| BundleError::BadIndex(e.to_string()))?
-        };
+        let raw_index = files.remove(INDEX).ok_or(BundleError::NoIndex)?;
+        let index: Index = serde_json::from_slice(&raw_index).map_err(|e| BundleError::BadIndex(e.to_string()))?;
         if index.format > FORMAT {
             return Err(BundleError::NewerFormat(index.format));
         }
+        let signer = match files.remove(SIGNATURE) {
+            Some(entry) => signature::read(&entry, &raw_index)?,
+            None => Signer::Unsigned,
+        };
         for (name, data) in &files {
             let expected = index
                 .files
@@ -134,7 +146,21 @@ impl Bundle {
             manifest_text,
             files,
             index,
+            signer,
         })
+    }
+
+    /// Who signed the bundle, and whether the signature holds for the key
+    /// it names: not whether that key is to be trusted (see [`Bundle::verify`]).
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// Checks the bundle against the keys a server trusts: it must be
+    /// signed, by one of them, and the signature must hold. Returns the
+    /// signer's key id.
+    pub fn verify(&self, trusted: &TrustedKeys) -> Result<String, TrustError> {
+        signature::check(&self.signer, trusted)
     }
 
     pub fn manifest_text(&self) -> &str {

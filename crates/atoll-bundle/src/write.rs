@@ -1,5 +1,6 @@
 use crate::index::Index;
-use crate::{BundleError, FORMAT, INDEX, MANIFEST};
+use crate::signature::{self, SIGNATURE};
+use crate::{BundleError, FORMAT, FORMAT_UNSIGNED, INDEX, MANIFEST, SecretKey};
 use atoll_manifest::Manifest;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -11,6 +12,12 @@ use zip::write::SimpleFileOptions;
 /// function's module and its static files. The same inputs give the same
 /// bytes (fixed timestamps, sorted entries).
 pub fn write_dir(dir: &Path) -> Result<Vec<u8>, BundleError> {
+    write_dir_signed(dir, None)
+}
+
+/// [`write_dir`], and with a key, the bundle signed: the index as written
+/// is signed and the signature stored as the last entry.
+pub fn write_dir_signed(dir: &Path, key: Option<&SecretKey>) -> Result<Vec<u8>, BundleError> {
     let manifest = Manifest::load_from(dir).map_err(|e| BundleError::Manifest(e.to_string()))?;
     let mut doc: toml_edit::DocumentMut = manifest
         .source
@@ -50,7 +57,7 @@ pub fn write_dir(dir: &Path) -> Result<Vec<u8>, BundleError> {
     entries.insert(MANIFEST.to_string(), doc.to_string().into_bytes());
 
     let index = Index {
-        format: FORMAT,
+        format: if key.is_some() { FORMAT } else { FORMAT_UNSIGNED },
         app: manifest.app.name.clone(),
         version: manifest.app.version.clone(),
         created_by: concat!("atoll ", env!("CARGO_PKG_VERSION")).to_string(),
@@ -75,6 +82,10 @@ pub fn write_dir(dir: &Path) -> Result<Vec<u8>, BundleError> {
     zip.start_file(INDEX, options).map_err(zip_err)?;
     let json = serde_json::to_vec_pretty(&index).expect("the index serializes");
     zip.write_all(&json).map_err(io_err)?;
+    if let Some(key) = key {
+        zip.start_file(SIGNATURE, options).map_err(zip_err)?;
+        zip.write_all(&signature::sign(&json, key)).map_err(io_err)?;
+    }
     Ok(zip.finish().map_err(zip_err)?.into_inner())
 }
 

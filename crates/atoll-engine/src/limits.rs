@@ -127,6 +127,9 @@ pub enum Failure {
     Exit { code: i32 },
     /// Every instance slot is in use.
     AtCapacity,
+    /// The function is at its own concurrency limit, and no slot freed
+    /// within the time a call may wait for one.
+    Busy { limit: u32, waited: std::time::Duration },
     /// Anything else the host raised while running the guest.
     Host { message: String },
 }
@@ -143,6 +146,11 @@ impl std::fmt::Display for Failure {
             Failure::Trap { message } => write!(f, "the function trapped: {message}"),
             Failure::Exit { code } => write!(f, "the function exited with code {code}"),
             Failure::AtCapacity => f.write_str("no instance available: the server is at capacity"),
+            Failure::Busy { limit, waited } => write!(
+                f,
+                "the function is at its max_concurrency of {limit} and no slot freed within {} ms; retry shortly",
+                waited.as_millis()
+            ),
             Failure::Host { message } => f.write_str(message),
         }
     }

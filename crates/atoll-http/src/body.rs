@@ -30,6 +30,8 @@ pub struct ReplyBody {
     _held: Option<Held>,
     stream: Option<StreamedBody>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The streaming function's own concurrency slot, if it has a limit.
+    _slot: Option<atoll_runtime::Slot>,
 }
 
 impl ReplyBody {
@@ -41,14 +43,20 @@ impl ReplyBody {
             _held: None,
             stream: None,
             _permit: None,
+            _slot: None,
         }
     }
 
     /// A body passed through as `stream` yields it.
-    pub(crate) fn streamed(stream: StreamedBody, permit: tokio::sync::OwnedSemaphorePermit) -> ReplyBody {
+    pub(crate) fn streamed(
+        stream: StreamedBody,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        slot: Option<atoll_runtime::Slot>,
+    ) -> ReplyBody {
         ReplyBody {
             stream: Some(stream),
             _permit: Some(permit),
+            _slot: slot,
             ..ReplyBody::new(Bytes::new())
         }
     }

@@ -211,8 +211,8 @@ async fn stream_component(
         request_info(parts, params, Bytes::new(), trace.context.clone()),
     );
     match served.app.serve_component(component, trigger, body).await {
-        Ok(streaming) => {
-            let mut reply = Response::new(ReplyBody::streamed(streaming.body, permit));
+        Ok((streaming, slot)) => {
+            let mut reply = Response::new(ReplyBody::streamed(streaming.body, permit, slot));
             *reply.status_mut() = streaming.status;
             *reply.headers_mut() = streaming.headers;
             reply
@@ -483,12 +483,18 @@ fn reply_from(outcome: Outcome, budget: &Arc<Budget>, request_id: &str, trace: &
 }
 
 /// A failed step as the client sees it: its status, and the error as JSON.
+/// A 503 (a function at its concurrency limit, the instance pool full)
+/// says when to retry, as the server's own 503s do.
 fn failure_reply(failure: &StepFailure, request_id: &str, trace: &mut Trace) -> Reply {
     let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = failure.message();
     trace.function = Some(failure.function.clone());
     trace.error = Some(truncated(&message, LOGGED_ERROR));
-    error(status, &message, Some(&failure.function), request_id)
+    let mut reply = error(status, &message, Some(&failure.function), request_id);
+    if failure.is_overload() {
+        reply.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    reply
 }
 
 /// `text` cut to at most `max` bytes on a character boundary, saying so.

@@ -12,6 +12,15 @@ pub const DEFAULT_MEMORY: u64 = 64 << 20;
 /// One WebAssembly page: no module can run in less.
 pub const MIN_MEMORY: u64 = 64 << 10;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long a call waits for a slot of a function at its `max_concurrency`
+/// when `max_queue` is not given.
+pub const DEFAULT_MAX_QUEUE: Duration = Duration::from_secs(1);
+/// The longest `max_queue`: a queued request holds a connection and a
+/// server-wide permit while it waits.
+pub const MAX_QUEUE: Duration = Duration::from_secs(60);
+/// The largest `max_concurrency` (beyond it the limit means nothing: the
+/// server-wide limit and the instance pool come first).
+pub const MAX_CONCURRENCY: u32 = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -234,6 +243,13 @@ pub struct Function {
     /// Upper bound on the instance's linear memory, in bytes.
     pub memory: u64,
     pub memory_loc: Location,
+    /// Invocations of this function running at once, whatever started them
+    /// (routes, pipeline steps, links, schedules, topics); `None`: only the
+    /// server's limits apply.
+    pub max_concurrency: Option<u32>,
+    /// How long a call waits for one of those slots before failing with
+    /// 503 (`DEFAULT_MAX_QUEUE` unless given).
+    pub max_queue: Duration,
     pub capabilities: BTreeSet<Capability>,
     /// Origins outbound HTTP may reach (with the `http` capability).
     pub allowed_hosts: Vec<HostPattern>,

@@ -84,6 +84,8 @@ pub struct RawFunction {
     pub abi: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub memory: Option<Spanned<String>>,
+    pub max_concurrency: Option<Spanned<i64>>,
+    pub max_queue: Option<Spanned<String>>,
     pub capabilities: SpannedList,
     pub allowed_hosts: SpannedList,
     pub kv_stores: SpannedList,

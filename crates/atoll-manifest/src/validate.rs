@@ -466,6 +466,44 @@ fn check_function(
         }
     };
 
+    let max_concurrency = raw.max_concurrency.as_ref().and_then(|n| match *n.get_ref() {
+        v if (1..=i64::from(MAX_CONCURRENCY)).contains(&v) => Some(v as u32),
+        v => {
+            let loc = c.loc(n);
+            c.err(
+                loc,
+                format!("{key}.max_concurrency"),
+                format!("{v} is out of range: give a number of invocations from 1 to {MAX_CONCURRENCY}"),
+            );
+            None
+        }
+    });
+    let max_queue = match &raw.max_queue {
+        None => DEFAULT_MAX_QUEUE,
+        Some(q) => {
+            let loc = c.loc(q);
+            match parse_duration(q.get_ref()) {
+                Ok(_) if raw.max_concurrency.is_none() => {
+                    c.err(
+                        loc,
+                        format!("{key}.max_queue"),
+                        "has no effect without max_concurrency: calls only wait for a slot when the function has a limit",
+                    );
+                    DEFAULT_MAX_QUEUE
+                }
+                Ok(d) if d <= MAX_QUEUE => d,
+                Ok(_) => {
+                    c.err(loc, format!("{key}.max_queue"), "must be at most 60s");
+                    DEFAULT_MAX_QUEUE
+                }
+                Err(e) => {
+                    c.err(loc, format!("{key}.max_queue"), e);
+                    DEFAULT_MAX_QUEUE
+                }
+            }
+        }
+    };
+
     let mut capabilities = BTreeSet::new();
     if let Some(caps) = &raw.capabilities {
         for cap in caps.get_ref() {
@@ -544,6 +582,8 @@ fn check_function(
         timeout,
         memory,
         memory_loc,
+        max_concurrency,
+        max_queue,
         capabilities,
         allowed_hosts,
         kv_stores,

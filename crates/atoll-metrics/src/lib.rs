@@ -56,6 +56,9 @@ struct Metrics {
     message_wait: HistogramVec,
     deploys: IntCounterVec,
     build_info: IntGaugeVec,
+    function_slots: IntGaugeVec,
+    function_slots_in_use: IntGaugeVec,
+    function_slot_waiters: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -69,6 +72,12 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], bucke
         HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels).expect("a valid metric");
     registry.register(Box::new(h.clone())).expect("registered once");
     h
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
+    registry.register(Box::new(g.clone())).expect("registered once");
+    g
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -160,6 +169,24 @@ impl Metrics {
                 "New versions of the app loaded while serving (PUT /-/bundle, --watch), by result (swapped, refused).",
                 &["result"],
             ),
+            function_slots: gauges(
+                &r,
+                "atoll_function_slots",
+                "A function's max_concurrency, for functions that set one.",
+                &["function"],
+            ),
+            function_slots_in_use: gauges(
+                &r,
+                "atoll_function_slots_in_use",
+                "Invocations holding one of a limited function's slots now.",
+                &["function"],
+            ),
+            function_slot_waiters: gauges(
+                &r,
+                "atoll_function_slot_waiters",
+                "Calls waiting for a slot of a limited function now (refused ones count as no_capacity invocations).",
+                &["function"],
+            ),
             build_info,
             registry: r,
         }
@@ -246,6 +273,27 @@ impl Drop for InUse {
         if let Some(g) = self.0 {
             g.dec();
         }
+    }
+}
+
+/// A function limited to `limit` invocations at once (`max_concurrency`).
+pub fn function_slots(function: &str, limit: u32) {
+    if let Some(m) = metrics() {
+        m.function_slots.with_label_values(&[function]).set(i64::from(limit));
+    }
+}
+
+/// A limited function's slots in use went up or down by `delta`.
+pub fn function_slots_in_use(function: &str, delta: i64) {
+    if let Some(m) = metrics() {
+        m.function_slots_in_use.with_label_values(&[function]).add(delta);
+    }
+}
+
+/// Calls waiting for a limited function's slot went up or down by `delta`.
+pub fn function_slot_waiters(function: &str, delta: i64) {
+    if let Some(m) = metrics() {
+        m.function_slot_waiters.with_label_values(&[function]).add(delta);
     }
 }
 

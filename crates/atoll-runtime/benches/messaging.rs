@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 fn main() {
     let quick = std::env::args().any(|a| a == "--test") || std::env::var_os("ATOLL_BENCH_QUICK").is_some();
     let messages = if quick { 300 } else { 20_000 };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let server = NatsServer::start();
         let dir = tempfile::tempdir().unwrap();
@@ -72,12 +75,17 @@ async fn measure(server: &NatsServer, n: usize) -> (f64, f64, f64) {
     // Until the subscriptions answer.
     loop {
         if client.publish("bench.in", Bytes::from(vec![0u8; 64])).await.is_ok()
-            && tokio::time::timeout(Duration::from_millis(200), replies.next()).await.is_ok()
+            && tokio::time::timeout(Duration::from_millis(200), replies.next())
+                .await
+                .is_ok()
         {
             break;
         }
     }
-    while tokio::time::timeout(Duration::from_millis(200), replies.next()).await.is_ok() {}
+    while tokio::time::timeout(Duration::from_millis(200), replies.next())
+        .await
+        .is_ok()
+    {}
     let epoch = Instant::now();
     let publisher = tokio::spawn(async move {
         for _ in 0..n {
@@ -98,9 +106,5 @@ async fn measure(server: &NatsServer, n: usize) -> (f64, f64, f64) {
     let took = epoch.elapsed().as_secs_f64();
     publisher.await.unwrap();
     latencies.sort_by(f64::total_cmp);
-    (
-        n as f64 / took,
-        latencies[n / 2],
-        latencies[n * 99 / 100],
-    )
+    (n as f64 / took, latencies[n / 2], latencies[n * 99 / 100])
 }

@@ -4,9 +4,11 @@
 use crate::config::RuntimeConfig;
 use crate::guest::Guest;
 use crate::load::{self, Modules};
+use crate::slots::{Slot, SlotStats, Slots};
 use crate::source::AppSource;
 use atoll_caps::msg::Broker;
 use atoll_caps::{Grants, Services};
+use atoll_engine::CallError;
 use atoll_engine::Engine;
 use atoll_manifest::{Function, Manifest, ManifestErrors};
 use atoll_wapc::WapcFunction;
@@ -20,9 +22,26 @@ pub struct LoadedFunction {
     pub decl: Function,
     pub grants: Arc<Grants>,
     pub guest: Guest,
+    /// Its `max_concurrency` slots, if it has a limit.
+    pub(crate) slots: Option<Slots>,
 }
 
 impl LoadedFunction {
+    /// A slot to run in: `None` to hold for a function without a limit.
+    pub(crate) async fn slot(&self, until: Option<std::time::Instant>) -> Result<Option<Slot>, CallError> {
+        match &self.slots {
+            Some(slots) => slots.acquire(until).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// How many of its `max_concurrency` slots are in use, how many calls
+    /// wait and how many were refused; `None` for a function without a
+    /// limit. For a metrics endpoint.
+    pub fn concurrency(&self) -> Option<SlotStats> {
+        self.slots.as_ref().map(Slots::stats)
+    }
+
     /// The waPC guest, if the function is one.
     pub fn wapc(&self) -> Option<&WapcFunction> {
         match &self.guest {
@@ -65,6 +84,11 @@ impl App {
         engine: &Engine,
         config: &RuntimeConfig,
     ) -> Result<App, ManifestErrors> {
+        // First, so nothing of an untrusted bundle is parsed or compiled.
+        if let Some(trusted) = &config.trust {
+            let signer = source.check_trust(trusted)?;
+            tracing::info!(signer = %signer, "the bundle's signature is trusted");
+        }
         let manifest = source.manifest()?;
         let services = build_services(source, &manifest, config)?;
         let mut errors = Vec::new();

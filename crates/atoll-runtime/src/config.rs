@@ -1,5 +1,6 @@
 use atoll_manifest::RuntimeConfigFile;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Runtime settings that are not the app's business: they come from the
 /// command line or the runtime configuration file.
@@ -14,6 +15,9 @@ pub struct RuntimeConfig {
     pub data_dir: Option<PathBuf>,
     /// What a bundle may unpack to.
     pub bundle_limits: atoll_bundle::Limits,
+    /// With keys (`serve --trust`), only bundles signed by one of them load,
+    /// and app directories not at all (nothing in them is signed).
+    pub trust: Option<Arc<atoll_bundle::TrustedKeys>>,
 }
 
 impl Default for RuntimeConfig {
@@ -23,6 +27,7 @@ impl Default for RuntimeConfig {
             file: RuntimeConfigFile::default(),
             data_dir: None,
             bundle_limits: atoll_bundle::Limits::default(),
+            trust: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::app::{App, LoadedFunction};
 use crate::failure::StepFailure;
 use crate::guest::Guest;
 use crate::pipeline::Trigger;
+use crate::slots::Slot;
 use atoll_caps::Invocation;
 use atoll_manifest::{ErrorAction, Pipeline, Step};
 use atoll_wasi_http::Streaming;
@@ -32,13 +33,15 @@ impl App {
     }
 
     /// Serves `trigger`'s request to the component `f` with `body`
-    /// streamed in, returning once the component has set its response.
+    /// streamed in, returning once the component has set its response,
+    /// with the function's concurrency slot (if it has a limit): hold it
+    /// until the response body has gone.
     pub async fn serve_component<B>(
         &self,
         f: &LoadedFunction,
         trigger: Trigger,
         body: B,
-    ) -> Result<Streaming, StepFailure>
+    ) -> Result<(Streaming, Option<Slot>), StepFailure>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
@@ -46,15 +49,23 @@ impl App {
         let Guest::WasiHttp(component) = &f.guest else {
             unreachable!("streaming_component returns only components")
         };
-        let inv = Invocation::new(f.name.clone(), trigger.request_id, f.grants.clone(), trigger.request);
-        // Counted until the response head: the body streams on afterwards.
-        let started = std::time::Instant::now();
-        let served = component.serve(inv, body, None).await;
-        crate::pipeline::record(f, served.as_ref().err(), started);
-        served.map_err(|error| StepFailure {
+        let failed = |error| StepFailure {
             function: f.name.to_string(),
             error,
             requested_status: None,
-        })
+        };
+        // Counted until the response head: the body streams on afterwards.
+        let started = std::time::Instant::now();
+        let slot = match f.slot(None).await {
+            Ok(slot) => slot,
+            Err(error) => {
+                crate::pipeline::record(f, Some(&error), started);
+                return Err(failed(error));
+            }
+        };
+        let inv = Invocation::new(f.name.clone(), trigger.request_id, f.grants.clone(), trigger.request);
+        let served = component.serve(inv, body, None).await;
+        crate::pipeline::record(f, served.as_ref().err(), started);
+        Ok((served.map_err(failed)?, slot))
     }
 }

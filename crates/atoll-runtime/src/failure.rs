@@ -17,10 +17,22 @@ impl StepFailure {
             CallError::Guest { .. } => self.requested_status.filter(|s| (400..=599).contains(s)).unwrap_or(500),
             CallError::Failed { failure, .. } => match failure {
                 Failure::Timeout => 504,
-                Failure::AtCapacity => 503,
+                Failure::AtCapacity | Failure::Busy { .. } => 503,
                 _ => 500,
             },
         }
+    }
+
+    /// Whether the call was refused for want of capacity (the instance
+    /// pool, or the function's own `max_concurrency`): worth retrying soon.
+    pub fn is_overload(&self) -> bool {
+        matches!(
+            self.error,
+            CallError::Failed {
+                failure: Failure::AtCapacity | Failure::Busy { .. },
+                ..
+            }
+        )
     }
 
     pub fn message(&self) -> String {

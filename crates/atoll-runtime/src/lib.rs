@@ -15,6 +15,7 @@ mod guest;
 mod load;
 mod pipeline;
 mod request_id;
+mod slots;
 mod source;
 
 pub use app::{App, LoadedFunction};
@@ -23,6 +24,7 @@ pub use failure::StepFailure;
 pub use guest::{Guest, Teardown};
 pub use pipeline::{Outcome, Spent, Trigger};
 pub use request_id::new_request_id;
+pub use slots::{Slot, SlotStats};
 pub use source::AppSource;
 
 pub use atoll_caps::{RequestInfo, State, TriggerKind};

@@ -5,6 +5,7 @@
 
 use crate::app::LoadedFunction;
 use crate::guest::Guest;
+use crate::slots::Slots;
 use crate::source::AppSource;
 use atoll_caps::Services;
 use atoll_engine::{Engine, Limits};
@@ -213,6 +214,9 @@ pub(crate) fn assemble(
                 decl.name.clone(),
                 Arc::new(LoadedFunction {
                     name: Arc::from(decl.name.as_str()),
+                    slots: decl
+                        .max_concurrency
+                        .map(|n| Slots::new(Arc::from(decl.name.as_str()), n, decl.max_queue)),
                     decl,
                     grants,
                     guest,

@@ -65,7 +65,8 @@ pub struct Spent(Vec<Teardown>);
 pub(crate) struct Done {
     pub(crate) result: Result<Vec<u8>, CallError>,
     pub(crate) parts: ResponseParts,
-    pub(crate) teardown: Teardown,
+    /// `None` when no instance was made (the function's slots were full).
+    pub(crate) teardown: Option<Teardown>,
 }
 
 fn empty_state() -> Arc<State> {
@@ -239,7 +240,7 @@ impl App {
 /// Applies one call's outcome: its instance to `spent`, its status and
 /// headers to `response` if it succeeded, and its failure to `on_error`.
 fn settle(call: &Call, done: Done, response: &mut ResponseParts, spent: &mut Spent) -> Result<Bytes, StepFailure> {
-    spent.0.push(done.teardown);
+    spent.0.extend(done.teardown);
     match done.result {
         Ok(out) => {
             if done.parts.status.is_some() {
@@ -274,9 +275,10 @@ fn merge_headers(into: &mut ResponseParts, from: ResponseParts) {
 }
 
 /// Runs `op` of one function in a fresh instance: the one place that knows
-/// how to reach a function whatever its ABI. A WAGI program or a wasi:http
-/// component has no operations (the manifest refuses one on its steps):
-/// `op` is unused.
+/// how to reach a function whatever its ABI, and so where its concurrency
+/// slot is taken (`crate::slots`). A WAGI program or a wasi:http component
+/// has no operations (the manifest refuses one on its steps): `op` is
+/// unused.
 pub(crate) async fn invoke_function(
     f: &LoadedFunction,
     inv: Invocation,
@@ -285,6 +287,17 @@ pub(crate) async fn invoke_function(
     until: Option<Instant>,
 ) -> Done {
     let started = Instant::now();
+    let _slot = match f.slot(until).await {
+        Ok(slot) => slot,
+        Err(error) => {
+            record(f, Some(&error), started);
+            return Done {
+                result: Err(error),
+                parts: ResponseParts::default(),
+                teardown: None,
+            };
+        }
+    };
     let in_use = atoll_metrics::instance_in_use();
     let done = run_guest(f, inv, op, payload, until).await;
     drop(in_use);
@@ -302,7 +315,7 @@ pub(crate) fn record(f: &LoadedFunction, error: Option<&CallError>, started: Ins
         Some(CallError::Failed { failure, .. }) => match failure {
             Failure::Timeout => O::Timeout,
             Failure::OutOfMemory { .. } => O::OutOfMemory,
-            Failure::AtCapacity => O::NoCapacity,
+            Failure::AtCapacity | Failure::Busy { .. } => O::NoCapacity,
             _ => O::Trap,
         },
     };
@@ -316,7 +329,7 @@ async fn run_guest(f: &LoadedFunction, inv: Invocation, op: &str, payload: Bytes
             Done {
                 result: invoked.result,
                 parts: invoked.response,
-                teardown: Teardown::Wapc(invoked.teardown),
+                teardown: Some(Teardown::Wapc(invoked.teardown)),
             }
         }
         Guest::Wagi(wagi) => {
@@ -324,7 +337,7 @@ async fn run_guest(f: &LoadedFunction, inv: Invocation, op: &str, payload: Bytes
             Done {
                 result: invoked.result,
                 parts: invoked.response,
-                teardown: Teardown::Wagi(invoked.teardown),
+                teardown: Some(Teardown::Wagi(invoked.teardown)),
             }
         }
         Guest::WasiHttp(component) => {
@@ -332,7 +345,7 @@ async fn run_guest(f: &LoadedFunction, inv: Invocation, op: &str, payload: Bytes
             Done {
                 result: invoked.result,
                 parts: invoked.response,
-                teardown: Teardown::WasiHttp(invoked.teardown),
+                teardown: Some(Teardown::WasiHttp(invoked.teardown)),
             }
         }
     }

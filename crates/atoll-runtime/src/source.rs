@@ -1,6 +1,6 @@
 //! Where an app comes from: a directory on disk or a bundle in memory.
 
-use atoll_bundle::{Bundle, Limits};
+use atoll_bundle::{Bundle, Limits, TrustedKeys};
 use atoll_caps::files::{DirFiles, MemFiles, StaticFiles};
 use atoll_manifest::{Function, MANIFEST_FILE, Manifest, ManifestErrors, SourceText};
 use std::path::{Path, PathBuf};
@@ -33,6 +33,26 @@ impl AppSource {
             path: path.to_path_buf(),
             bundle: Arc::new(bundle),
         })
+    }
+
+    /// Whether a server trusting `trusted` may load this app: a bundle
+    /// signed by one of those keys, whose signature holds. Returns the
+    /// signer's key id; every refusal names the bundle and what is wrong.
+    pub fn check_trust(&self, trusted: &TrustedKeys) -> Result<String, ManifestErrors> {
+        match self {
+            AppSource::Dir(dir) if !dir.exists() => Err(SourceText::new(dir, "")
+                .file_error("does not exist (with --trust, serve a signed bundle)")
+                .into()),
+            AppSource::Dir(dir) => Err(SourceText::new(dir, "")
+                .file_error(
+                    "is an app directory, and this server accepts only bundles signed by a trusted key (--trust): \
+                     nothing in a directory is signed; serve a bundle made with `atoll bundle --sign KEY`",
+                )
+                .into()),
+            AppSource::Bundle { path, bundle } => bundle
+                .verify(trusted)
+                .map_err(|e| SourceText::new(path, "").file_error(e.to_string()).into()),
+        }
     }
 
     pub fn manifest(&self) -> Result<Manifest, ManifestErrors> {

@@ -138,3 +138,42 @@ async fn links_nest_at_most_eight_deep_and_the_chain_is_reported() {
     let eight_deep = format!("{}me:upper:x", "me:host:".repeat(7));
     assert_eq!(app.call("me", "host", &eight_deep).await.unwrap(), "X");
 }
+
+/// A function at its `max_concurrency` that calls itself through a link
+/// does not deadlock: the inner call waits at most `max_queue` for a slot
+/// the outer one holds, then fails as a link error the caller sees.
+#[tokio::test]
+async fn a_limited_function_calling_itself_is_refused_after_its_queue_time_not_deadlocked() {
+    let plain = atoll_testkit::guest_path("wapc-plain").display().to_string();
+    let manifest = format!(
+        r#"
+[app]
+name = "self-limited"
+
+[functions.me]
+source = "{plain}"
+links = ["me"]
+max_concurrency = 1
+max_queue = "150ms"
+"#
+    );
+    let app = load(&manifest, None, &[]).await.unwrap();
+    let started = std::time::Instant::now();
+    let out = app.call("me", "host", "me:upper:x").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(
+        out,
+        "ERR Host error: linked function \"me\" failed: the function is at its max_concurrency of 1 and no slot freed within 150 ms; retry shortly"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(150) && waited < std::time::Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // The slot was given back: the function answers again.
+    assert_eq!(app.call("me", "upper", "y").await.unwrap(), "Y");
+    let stats = app.app.function("me").unwrap().concurrency().unwrap();
+    assert_eq!(
+        (stats.limit, stats.in_flight, stats.waiting, stats.refused),
+        (1, 0, 0, 1)
+    );
+}

@@ -39,6 +39,8 @@ enum Command {
     Build(commands::build::Args),
     /// Pack an app into one .atoll file.
     Bundle(commands::bundle::Args),
+    /// Make an Ed25519 key pair for signing bundles (NAME.key, NAME.pub).
+    Keygen(commands::keygen::Args),
     /// Show what a bundle (or app directory) holds and what each function is granted.
     Inspect(commands::inspect::Args),
 }
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             Command::Build(args) => commands::build::run(args).await,
             Command::Bundle(args) => commands::bundle::run(args).await,
             Command::Inspect(args) => commands::inspect::run(args).await,
+            Command::Keygen(args) => commands::keygen::run(args).await,
         }
     });
     match result {

@@ -609,6 +609,33 @@ links = { "pricing" = "plain", "sample.ns" = "plain" }
     assert!(text.contains("calls: pricing → plain, sample.ns → plain"), "{text}");
 }
 
+#[test]
+fn inspect_shows_each_function_s_concurrency_limit() {
+    let dir = app(r#"
+[functions.limited]
+source = "plain.wasm"
+max_concurrency = 4
+max_queue = "250ms"
+"#);
+    let (o, stdout, stderr) = run(atoll().args(["inspect", "--json"]).arg(dir.path()));
+    assert!(o.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let function = |name: &str| {
+        v["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(function("limited")["max_concurrency"], 4);
+    assert_eq!(function("limited")["max_queue_ms"], 250);
+    assert!(function("plain")["max_concurrency"].is_null());
+    let (_, text, _) = run(atoll().arg("inspect").arg(dir.path()));
+    assert!(text.contains("at most 4 at once (queue 250 ms)"), "{text}");
+}
+
 /// `atoll inspect | head` ends quietly when its reader goes away, as `ls`
 /// does, not with a panic about a broken pipe.
 #[test]

@@ -343,3 +343,250 @@ fn watch_reloads_a_replaced_bundle() {
     wait_until("the new bundle to be served", || version(&addr) == "\"v2\"");
     assert!(terminate(&mut served.child).success());
 }
+
+/// `atoll keygen` in `dir`: the key id it printed.
+fn keygen(dir: &Path, name: &str) -> String {
+    let (o, _, stderr) = run(atoll().arg("keygen").arg(dir.join(name)));
+    assert!(o.status.success(), "{stderr}");
+    stderr.split_whitespace().nth(1).expect("`key <id>` first").to_string()
+}
+
+fn signed_bundle(dir: &Path, key: &Path, out: &Path) -> Vec<u8> {
+    let (o, _, stderr) = run(atoll().arg("bundle").arg(dir).arg("--sign").arg(key).arg("-o").arg(out));
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("signed by key"), "{stderr}");
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn keygen_signs_bundles_that_inspect_shows_and_trust_checks() {
+    let (src, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    app(src.path(), "v1");
+    let id = keygen(keys.path(), "release");
+    assert_eq!(id.len(), 16, "{id}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(keys.path().join("release.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (o, _, stderr) = run(atoll().arg("keygen").arg(keys.path().join("release")));
+    assert!(!o.status.success() && stderr.contains("already exists"), "{stderr}");
+
+    let file = src.path().join("app.atoll");
+    signed_bundle(src.path(), &keys.path().join("release.key"), &file);
+
+    // Without --trust: the signer is shown, unverified.
+    let (o, text, stderr) = run(atoll().arg("inspect").arg(&file));
+    assert!(o.status.success(), "{stderr}");
+    assert!(text.contains(&format!("signature  key {id} (unverified")), "{text}");
+    let (_, json, _) = run(atoll().args(["inspect", "--json"]).arg(&file));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["bundle"]["signer"]["key_id"], id.as_str());
+    assert_eq!(v["bundle"]["signer"]["trusted"], false);
+    assert_eq!(v["bundle"]["signer"]["signature_valid"], true);
+
+    // With it: verified, or refused when the key is another.
+    let (o, text, stderr) = run(atoll().arg("inspect").arg(&file).arg("--trust").arg(keys.path()));
+    assert!(o.status.success(), "{stderr}");
+    assert!(text.contains("(verified: trusted key"), "{text}");
+    let other = tempfile::tempdir().unwrap();
+    let other_id = keygen(other.path(), "other");
+    let (o, _, stderr) = run(atoll()
+        .arg("inspect")
+        .arg(&file)
+        .arg("--trust")
+        .arg(other.path().join("other.pub")));
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains(&file.display().to_string())
+            && stderr.contains(&format!(
+                "signed by key {id}, which is not trusted here (trusted: {other_id})"
+            )),
+        "{stderr}"
+    );
+
+    // An unsigned bundle, and an app directory, are refused by serve --trust.
+    let unsigned = src.path().join("unsigned.atoll");
+    bundle(src.path(), &unsigned);
+    let trust = keys.path().join("release.pub");
+    for (what, says) in [
+        (&unsigned, "the bundle is not signed"),
+        (&src.path().to_path_buf(), "is an app directory"),
+    ] {
+        let (o, _, stderr) = run(atoll()
+            .arg("serve")
+            .arg(what)
+            .args(["--listen", "127.0.0.1:0", "--trust"])
+            .arg(&trust));
+        assert!(!o.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains(&what.display().to_string()),
+            "{stderr}"
+        );
+    }
+    // ATOLL_TRUST is --trust from the environment.
+    let (o, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(&unsigned)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("ATOLL_TRUST", keys.path()));
+    assert!(
+        !o.status.success() && stderr.contains("the bundle is not signed"),
+        "{stderr}"
+    );
+    // A private key given to --trust is named as such.
+    let (o, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0", "--trust"])
+        .arg(keys.path().join("release.key")));
+    assert!(!o.status.success() && stderr.contains("is a private key"), "{stderr}");
+
+    let mut served = serve_with(&file, &["--trust", &trust.display().to_string()]);
+    assert_eq!(version(&served.addr), "\"v1\"");
+    assert!(terminate(&mut served.child).success());
+}
+
+#[test]
+fn put_bundle_under_trust_refuses_what_is_not_signed_by_a_trusted_key() {
+    let (src, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let id = keygen(keys.path(), "release");
+    let other_id = keygen(keys.path(), "other");
+    let (release, other) = (keys.path().join("release.key"), keys.path().join("other.key"));
+    let trust = keys.path().join("release.pub");
+    app(src.path(), "v1");
+    let v1 = src.path().join("v1.atoll");
+    signed_bundle(src.path(), &release, &v1);
+    app(src.path(), "v2");
+    let v2 = signed_bundle(src.path(), &release, &src.path().join("v2.atoll"));
+    let by_other = signed_bundle(src.path(), &other, &src.path().join("other.atoll"));
+    let unsigned = bundle(src.path(), &src.path().join("unsigned.atoll"));
+    // v2 with a grant widened and the index rewritten to match.
+    let mut widened = common::zip_entries(&v2);
+    let manifest = widened.iter_mut().find(|(n, _)| n == "atoll.toml").unwrap();
+    manifest.1 = String::from_utf8(manifest.1.clone())
+        .unwrap()
+        .replace(r#"["vars", "files"]"#, r#"["vars", "files", "kv"]"#)
+        .into_bytes();
+    common::reindex(&mut widened);
+    let widened = common::rezip(&widened);
+
+    let mut served = serve_with(&v1, &["--admin-token", TOKEN, "--trust", &trust.display().to_string()]);
+    let addr = served.addr.clone();
+    let auth = format!("Bearer {TOKEN}");
+    for (bad, says) in [
+        (&unsigned, "the bundle is not signed".to_string()),
+        (
+            &by_other,
+            format!("signed by key {other_id}, which is not trusted here (trusted: {id})"),
+        ),
+        (
+            &widened,
+            format!("signature by key {id} does not match its contents: bundle.json was altered after signing"),
+        ),
+    ] {
+        let r = http(&addr, "PUT", "/-/bundle", &[("authorization", &auth)], bad);
+        assert_eq!(status(&r), 422, "{r}");
+        let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
+        let error = v["error"].as_str().unwrap();
+        assert!(error.contains(&says) && error.contains("uploaded.atoll"), "{error}");
+        assert_eq!(version(&addr), "\"v1\"", "the running version keeps serving");
+    }
+    let r = http(&addr, "PUT", "/-/bundle", &[("authorization", &auth)], &v2);
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(version(&addr), "\"v2\"");
+    assert!(terminate(&mut served.child).success());
+}
+
+/// Keys go both ways with OpenSSL (`scripts/test.sh` installs it): OpenSSL
+/// derives the same public key from a key `atoll keygen` wrote, and a key
+/// OpenSSL generated signs a bundle that its OpenSSL-derived public key
+/// trusts.
+#[test]
+fn keys_are_interchangeable_with_openssl() {
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl must be installed for this test (scripts/test.sh installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d, "atoll");
+    let derived = openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        d.join("atoll.key").as_os_str(),
+        "-pubout".as_ref(),
+    ]);
+    let ours = std::fs::read_to_string(d.join("atoll.pub")).unwrap();
+    assert!(ours.ends_with(&derived), "{ours}\nvs OpenSSL's\n{derived}");
+
+    openssl(&[
+        "genpkey".as_ref(),
+        "-algorithm".as_ref(),
+        "ed25519".as_ref(),
+        "-out".as_ref(),
+        d.join("ossl.key").as_os_str(),
+    ]);
+    openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        d.join("ossl.key").as_os_str(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        d.join("ossl.pub").as_os_str(),
+    ]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("ossl.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let src = tempfile::tempdir().unwrap();
+    app(src.path(), "v1");
+    let file = d.join("app.atoll");
+    signed_bundle(src.path(), &d.join("ossl.key"), &file);
+    let (o, text, stderr) = run(atoll().arg("inspect").arg(&file).arg("--trust").arg(d.join("ossl.pub")));
+    assert!(o.status.success(), "{stderr}");
+    assert!(text.contains("(verified: trusted key"), "{text}");
+}
+
+/// `--watch` on a signed bundle under `--trust`: a replacement signed by
+/// the trusted key is served; an unsigned one is refused and the version
+/// before it keeps serving.
+#[test]
+fn watch_under_trust_reloads_only_trusted_bundles() {
+    let (dir, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    keygen(keys.path(), "release");
+    let key = keys.path().join("release.key");
+    app(dir.path(), "v1");
+    let file = dir.path().join("app.atoll");
+    signed_bundle(dir.path(), &key, &file);
+    let trust = keys.path().join("release.pub").display().to_string();
+    let (mut child, addr, mut lines) = common::start_serving(&file, &["--watch", "--trust", &trust]);
+    assert_eq!(version(&addr), "\"v1\"");
+
+    app(dir.path(), "v2");
+    let next = dir.path().join("next.atoll");
+    bundle(dir.path(), &next);
+    std::fs::rename(&next, &file).unwrap();
+    let refused = common::wait_for(&mut lines, |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|e| e.contains("the bundle is not signed"))
+    });
+    assert!(refused["message"].as_str().unwrap().contains("app.atoll"), "{refused}");
+    assert_eq!(version(&addr), "\"v1\"");
+    std::thread::spawn(move || for _ in lines {});
+
+    signed_bundle(dir.path(), &key, &next);
+    std::fs::rename(&next, &file).unwrap();
+    wait_until("the signed bundle to be served", || version(&addr) == "\"v2\"");
+    assert!(terminate(&mut child).success());
+}

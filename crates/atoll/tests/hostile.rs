@@ -920,3 +920,146 @@ fn hostile_clients_and_guests_cannot_grow_the_metrics() {
     }
     assert_eq!(series(), before, "the metrics grew with made-up names");
 }
+
+// ------------------------------------------------------ signed bundles
+
+/// Bundles made to get past `--trust`: each refused by `PUT /-/bundle` with
+/// a message naming what is wrong, the running version serving throughout;
+/// and key files that are not keys, refused by `serve --trust` at start.
+#[test]
+fn hostile_bundles_under_trust_are_refused_with_their_problem() {
+    use common::{body, http, rezip, zip_entries};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("plain.wasm"),
+        std::fs::read(atoll_testkit::guest_path("wapc-plain")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("atoll.toml"),
+        "[app]\nname = \"trusted\"\n\n[functions.plain]\nsource = \"plain.wasm\"\n\n[[routes]]\npath = \"/ping\"\nsteps = [{ fn = \"plain\", op = \"ping\" }]\n",
+    )
+    .unwrap();
+    for name in ["trusted", "intruder"] {
+        let (o, _, e) = run(atoll().arg("keygen").arg(d.join(name)));
+        assert!(o.status.success(), "{e}");
+    }
+    let sign = |key: &str, out: &str| {
+        let (o, _, e) = run(atoll()
+            .arg("bundle")
+            .arg(d)
+            .arg("--sign")
+            .arg(d.join(key))
+            .arg("-o")
+            .arg(d.join(out)));
+        assert!(o.status.success(), "{e}");
+        std::fs::read(d.join(out)).unwrap()
+    };
+    let good = sign("trusted.key", "good.atoll");
+    let intruders = sign("intruder.key", "intruder.atoll");
+    let signature = |bytes: &[u8]| -> serde_json::Value {
+        let (_, block) = zip_entries(bytes)
+            .into_iter()
+            .find(|(n, _)| n == "signature.json")
+            .unwrap();
+        serde_json::from_slice(&block).unwrap()
+    };
+    let with_signature = |bytes: &[u8], block: Vec<u8>| {
+        let mut all = zip_entries(bytes);
+        all.iter_mut().find(|(n, _)| n == "signature.json").unwrap().1 = block;
+        rezip(&all)
+    };
+    // The intruder's signature presented as the trusted key's.
+    let mut forged = signature(&intruders);
+    let trusted_block = signature(&good);
+    forged["public_key"] = trusted_block["public_key"].clone();
+    forged["key_id"] = trusted_block["key_id"].clone();
+    let forged = with_signature(&intruders, serde_json::to_vec(&forged).unwrap());
+    let mut bad_hex = trusted_block.clone();
+    bad_hex["signature"] = "not hex at all".into();
+    let mut extra = zip_entries(&good);
+    extra.push(("static/extra.js".into(), b"alert(1)".to_vec()));
+    let mut altered = zip_entries(&good);
+    let module = altered.iter_mut().find(|(n, _)| n.starts_with("modules/")).unwrap();
+    module.1.extend_from_slice(b"\0\0\0\0");
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("forged signature", forged, "does not match its contents"),
+        (
+            "garbled signature",
+            with_signature(&good, b"\x00\xffgarbage{".to_vec()),
+            "signature.json is invalid: not a signature block",
+        ),
+        (
+            "signature of bad hex",
+            with_signature(&good, serde_json::to_vec(&bad_hex).unwrap()),
+            "signature is not 64 bytes of hex",
+        ),
+        (
+            "absurd signature block (64 MiB, small compressed)",
+            with_signature(&good, vec![b' '; 64 << 20]),
+            "more than 4096 bytes",
+        ),
+        (
+            "extra entry",
+            rezip(&extra),
+            "\"static/extra.js\" is not listed in bundle.json",
+        ),
+        ("altered entry", rezip(&altered), "does not match its SHA-256"),
+        (
+            "no signature",
+            {
+                let mut all = zip_entries(&good);
+                all.retain(|(n, _)| n != "signature.json");
+                rezip(&all)
+            },
+            "the bundle is not signed",
+        ),
+    ];
+
+    let token = "hostile-admin-token-0123456789";
+    let (mut child, addr, lines) = start_serving(
+        &d.join("good.atoll"),
+        &[
+            "--admin-token",
+            token,
+            "--trust",
+            &d.join("trusted.pub").display().to_string(),
+        ],
+    );
+    std::thread::spawn(move || for _ in lines {});
+    let auth = format!("Bearer {token}");
+    for (case, bundle, says) in &cases {
+        let r = http(&addr, "PUT", "/-/bundle", &[("authorization", &auth)], bundle);
+        assert_eq!(status(&r), 422, "{case}: {r}");
+        let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
+        assert!(v["error"].as_str().unwrap().contains(says), "{case}: {v}");
+        let ping = http(&addr, "GET", "/ping", &[], b"");
+        assert_eq!(status(&ping), 200, "{case}: the running version keeps serving");
+    }
+    assert!(terminate(&mut child).success());
+
+    // Key files that are not keys: named, and the server does not start.
+    let pub_text = std::fs::read_to_string(d.join("trusted.pub")).unwrap();
+    let keys: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated.pub",
+            pub_text.as_bytes()[..pub_text.len() - 20].to_vec(),
+            "not an Ed25519 public key",
+        ),
+        ("empty.pub", Vec::new(), "no -----BEGIN line"),
+        ("binary.pub", vec![0xff; 100], "is not text"),
+        ("huge.pub", vec![b'A'; 10 << 20], "larger than"),
+    ];
+    for (name, text, says) in keys {
+        std::fs::write(d.join(name), text).unwrap();
+        let (o, _, stderr) = run(atoll()
+            .arg("serve")
+            .arg(d.join("good.atoll"))
+            .args(["--listen", "127.0.0.1:0", "--trust"])
+            .arg(d.join(name)));
+        assert!(!o.status.success(), "{name}");
+        assert!(stderr.contains(name) && stderr.contains(says), "{name}: {stderr}");
+    }
+}

@@ -14,6 +14,10 @@ pub struct Args {
     /// Where to write the bundle [default: <app name>.atoll].
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Sign the bundle with this private key (made by `atoll keygen`), for
+    /// servers that `--trust` its public key.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
     /// Run every function's build command first.
     #[arg(long)]
     pub build: bool,
@@ -24,6 +28,11 @@ pub struct Args {
 /// Packs the app (manifest, modules, static files) into one `.atoll` file.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _log = logging::init(args.log_format, "warn");
+    // Read before any build, so a wrong key file is reported at once.
+    let key = match &args.sign {
+        Some(path) => Some(atoll_bundle::SecretKey::read(path).context("--sign")?),
+        None => None,
+    };
     if args.build {
         let code = super::build::build_app(&args.app).await?;
         if code != ExitCode::SUCCESS {
@@ -34,7 +43,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{hint}");
         return Err(super::Reported.into());
     }
-    let bytes = match atoll_bundle::write_dir(&args.app) {
+    let bytes = match atoll_bundle::write_dir_signed(&args.app, key.as_ref()) {
         Ok(b) => b,
         Err(atoll_bundle::BundleError::Manifest(errors)) => {
             eprintln!("{errors}");
@@ -52,8 +61,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Both sizes, named: the file is what is shipped, the unpacked size what
     // `--max-bundle-size` limits (and what `inspect` reports first).
     let unpacked: usize = bundle.entries().map(|(_, size, _)| size).sum();
+    let signed = match bundle.signer().key_id() {
+        Some(id) => format!(", signed by key {id}"),
+        None => String::new(),
+    };
     eprintln!(
-        "bundled {} {}: {} module(s), {} static file(s), {} unpacked, {} file -> {}",
+        "bundled {} {}: {} module(s), {} static file(s), {} unpacked, {} file{signed} -> {}",
         bundle.app(),
         bundle.version(),
         count("modules/"),

@@ -18,6 +18,10 @@ pub struct Args {
     /// A bundle (.atoll), an app directory, or a manifest path.
     #[arg(default_value = ".")]
     pub app: PathBuf,
+    /// Refuse the bundle unless it is signed by one of these public keys
+    /// (files, or directories of *.pub files; repeatable), as `serve --trust` would.
+    #[arg(long, value_name = "KEY.pub|DIR")]
+    pub trust: Vec<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -33,14 +37,35 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::Reported
     };
     let source = AppSource::open(&args.app, &atoll_bundle::Limits::default()).map_err(report)?;
+    let trusted = match super::trusted_keys(&args.trust)? {
+        Some(keys) => Some(source.check_trust(&keys).map_err(report)?),
+        None => None,
+    };
     let manifest = source.manifest().map_err(report)?;
-    let info = describe(&source, &manifest);
+    let mut info = describe(&source, &manifest);
+    if let AppSource::Bundle { bundle, .. } = &source {
+        info["bundle"]["signer"] = signer(bundle.signer(), trusted.is_some());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         print_text(&info);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who signed the bundle: `null` if nobody; else the key id, whether the
+/// signature holds for that key, and whether the key was checked against
+/// `--trust` (without it, anyone could have made the key).
+fn signer(signer: &atoll_bundle::Signer, trusted: bool) -> Value {
+    match signer {
+        atoll_bundle::Signer::Unsigned => Value::Null,
+        atoll_bundle::Signer::Signed { key, valid } => json!({
+            "key_id": key.id(),
+            "signature_valid": valid,
+            "trusted": trusted,
+        }),
+    }
 }
 
 fn describe(source: &AppSource, m: &Manifest) -> Value {
@@ -64,6 +89,8 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
                 "module": module(&bytes),
                 "timeout_ms": f.timeout.as_millis() as u64,
                 "memory": f.memory,
+                "max_concurrency": f.max_concurrency,
+                "max_queue_ms": f.max_concurrency.map(|_| f.max_queue.as_millis() as u64),
                 "capabilities": f.capabilities.iter().map(|c| c.name()).collect::<Vec<_>>(),
                 "kv_stores": if f.capabilities.contains(&Capability::Kv) { json!(f.kv_stores) } else { json!([]) },
                 "allowed_hosts": f.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
@@ -191,6 +218,23 @@ fn print_text(v: &Value) {
             b["entries"],
             super::bundle::human(b["size"].as_u64().unwrap_or(0))
         );
+        let signer = &b["signer"];
+        let line = if signer.is_null() {
+            "none (not signed)".to_string()
+        } else if signer["signature_valid"] == false {
+            format!(
+                "key {}, but the signature does NOT match the contents (altered after signing)",
+                s(&signer["key_id"])
+            )
+        } else if signer["trusted"] == true {
+            format!("key {} (verified: trusted key, signature valid)", s(&signer["key_id"]))
+        } else {
+            format!(
+                "key {} (unverified: signature valid for that key, but no --trust given)",
+                s(&signer["key_id"])
+            )
+        };
+        println!("signature  {line}");
     }
     println!("functions");
     for f in v["functions"].as_array().into_iter().flatten() {
@@ -204,8 +248,12 @@ fn print_text(v: &Value) {
                 &s(&module["sha256"])[..12]
             )
         };
+        let concurrency = match f["max_concurrency"].as_u64() {
+            Some(n) => format!(", at most {n} at once (queue {} ms)", f["max_queue_ms"]),
+            None => String::new(),
+        };
         println!(
-            "  {:<16} {}  {}  timeout {} ms, memory {}",
+            "  {:<16} {}  {}  timeout {} ms, memory {}{concurrency}",
             s(&f["name"]),
             s(&f["abi"]),
             size,

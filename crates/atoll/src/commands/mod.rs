@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod call;
 pub mod check;
 pub mod inspect;
+pub mod keygen;
 pub mod new;
 pub mod serve;
 
@@ -110,6 +111,15 @@ pub fn shell_quote(path: &Path) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
+}
+
+/// The keys `--trust` names, read; `None` without the flag.
+pub fn trusted_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<Option<std::sync::Arc<atoll_bundle::TrustedKeys>>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let keys = atoll_bundle::TrustedKeys::load(paths).context("--trust")?;
+    Ok(Some(std::sync::Arc::new(keys)))
 }
 
 pub fn engine(options: &crate::options::EngineOptions) -> anyhow::Result<Engine> {

@@ -35,6 +35,12 @@ pub struct Args {
     /// Enable `PUT /-/bundle` for requests with `Authorization: Bearer <TOKEN>`.
     #[arg(long, value_name = "TOKEN", env = "ATOLL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Serve only bundles signed by these public keys (files, or
+    /// directories of *.pub files; repeatable): at start and on `PUT
+    /// /-/bundle`. App directories are refused, as nothing in them is signed.
+    /// ATOLL_TRUST gives one path (a directory, for several keys).
+    #[arg(long, value_name = "KEY.pub|DIR", env = "ATOLL_TRUST")]
+    pub trust: Vec<PathBuf>,
     /// Largest bundle accepted by `PUT /-/bundle`, and unpacked from any bundle.
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
     pub max_bundle_size: u64,
@@ -105,10 +111,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut config = args.runtime.load()?;
     config.bundle_limits.max_total = args.max_bundle_size;
+    config.trust = super::trusted_keys(&args.trust)?;
     let source = AppSource::open(&args.app, &config.bundle_limits).map_err(|e| {
         eprintln!("{e}");
         super::Reported
     })?;
+    // Before binding or building: an untrusted app is refused at once.
+    if let Some(trusted) = &config.trust {
+        source.check_trust(trusted).map_err(|e| {
+            eprintln!("{e}");
+            super::Reported
+        })?;
+    }
     if args.build && matches!(source, AppSource::Bundle { .. }) {
         bail!("--build needs an app directory: a bundle already holds its built modules");
     }

@@ -145,3 +145,43 @@ pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A bundle's entries, in archive order.
+pub fn zip_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut f = zip.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            (f.name().unwrap().to_string(), data)
+        })
+        .collect()
+}
+
+/// A zip of `entries`, compressed (so a large, repetitive entry stays small on the wire).
+pub fn rezip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        zip.start_file(name.as_str(), options).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// `entries` with `bundle.json` rewritten to list every other entry (but
+/// `signature.json`) with its true SHA-256: what someone altering a
+/// bundle without the signing key would do.
+pub fn reindex(entries: &mut [(String, Vec<u8>)]) {
+    use sha2::Digest;
+    let files: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .filter(|(n, _)| n != "bundle.json" && n != "signature.json")
+        .map(|(n, d)| (n.clone(), hex::encode(sha2::Sha256::digest(d)).into()))
+        .collect();
+    let index = entries.iter_mut().find(|(n, _)| n == "bundle.json").unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&index.1).unwrap();
+    json["files"] = files.into();
+    index.1 = serde_json::to_vec_pretty(&json).unwrap();
+}
