@@ -1,4 +1,10 @@
-use crate::grants::Grants;
+//! One invocation's context: what started it (the request, the pipeline's
+//! state), what it has set on its response, and its grants. The host call
+//! entry point, [`Invocation::host_call`], lives here; what it reaches is
+//! listed in `services.rs`.
+
+use crate::Grants;
+use crate::HostCallError;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use std::collections::BTreeMap;
@@ -159,31 +165,6 @@ fn entry_bytes((name, value): &(HeaderName, HeaderValue)) -> usize {
     name.as_str().len() + value.len()
 }
 
-/// Why a host call failed. The `Display` text is what the guest receives
-/// through `__host_error`, so it says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostCallError {
-    #[error(
-        "capability \"{namespace}\" is not granted to function \"{function}\"; add \"{namespace}\" to its `capabilities` in atoll.toml"
-    )]
-    NotGranted { namespace: String, function: String },
-    #[error(
-        "unknown namespace \"{0}\" (known: {known}); to call another function of the app, list it in this function's `links`",
-        known = crate::NAMESPACES.join(", ")
-    )]
-    UnknownNamespace(String),
-    #[error("namespace \"{namespace}\" has no operation \"{operation}\" (known: {known})")]
-    UnknownOperation {
-        namespace: String,
-        operation: String,
-        known: String,
-    },
-    #[error("bad payload: {0}")]
-    BadPayload(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
 /// Everything one invocation of one function may touch. Created per call,
 /// dropped with the instance: nothing here outlives the request.
 pub struct Invocation {
@@ -248,12 +229,12 @@ impl Invocation {
         operation: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, HostCallError> {
-        crate::namespaces::dispatch(self, binding, namespace, operation, payload).await
+        crate::services::dispatch(self, binding, namespace, operation, payload).await
     }
 
     /// waPC's `__console_log`: the guest's log at info level, if granted.
     /// Returns whether the line was written.
     pub fn console_log(&self, message: &str) -> bool {
-        crate::namespaces::log::console(self, message)
+        crate::log::console(self, message)
     }
 }

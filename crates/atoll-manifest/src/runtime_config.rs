@@ -28,26 +28,12 @@
 //! ```
 
 use crate::error::{ManifestErrors, SourceText};
-use crate::{Location, parse_duration, parse_size};
+use crate::{parse_duration, parse_size};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KvBackendConfig {
-    /// On disk, in one redb file; each store is a table of its own.
-    Redb { path: Option<PathBuf> },
-    /// In this process only; lost on restart.
-    Memory,
-    /// A Redis server; each store is a key prefix of its own.
-    Redis {
-        url: String,
-        prefix: Option<String>,
-        loc: Location,
-    },
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
@@ -71,7 +57,6 @@ pub struct RuntimeConfigFile {
     /// `None` when no file was given: everything is a default.
     pub source: Option<SourceText>,
     pub data_dir: Option<PathBuf>,
-    pub kv: BTreeMap<String, KvBackendConfig>,
     pub variables: BTreeMap<String, String>,
     pub http: HttpSettings,
     /// `[cluster] coordinator`: the Redis server through which the nodes
@@ -84,8 +69,9 @@ pub struct RuntimeConfigFile {
 #[serde(deny_unknown_fields)]
 struct Raw {
     data_dir: Option<String>,
-    #[serde(default)]
-    kv: BTreeMap<String, Spanned<RawKv>>,
+    /// Read by the capability (atoll-caps), from `source`.
+    #[allow(dead_code)]
+    kv: Option<toml::Table>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
     #[serde(default)]
@@ -97,15 +83,6 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     coordinator: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKv {
-    backend: Option<Spanned<String>>,
-    path: Option<String>,
-    url: Option<Spanned<String>>,
-    prefix: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,57 +107,6 @@ impl RuntimeConfigFile {
             src.error(loc, "", e.message().trim())
         })?;
         let mut errors = Vec::new();
-        let mut kv = BTreeMap::new();
-        for (name, spec) in raw.kv {
-            let key = format!("kv.{name}");
-            let r = spec.get_ref();
-            let backend = r.backend.as_ref().map_or("redb", |b| b.get_ref().as_str());
-            let config = match backend {
-                "redb" => KvBackendConfig::Redb {
-                    path: r.path.as_ref().map(PathBuf::from),
-                },
-                "memory" => KvBackendConfig::Memory,
-                "redis" => match &r.url {
-                    Some(url)
-                        if ["redis://", "rediss://", "unix://"]
-                            .iter()
-                            .any(|s| url.get_ref().starts_with(s)) =>
-                    {
-                        KvBackendConfig::Redis {
-                            url: url.get_ref().clone(),
-                            prefix: r.prefix.clone(),
-                            loc: src.locate(url.span()),
-                        }
-                    }
-                    Some(url) => {
-                        errors.push(src.error(
-                            src.locate(url.span()),
-                            format!("{key}.url"),
-                            "a Redis URL starts with redis://, rediss:// or unix://",
-                        ));
-                        continue;
-                    }
-                    None => {
-                        errors.push(src.error(
-                            src.locate(spec.span()),
-                            &key,
-                            "the redis backend needs `url = \"redis://host:port/db\"`",
-                        ));
-                        continue;
-                    }
-                },
-                other => {
-                    let span = r.backend.as_ref().map_or(spec.span(), |b| b.span());
-                    errors.push(src.error(
-                        src.locate(span),
-                        format!("{key}.backend"),
-                        format!("unknown key-value backend \"{other}\" (expected redb, memory or redis)"),
-                    ));
-                    continue;
-                }
-            };
-            kv.insert(name, config);
-        }
         let mut http = HttpSettings::default();
         if let Some(t) = &raw.http.timeout {
             match parse_duration(t.get_ref()) {
@@ -218,7 +144,6 @@ impl RuntimeConfigFile {
         Ok(RuntimeConfigFile {
             data_dir: raw.data_dir.map(|d| base.join(d)),
             source: Some(src),
-            kv,
             variables: raw.variables,
             http,
             cluster_coordinator,
@@ -294,17 +219,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_every_backend() {
+    fn parses_the_host_settings_and_accepts_capability_sections() {
         let cfg = RuntimeConfigFile::parse(
             r#"
 data_dir = "state"
-[kv.default]
 [kv.cache]
 backend = "memory"
-[kv.sessions]
-backend = "redis"
-url = "redis://127.0.0.1:6379/2"
-prefix = "shop"
 [variables]
 token = "abc"
 [http]
@@ -318,11 +238,6 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
         )
         .unwrap();
         assert_eq!(cfg.data_dir, Some(PathBuf::from("conf/state")));
-        assert_eq!(cfg.kv["default"], KvBackendConfig::Redb { path: None });
-        assert_eq!(cfg.kv["cache"], KvBackendConfig::Memory);
-        assert!(
-            matches!(&cfg.kv["sessions"], KvBackendConfig::Redis { url, prefix: Some(p), .. } if url.ends_with("/2") && p == "shop")
-        );
         assert_eq!(cfg.variables["token"], "abc");
         assert_eq!(cfg.http.timeout, Duration::from_secs(2));
         assert_eq!(cfg.http.max_response, 1 << 20);
@@ -382,18 +297,6 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
     #[test]
     fn errors_are_located() {
         let err = RuntimeConfigFile::parse(
-            "[kv.a]\nbackend = \"mongo\"\n[kv.b]\nbackend = \"redis\"\nurl = \"http://x\"\n[kv.c]\nbackend = \"redis\"\n",
-            Path::new("rt.toml"),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("rt.toml:2:11: kv.a.backend: unknown key-value backend \"mongo\""),
-            "{err}"
-        );
-        assert!(err.contains("rt.toml:5:7: kv.b.url: a Redis URL starts with"), "{err}");
-        assert!(err.contains("kv.c: the redis backend needs `url"), "{err}");
-        let err = RuntimeConfigFile::parse(
             "[http]\ntimeout = \"99999999999999999999999h\"\nmax_response = \"2000GiB\"\n",
             Path::new("rt.toml"),
         )
@@ -414,13 +317,6 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
             .to_string();
         assert!(
             err.contains("rt.toml:2:11: http.timeout: \"0.0000001ms\" is shorter than the smallest duration, 1ns"),
-            "{err}"
-        );
-        let err = RuntimeConfigFile::parse("[kv.a]\nbackned = 1\n", Path::new("rt.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("rt.toml:2:1") && err.contains("unknown field `backned`"),
             "{err}"
         );
         let err = RuntimeConfigFile::parse(
