@@ -1,4 +1,10 @@
-use crate::grants::Grants;
+//! One invocation's context: what started it (the request, the pipeline's
+//! state), what it has set on its response, and its grants. The host call
+//! entry point, [`Invocation::host_call`], lives here; what it reaches is
+//! listed in `services.rs`.
+
+use crate::Grants;
+use crate::HostCallError;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use std::collections::BTreeMap;
@@ -162,47 +168,6 @@ fn entry_bytes((name, value): &(HeaderName, HeaderValue)) -> usize {
     name.as_str().len() + value.len()
 }
 
-/// Why a host call failed. The `Display` text is what the guest receives
-/// through `__host_error`, so it says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostCallError {
-    #[error(
-        "capability \"{namespace}\" is not granted to function \"{function}\"; add \"{namespace}\" to its `capabilities` in atoll.toml"
-    )]
-    NotGranted { namespace: String, function: String },
-    #[error(
-        "unknown namespace \"{0}\" (known: {known}); to call another function of the app, list it in this function's `links`",
-        known = crate::NAMESPACES.join(", ")
-    )]
-    UnknownNamespace(String),
-    #[error("namespace \"{namespace}\" has no operation \"{operation}\" (known: {known})")]
-    UnknownOperation {
-        namespace: String,
-        operation: String,
-        known: String,
-    },
-    #[error("bad payload: {0}")]
-    BadPayload(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl HostCallError {
-    /// How a host call that ended with `result` counts in the metrics.
-    pub fn outcome<T>(result: &Result<T, HostCallError>) -> atoll_metrics::HostCallOutcome {
-        use atoll_metrics::HostCallOutcome as O;
-        match result {
-            Ok(_) => O::Ok,
-            Err(
-                HostCallError::NotGranted { .. }
-                | HostCallError::UnknownNamespace(_)
-                | HostCallError::UnknownOperation { .. },
-            ) => O::Refused,
-            Err(HostCallError::BadPayload(_) | HostCallError::Failed(_)) => O::Failed,
-        }
-    }
-}
-
 /// Everything one invocation of one function may touch. Created per call,
 /// dropped with the instance: nothing here outlives the request.
 pub struct Invocation {
@@ -268,7 +233,7 @@ impl Invocation {
         payload: &[u8],
     ) -> Result<Vec<u8>, HostCallError> {
         let started = std::time::Instant::now();
-        let result = crate::namespaces::dispatch(self, binding, namespace, operation, payload).await;
+        let result = crate::services::dispatch(self, binding, namespace, operation, payload).await;
         atoll_metrics::host_call(
             self.namespace_label(namespace),
             HostCallError::outcome(&result),
@@ -292,6 +257,6 @@ impl Invocation {
     /// waPC's `__console_log`: the guest's log at info level, if granted.
     /// Returns whether the line was written.
     pub fn console_log(&self, message: &str) -> bool {
-        crate::namespaces::log::console(self, message)
+        crate::log::console(self, message)
     }
 }

@@ -24,12 +24,14 @@
 //! # }
 //! ```
 
+mod capability;
+mod error;
 pub mod files;
-mod grants;
 pub mod http;
 mod invocation;
 pub mod kv;
 pub mod links;
+pub mod log;
 pub mod msg;
 mod namespaces;
 pub mod reachable;
@@ -38,7 +40,7 @@ pub mod trace;
 pub mod vars;
 mod wire;
 
-pub use grants::Grants;
-pub use invocation::{HostCallError, Invocation, RequestInfo, ResponseParts, State, StateView, TriggerKind};
-pub use namespaces::NAMESPACES;
-pub use services::{KvLocation, Services, kv_location};
+pub use capability::{BuildContext, HostCapability};
+pub use error::HostCallError;
+pub use invocation::{Invocation, RequestInfo, ResponseParts, State, StateView, TriggerKind};
+pub use services::{Grants, NAMESPACES, Services};

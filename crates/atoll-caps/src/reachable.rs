@@ -3,7 +3,9 @@
 //! --ready-requires-backends`), so a load balancer stops sending requests
 //! that would fail to a node that has lost its stores.
 
-use atoll_manifest::{KvBackendConfig, MsgBackendConfig, RuntimeConfigFile};
+use crate::kv::KvBackendConfig;
+use crate::msg::MsgBackendConfig;
+use atoll_manifest::RuntimeConfigFile;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -59,9 +61,11 @@ impl RemoteBackend {
 }
 
 /// Every backend on another machine the configuration names, once each.
+/// (A section that does not parse names none: the app refused to load.)
 pub fn remote_backends(config: &RuntimeConfigFile) -> Vec<RemoteBackend> {
-    let mut all: Vec<RemoteBackend> = config
-        .kv
+    let kv = crate::kv::runtime_config::parse(config).unwrap_or_default();
+    let msg = crate::msg::runtime_config::parse(config).unwrap_or_default();
+    let mut all: Vec<RemoteBackend> = kv
         .iter()
         .filter_map(|(store, backend)| match backend {
             KvBackendConfig::Redis { url, .. } => Some(RemoteBackend {
@@ -79,7 +83,7 @@ pub fn remote_backends(config: &RuntimeConfigFile) -> Vec<RemoteBackend> {
             kind: Kind::Redis,
         });
     }
-    if let MsgBackendConfig::Nats { url, .. } = &config.msg {
+    if let MsgBackendConfig::Nats { url, .. } = &msg {
         all.push(RemoteBackend {
             name: "msg".into(),
             url: url.clone(),

@@ -1,64 +1,76 @@
-//! The backends of one app, built once at load from the manifest and the
-//! runtime configuration, and the per-function [`Grants`] cut from them.
+//! The list of capabilities, and the app-wide [`Services`] built from it.
+//!
+//! Each line below registers one capability folder (see `capability.rs`);
+//! everything about a capability lives in its folder. What is not a
+//! capability stays here: the invocation's own namespaces (`request`,
+//! `response`, `state`, needing no grant) and waPC links to other
+//! functions.
 
-use crate::Grants;
+use crate::capability::{BuildContext, HostCapability, capabilities};
 use crate::files::StaticFiles;
-use crate::http::{AuthRule, OutboundHttp};
-use crate::kv::{KvStore, MemoryStore, RedbStores, RedisStore};
-use crate::msg::{Broker, InProcessBroker, NatsBroker};
+use crate::msg::Broker;
 use crate::vars::Variables;
-use atoll_manifest::{
-    Capability, Function, KvBackendConfig, Manifest, ManifestError, ManifestErrors, MsgBackendConfig, RuntimeConfigFile,
-};
-use http::{HeaderName, HeaderValue};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use crate::{HostCallError, Invocation, files, http, kv, log, msg, namespaces, vars};
+use atoll_manifest::{Capability, Function, Manifest, ManifestError, ManifestErrors, RuntimeConfigFile};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 
-/// Where one key-value store lives: what [`Services::build`] opens, and
-/// what a log can say about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KvLocation {
-    /// In this process only, gone on restart.
-    Memory,
-    /// In an embedded redb file.
-    Redb { file: PathBuf },
-    /// In Redis at `url` (which may hold a password), keys under `prefix`.
-    Redis { url: String, prefix: String },
+capabilities! {
+    /// The structured log.
+    log: log::Log,
+    /// Granted key-value stores, by name.
+    kv: kv::Kv,
+    /// Outbound HTTP to the allowed hosts.
+    http: http::Http,
+    /// Variables, and the secret ones it may read.
+    vars: vars::Vars,
+    /// The app's static files.
+    files: files::Files,
+    /// The broker, and the topics it may publish on.
+    msg: msg::Msg,
 }
 
-/// Where the store `store` lives: as the runtime configuration says, else in
-/// `<data_dir>/kv.redb`; Redis keys go under `atoll:<app>` unless it names a
-/// prefix. The one place these defaults are decided.
-pub fn kv_location(manifest: &Manifest, runtime: &RuntimeConfigFile, data_dir: &Path, store: &str) -> KvLocation {
-    match runtime.kv.get(store) {
-        None | Some(KvBackendConfig::Redb { path: None }) => KvLocation::Redb {
-            file: data_dir.join("kv.redb"),
-        },
-        Some(KvBackendConfig::Redb { path: Some(path) }) => KvLocation::Redb {
-            file: data_dir.join(path),
-        },
-        Some(KvBackendConfig::Memory) => KvLocation::Memory,
-        Some(KvBackendConfig::Redis { url, prefix, .. }) => KvLocation::Redis {
-            url: url.clone(),
-            prefix: prefix.clone().unwrap_or_else(|| format!("atoll:{}", manifest.app.name)),
-        },
+/// Every namespace a guest can call, for messages and docs.
+pub const NAMESPACES: &[&str] = &{
+    const N: usize = namespaces::BUILTIN.len() + CAPABILITY_NAMESPACES.len();
+    let mut all = [""; N];
+    let mut i = 0;
+    while i < N {
+        all[i] = if i < namespaces::BUILTIN.len() {
+            namespaces::BUILTIN[i]
+        } else {
+            CAPABILITY_NAMESPACES[i - namespaces::BUILTIN.len()]
+        };
+        i += 1;
+    }
+    all
+};
+
+impl Grants {
+    /// Capabilities only, with no resources behind them (tests, tools).
+    pub fn with_capabilities(caps: impl IntoIterator<Item = Capability>) -> Grants {
+        Grants {
+            capabilities: caps.into_iter().collect(),
+            ..Grants::default()
+        }
+    }
+
+    pub fn allows(&self, cap: Capability) -> bool {
+        self.capabilities.contains(&cap)
     }
 }
 
+/// The backends of one app, built once at load from the manifest and the
+/// runtime configuration, and the per-function [`Grants`] cut from them.
 pub struct Services {
-    kv: BTreeMap<String, Arc<dyn KvStore>>,
-    vars: Arc<Variables>,
-    files: Option<Arc<dyn StaticFiles>>,
-    auth: Vec<AuthRule>,
-    broker: Arc<dyn Broker>,
-    runtime: RuntimeConfigFile,
+    backends: Backends,
 }
 
 impl Services {
     /// Builds every backend the app's functions were granted. `data_dir`
     /// holds embedded stores; `env` reads environment variables.
-    pub fn build(
+    pub async fn build(
         manifest: &Manifest,
         runtime: RuntimeConfigFile,
         data_dir: &Path,
@@ -73,141 +85,49 @@ impl Services {
                 Arc::new(Variables::default())
             }
         };
-
-        let mut kv: BTreeMap<String, Arc<dyn KvStore>> = BTreeMap::new();
-        let mut redb_files: BTreeMap<PathBuf, RedbStores> = BTreeMap::new();
-        for f in manifest.functions.values() {
-            for store in &f.kv_stores {
-                if kv.contains_key(store) {
-                    continue;
-                }
-                let built: Result<Arc<dyn KvStore>, String> = match kv_location(manifest, &runtime, data_dir, store) {
-                    KvLocation::Memory => Ok(Arc::new(MemoryStore::default())),
-                    KvLocation::Redb { file } => {
-                        let stores = match redb_files.get(&file) {
-                            Some(s) => Ok(s.clone()),
-                            None => RedbStores::open(&file).inspect(|s| {
-                                redb_files.insert(file.clone(), s.clone());
-                            }),
-                        };
-                        stores.map(|s| Arc::new(s.store(store)) as Arc<dyn KvStore>)
-                    }
-                    KvLocation::Redis { url, prefix } => {
-                        RedisStore::new(&url, &prefix, store).map(|s| Arc::new(s) as Arc<dyn KvStore>)
-                    }
-                };
-                match built {
-                    Ok(s) => {
-                        kv.insert(store.clone(), s);
-                    }
-                    Err(e) => errors.push(manifest.source.error(
-                        f.loc,
-                        format!("functions.{}.kv_stores", f.name),
-                        format!("kv store \"{store}\": {e}"),
-                    )),
-                }
-            }
-        }
-
-        let mut auth = Vec::new();
-        for (i, rule) in manifest.http_auth.iter().enumerate() {
-            let mut headers = Vec::new();
-            for (name, template) in &rule.headers {
-                let key = format!("http_auth[{i}].headers.{name}");
-                let rendered = template.render(|n| vars.get(n).flatten().map(|v| v.expose().to_string()));
-                let value = rendered.and_then(|v| {
-                    HeaderValue::try_from(v).map_err(|_| "the rendered value is not a valid header value".to_string())
-                });
-                match (HeaderName::try_from(name.as_str()), value) {
-                    (Ok(n), Ok(mut v)) => {
-                        v.set_sensitive(true);
-                        headers.push((n, v));
-                    }
-                    (_, Err(e)) => errors.push(manifest.source.error(rule.loc, key, e)),
-                    (Err(e), _) => errors.push(manifest.source.error(rule.loc, key, e.to_string())),
-                }
-            }
-            auth.push(AuthRule {
-                hosts: rule.hosts.clone(),
-                headers,
-            });
-        }
-
-        let broker: Arc<dyn Broker> = match &runtime.msg {
-            MsgBackendConfig::InProcess => Arc::new(InProcessBroker::new()),
-            MsgBackendConfig::Nats { url, credentials, loc } => match NatsBroker::new(url, credentials.clone()) {
-                Ok(b) => Arc::new(b),
-                Err(e) => {
-                    let src = runtime.source.as_ref().expect("a [msg] table comes from a file");
-                    errors.push(src.error(*loc, "msg.url", e));
-                    Arc::new(InProcessBroker::new())
-                }
-            },
+        let ctx = BuildContext {
+            manifest,
+            runtime: &runtime,
+            data_dir,
+            vars: &vars,
+            files: files.as_ref(),
         };
-        if errors.is_empty() {
-            Ok(Services {
-                kv,
-                vars,
-                files,
-                auth,
-                broker,
-                runtime,
-            })
-        } else {
-            Err(ManifestErrors(errors))
+        let backends = Backends::build(&ctx, &mut errors).await;
+        match backends {
+            Some(backends) if errors.is_empty() => Ok(Services { backends }),
+            _ => Err(ManifestErrors(errors)),
         }
     }
 
     /// What `f` may touch. Fails only if its HTTP client cannot be built.
     pub fn grants_for(&self, f: &Function) -> Result<Grants, String> {
-        let caps = &f.capabilities;
-        let has = |c| caps.contains(&c);
-        Ok(Grants {
-            capabilities: caps.clone(),
-            kv: if has(Capability::Kv) {
-                f.kv_stores
-                    .iter()
-                    .filter_map(|s| self.kv.get(s).map(|b| (s.clone(), b.clone())))
-                    .collect()
-            } else {
-                BTreeMap::new()
-            },
-            http: if has(Capability::Http) {
-                Some(OutboundHttp::new(
-                    f.allowed_hosts.clone(),
-                    self.auth.clone(),
-                    self.runtime.http.clone(),
-                )?)
-            } else {
-                None
-            },
-            vars: has(Capability::Vars).then(|| self.vars.clone()),
-            secrets: if has(Capability::Vars) {
-                f.secrets.iter().cloned().collect()
-            } else {
-                Default::default()
-            },
-            files: if has(Capability::Files) {
-                self.files.clone()
-            } else {
-                None
-            },
-            broker: has(Capability::Msg).then(|| self.broker.clone()),
-            publish_topics: if has(Capability::Msg) {
-                f.publish_topics.clone()
-            } else {
-                Vec::new()
-            },
-            links: f
-                .links
-                .iter()
-                .map(|l| (l.namespace.clone(), Arc::from(l.function.as_str())))
-                .collect(),
-        })
+        self.backends.grants_for(f)
     }
 
     /// The broker subscriptions are served from and functions publish to.
     pub fn broker(&self) -> Arc<dyn Broker> {
-        self.broker.clone()
+        self.backends.msg.broker()
+    }
+}
+
+/// Routes one host call: the invocation's own namespaces, then the
+/// capabilities (grant checked first), then links to other functions.
+pub(crate) async fn dispatch(
+    inv: &mut Invocation,
+    binding: &str,
+    namespace: &str,
+    op: &str,
+    payload: &[u8],
+) -> Result<Vec<u8>, HostCallError> {
+    if let Some(result) = namespaces::call(inv, namespace, op, payload) {
+        return result;
+    }
+    let inv: &Invocation = inv;
+    if let Some(result) = dispatch_capability(inv, binding, namespace, op, payload).await {
+        return result;
+    }
+    match inv.grants.links.get(namespace).cloned() {
+        Some(target) => crate::links::call(inv, &target, binding, namespace, op, payload).await,
+        None => Err(HostCallError::UnknownNamespace(namespace.to_string())),
     }
 }

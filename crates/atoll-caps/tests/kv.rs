@@ -44,8 +44,8 @@ struct Increment<'a> {
 impl Kv {
     fn new(default: Arc<dyn KvStore>, other: Arc<dyn KvStore>) -> Kv {
         let mut grants = Grants::with_capabilities([Capability::Kv]);
-        grants.kv.insert("default".into(), default.clone());
-        grants.kv.insert("other".into(), other);
+        grants.kv.stores.insert("default".into(), default.clone());
+        grants.kv.stores.insert("other".into(), other);
         Kv {
             inv: Invocation::new("kv-test", "req-1", Arc::new(grants), Arc::new(RequestInfo::default())),
             store: default,

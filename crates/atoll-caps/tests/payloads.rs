@@ -13,8 +13,8 @@
 //! operations are asked of the host itself (its "unknown operation" error
 //! lists them), so a new operation is covered without touching this file.
 
-use atoll_caps::files::DirFiles;
-use atoll_caps::http::OutboundHttp;
+use atoll_caps::files::{DirFiles, FilesGrant};
+use atoll_caps::http::{HttpGrant, OutboundHttp};
 use atoll_caps::kv::{MAX_TTL_MS, MemoryStore, RedbStores};
 use atoll_caps::msg::InProcessBroker;
 use atoll_caps::vars::Variables;
@@ -303,15 +303,17 @@ fn host() -> &'static Host {
         let vars = Variables::resolve(&manifest, &BTreeMap::new(), env).unwrap();
 
         let mut granted = Grants::with_capabilities(Capability::ALL.iter().copied());
-        granted.kv.insert("default".into(), Arc::new(MemoryStore::default()));
+        granted.kv.stores.insert("default".into(), Arc::new(MemoryStore::default()));
         // The embedded store too, for its own arithmetic on TTLs and counters.
         let redb = RedbStores::open(&dir.path().join("kv.redb")).unwrap();
-        granted.kv.insert("other".into(), Arc::new(redb.store("other")));
-        granted.http = Some(OutboundHttp::new(Vec::new(), Vec::new(), HttpSettings::default()).unwrap());
-        granted.vars = Some(Arc::new(vars));
-        granted.files = Some(Arc::new(DirFiles::open(&root).unwrap()));
-        granted.broker = Some(Arc::new(InProcessBroker::new()));
-        granted.publish_topics = vec![TopicPattern::parse("events.>").unwrap()];
+        granted.kv.stores.insert("other".into(), Arc::new(redb.store("other")));
+        granted.http = HttpGrant(Some(
+            OutboundHttp::new(Vec::new(), Vec::new(), HttpSettings::default()).unwrap(),
+        ));
+        granted.vars.vars = Some(Arc::new(vars));
+        granted.files = FilesGrant(Some(Arc::new(DirFiles::open(&root).unwrap())));
+        granted.msg.broker = Some(Arc::new(InProcessBroker::new()));
+        granted.msg.publish_topics = vec![TopicPattern::parse("events.>").unwrap()];
         let granted = Arc::new(granted);
 
         let mut request = RequestInfo {

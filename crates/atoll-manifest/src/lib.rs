@@ -39,7 +39,7 @@ pub use error::{Location, ManifestError, ManifestErrors, SourceText};
 pub use hosts::{HostMatch, HostPattern};
 pub use model::*;
 pub use path::{RoutePath, Segment};
-pub use runtime_config::{HttpSettings, KvBackendConfig, MsgBackendConfig, RuntimeConfigFile};
+pub use runtime_config::{HttpSettings, RuntimeConfigFile};
 pub use template::{Template, TemplatePart};
 pub use topics::{TopicPattern, check_topic};
 pub use units::{MAX_DURATION, MAX_SIZE, parse_duration, parse_size};

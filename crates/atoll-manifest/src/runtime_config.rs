@@ -26,48 +26,18 @@
 //! [cluster]
 //! coordinator = "redis://10.0.0.5:6379/0"  # schedules run once per cluster, not once per node
 //!
-//! [msg]
-//! backend = "nats"                   # in-process (default) | nats
-//! url = "nats://10.0.0.6:4222"       # several servers: "nats://a:4222,nats://b:4222"
-//! credentials = "/etc/atoll/app.creds"   # optional, a NATS .creds file
+//! [msg]                              # read by the msg capability
+//! backend = "nats"
+//! url = "nats://10.0.0.6:4222"
 //! ```
 
 use crate::error::{ManifestErrors, SourceText};
-use crate::{Location, parse_duration, parse_size};
+use crate::{parse_duration, parse_size};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KvBackendConfig {
-    /// On disk, in one redb file; each store is a table of its own.
-    Redb { path: Option<PathBuf> },
-    /// In this process only; lost on restart.
-    Memory,
-    /// A Redis server; each store is a key prefix of its own.
-    Redis {
-        url: String,
-        prefix: Option<String>,
-        loc: Location,
-    },
-}
-
-/// Where messages go between functions and subscriptions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum MsgBackendConfig {
-    /// Within this process only: one node.
-    #[default]
-    InProcess,
-    /// A NATS server (or cluster), shared by every node; durable
-    /// subscriptions on JetStream.
-    Nats {
-        url: String,
-        credentials: Option<PathBuf>,
-        loc: Location,
-    },
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
@@ -91,52 +61,34 @@ pub struct RuntimeConfigFile {
     /// `None` when no file was given: everything is a default.
     pub source: Option<SourceText>,
     pub data_dir: Option<PathBuf>,
-    pub kv: BTreeMap<String, KvBackendConfig>,
     pub variables: BTreeMap<String, String>,
     pub http: HttpSettings,
     /// `[cluster] coordinator`: the Redis server through which the nodes
     /// running this app agree on which of them runs each schedule tick.
     /// `None`: every node runs every tick.
     pub cluster_coordinator: Option<String>,
-    /// `[msg]`: the in-process broker, or NATS.
-    pub msg: MsgBackendConfig,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     data_dir: Option<String>,
-    #[serde(default)]
-    kv: BTreeMap<String, Spanned<RawKv>>,
+    /// Read by the capabilities (atoll-caps), from `source`.
+    #[allow(dead_code)]
+    kv: Option<toml::Table>,
+    #[allow(dead_code)]
+    msg: Option<toml::Table>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
     #[serde(default)]
     http: RawHttp,
     cluster: Option<Spanned<RawCluster>>,
-    msg: Option<Spanned<RawMsg>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMsg {
-    backend: Option<Spanned<String>>,
-    url: Option<Spanned<String>>,
-    credentials: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     coordinator: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKv {
-    backend: Option<Spanned<String>>,
-    path: Option<String>,
-    url: Option<Spanned<String>>,
-    prefix: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -161,57 +113,6 @@ impl RuntimeConfigFile {
             src.error(loc, "", e.message().trim())
         })?;
         let mut errors = Vec::new();
-        let mut kv = BTreeMap::new();
-        for (name, spec) in raw.kv {
-            let key = format!("kv.{name}");
-            let r = spec.get_ref();
-            let backend = r.backend.as_ref().map_or("redb", |b| b.get_ref().as_str());
-            let config = match backend {
-                "redb" => KvBackendConfig::Redb {
-                    path: r.path.as_ref().map(PathBuf::from),
-                },
-                "memory" => KvBackendConfig::Memory,
-                "redis" => match &r.url {
-                    Some(url)
-                        if ["redis://", "rediss://", "unix://"]
-                            .iter()
-                            .any(|s| url.get_ref().starts_with(s)) =>
-                    {
-                        KvBackendConfig::Redis {
-                            url: url.get_ref().clone(),
-                            prefix: r.prefix.clone(),
-                            loc: src.locate(url.span()),
-                        }
-                    }
-                    Some(url) => {
-                        errors.push(src.error(
-                            src.locate(url.span()),
-                            format!("{key}.url"),
-                            "a Redis URL starts with redis://, rediss:// or unix://",
-                        ));
-                        continue;
-                    }
-                    None => {
-                        errors.push(src.error(
-                            src.locate(spec.span()),
-                            &key,
-                            "the redis backend needs `url = \"redis://host:port/db\"`",
-                        ));
-                        continue;
-                    }
-                },
-                other => {
-                    let span = r.backend.as_ref().map_or(spec.span(), |b| b.span());
-                    errors.push(src.error(
-                        src.locate(span),
-                        format!("{key}.backend"),
-                        format!("unknown key-value backend \"{other}\" (expected redb, memory or redis)"),
-                    ));
-                    continue;
-                }
-            };
-            kv.insert(name, config);
-        }
         let mut http = HttpSettings::default();
         if let Some(t) = &raw.http.timeout {
             match parse_duration(t.get_ref()) {
@@ -242,77 +143,17 @@ impl RuntimeConfigFile {
                 )),
             }
         }
-        let base = path.parent().unwrap_or(Path::new("."));
-        let msg = match &raw.msg {
-            None => MsgBackendConfig::InProcess,
-            Some(m) => match msg_backend(&src, m, base) {
-                Ok(m) => m,
-                Err(e) => {
-                    errors.push(*e);
-                    MsgBackendConfig::InProcess
-                }
-            },
-        };
         if !errors.is_empty() {
             return Err(ManifestErrors(errors));
         }
+        let base = path.parent().unwrap_or(Path::new("."));
         Ok(RuntimeConfigFile {
             data_dir: raw.data_dir.map(|d| base.join(d)),
             source: Some(src),
-            kv,
             variables: raw.variables,
             http,
             cluster_coordinator,
-            msg,
         })
-    }
-}
-
-/// `[msg]`: `backend = "nats"` needs a `url` of `nats://` (or `tls://`)
-/// servers, separated by commas; `credentials` is a file, relative to this
-/// one.
-fn msg_backend(
-    src: &SourceText,
-    m: &Spanned<RawMsg>,
-    base: &Path,
-) -> Result<MsgBackendConfig, Box<crate::error::ManifestError>> {
-    let r = m.get_ref();
-    match r.backend.as_ref().map_or("in-process", |b| b.get_ref().as_str()) {
-        "in-process" => Ok(MsgBackendConfig::InProcess),
-        "nats" => {
-            let Some(url) = &r.url else {
-                return Err(Box::new(src.error(
-                    src.locate(m.span()),
-                    "msg",
-                    "the nats backend needs `url = \"nats://host:4222\"`",
-                )));
-            };
-            let bad = url.get_ref().split(',').map(str::trim).find(|u| {
-                !["nats://", "tls://"]
-                    .iter()
-                    .any(|s| u.starts_with(s) && u.len() > s.len())
-            });
-            if let Some(bad) = bad {
-                return Err(Box::new(src.error(
-                    src.locate(url.span()),
-                    "msg.url",
-                    format!("\"{bad}\" is not a NATS server URL: nats://host[:port] or tls://host[:port], several separated by commas"),
-                )));
-            }
-            Ok(MsgBackendConfig::Nats {
-                url: url.get_ref().clone(),
-                credentials: r.credentials.as_ref().map(|c| base.join(c)),
-                loc: src.locate(url.span()),
-            })
-        }
-        other => {
-            let span = r.backend.as_ref().map_or(m.span(), |b| b.span());
-            Err(Box::new(src.error(
-                src.locate(span),
-                "msg.backend",
-                format!("unknown messaging backend \"{other}\" (expected in-process or nats)"),
-            )))
-        }
     }
 }
 
@@ -384,17 +225,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_every_backend() {
+    fn parses_the_host_settings_and_accepts_capability_sections() {
         let cfg = RuntimeConfigFile::parse(
             r#"
 data_dir = "state"
-[kv.default]
 [kv.cache]
 backend = "memory"
-[kv.sessions]
-backend = "redis"
-url = "redis://127.0.0.1:6379/2"
-prefix = "shop"
 [variables]
 token = "abc"
 [http]
@@ -408,11 +244,6 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
         )
         .unwrap();
         assert_eq!(cfg.data_dir, Some(PathBuf::from("conf/state")));
-        assert_eq!(cfg.kv["default"], KvBackendConfig::Redb { path: None });
-        assert_eq!(cfg.kv["cache"], KvBackendConfig::Memory);
-        assert!(
-            matches!(&cfg.kv["sessions"], KvBackendConfig::Redis { url, prefix: Some(p), .. } if url.ends_with("/2") && p == "shop")
-        );
         assert_eq!(cfg.variables["token"], "abc");
         assert_eq!(cfg.http.timeout, Duration::from_secs(2));
         assert_eq!(cfg.http.max_response, 1 << 20);
@@ -470,56 +301,7 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
     }
 
     #[test]
-    fn messaging_is_in_process_or_nats() {
-        let cfg = RuntimeConfigFile::parse(
-            "[msg]\nbackend = \"nats\"\nurl = \"nats://a:4222, tls://b\"\ncredentials = \"app.creds\"\n",
-            Path::new("/etc/atoll/rt.toml"),
-        )
-        .unwrap();
-        match cfg.msg {
-            MsgBackendConfig::Nats { url, credentials, .. } => {
-                assert_eq!(url, "nats://a:4222, tls://b");
-                assert_eq!(credentials, Some(PathBuf::from("/etc/atoll/app.creds")));
-            }
-            other => panic!("{other:?}"),
-        }
-        let cfg = RuntimeConfigFile::parse("", Path::new("rt.toml")).unwrap();
-        assert_eq!(cfg.msg, MsgBackendConfig::InProcess);
-        for (text, want) in [
-            (
-                "[msg]\nbackend = \"kafka\"\n",
-                "rt.toml:2:11: msg.backend: unknown messaging backend \"kafka\" (expected in-process or nats)",
-            ),
-            (
-                "[msg]\nbackend = \"nats\"\n",
-                "rt.toml:1:1: msg: the nats backend needs `url",
-            ),
-            (
-                "[msg]\nbackend = \"nats\"\nurl = \"nats://a,http://b\"\n",
-                "rt.toml:3:7: msg.url: \"http://b\" is not a NATS server URL",
-            ),
-        ] {
-            let err = RuntimeConfigFile::parse(text, Path::new("rt.toml"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(want), "{err}");
-        }
-    }
-
-    #[test]
     fn errors_are_located() {
-        let err = RuntimeConfigFile::parse(
-            "[kv.a]\nbackend = \"mongo\"\n[kv.b]\nbackend = \"redis\"\nurl = \"http://x\"\n[kv.c]\nbackend = \"redis\"\n",
-            Path::new("rt.toml"),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("rt.toml:2:11: kv.a.backend: unknown key-value backend \"mongo\""),
-            "{err}"
-        );
-        assert!(err.contains("rt.toml:5:7: kv.b.url: a Redis URL starts with"), "{err}");
-        assert!(err.contains("kv.c: the redis backend needs `url"), "{err}");
         let err = RuntimeConfigFile::parse(
             "[http]\ntimeout = \"99999999999999999999999h\"\nmax_response = \"2000GiB\"\n",
             Path::new("rt.toml"),
@@ -541,13 +323,6 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
             .to_string();
         assert!(
             err.contains("rt.toml:2:11: http.timeout: \"0.0000001ms\" is shorter than the smallest duration, 1ns"),
-            "{err}"
-        );
-        let err = RuntimeConfigFile::parse("[kv.a]\nbackned = 1\n", Path::new("rt.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("rt.toml:2:1") && err.contains("unknown field `backned`"),
             "{err}"
         );
         let err = RuntimeConfigFile::parse(

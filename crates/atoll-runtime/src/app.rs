@@ -90,7 +90,7 @@ impl App {
             tracing::info!(signer = %signer, "the bundle's signature is trusted");
         }
         let manifest = source.manifest()?;
-        let services = build_services(source, &manifest, config)?;
+        let services = build_services(source, &manifest, config).await?;
         let mut errors = Vec::new();
         let modules = Modules::read(source, &manifest, engine.config().max_memory, &mut errors);
         let statics = load::sandbox_static_dir(source, &manifest).map_err(|e| manifest.source.file_error(e))?;
@@ -128,7 +128,11 @@ impl App {
 /// The app's capability backends, with embedded stores under the data
 /// directory: the flag's, else the runtime configuration's, else `.atoll`
 /// beside the app.
-fn build_services(source: &AppSource, manifest: &Manifest, config: &RuntimeConfig) -> Result<Services, ManifestErrors> {
+async fn build_services(
+    source: &AppSource,
+    manifest: &Manifest,
+    config: &RuntimeConfig,
+) -> Result<Services, ManifestErrors> {
     let data_dir = config
         .data_dir
         .clone()
@@ -141,4 +145,5 @@ fn build_services(source: &AppSource, manifest: &Manifest, config: &RuntimeConfi
         |k| std::env::var(k).ok(),
         source.static_files(manifest),
     )
+    .await
 }

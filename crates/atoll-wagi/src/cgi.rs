@@ -142,13 +142,11 @@ pub fn variables(
 /// with the `vars` grant, secret ones only where listed in `secrets`.
 /// Variable names are lower-case, so they never shadow a CGI variable.
 pub fn granted_variables(grants: &Grants) -> Vec<(String, String)> {
-    match &grants.vars {
-        Some(vars) => vars
-            .readable(&grants.secrets)
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-        None => Vec::new(),
-    }
+    grants
+        .vars
+        .readable()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
 }
 
 fn env_name(name: &str) -> String {

@@ -210,7 +210,12 @@ impl WasiHttpFunction {
             .then(|| MemoryOutputPipe::new(STDERR_CAP));
         let outbound = Outbound {
             function: inv.function.clone(),
-            client: inv.grants.http.clone().filter(|_| inv.grants.allows(Capability::Http)),
+            client: inv
+                .grants
+                .http
+                .client()
+                .cloned()
+                .filter(|_| inv.grants.allows(Capability::Http)),
             request: inv.request.clone(),
         };
         let state = ComponentState {

@@ -11,10 +11,53 @@
 //! | `exists` | `str` path | `bool` |
 //! | `list` | `str` directory (`""` for the root) | array of `str` names, directories ending in `/` |
 
+use crate::capability::{BuildContext, HostCapability};
 use crate::wire::{encode, text};
 use crate::{HostCallError, Invocation};
 use async_trait::async_trait;
+use atoll_manifest::{Capability, Function, ManifestError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The app's static files, if it has a `static/` directory.
+pub struct Files {
+    files: Option<Arc<dyn StaticFiles>>,
+}
+
+/// The static files, for a function granted `files`.
+#[derive(Clone, Default)]
+pub struct FilesGrant(pub Option<Arc<dyn StaticFiles>>);
+
+impl std::fmt::Debug for FilesGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "static/" } else { "none" })
+    }
+}
+
+impl HostCapability for Files {
+    const KIND: Capability = Capability::Files;
+    type Grant = FilesGrant;
+
+    async fn build(ctx: &BuildContext<'_>) -> Result<Files, Vec<ManifestError>> {
+        Ok(Files {
+            files: ctx.files.cloned(),
+        })
+    }
+
+    fn grant(&self, _: &Function) -> Result<FilesGrant, String> {
+        Ok(FilesGrant(self.files.clone()))
+    }
+
+    async fn call(
+        _: &Invocation,
+        grant: &FilesGrant,
+        _: &str,
+        op: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HostCallError> {
+        call(grant, op, payload).await
+    }
+}
 
 /// Largest file `read` returns.
 pub const MAX_FILE: u64 = 32 << 20;
@@ -151,8 +194,8 @@ impl StaticFiles for DirFiles {
     }
 }
 
-pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
-    let Some(files) = &inv.grants.files else {
+async fn call(grant: &FilesGrant, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+    let Some(files) = &grant.0 else {
         return Err(HostCallError::Failed(
             "this app has no static files (create a static/ directory beside atoll.toml)".into(),
         ));
@@ -166,7 +209,7 @@ pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<V
         }
         "exists" => Ok(encode(&files.read(&path).await.map_err(fail)?.is_some())),
         "list" => Ok(encode(&files.list(&path).await.map_err(fail)?.unwrap_or_default())),
-        _ => Err(crate::namespaces::unknown_op("files", op, &["read", "exists", "list"])),
+        _ => Err(HostCallError::unknown_op("files", op, &["read", "exists", "list"])),
     }
 }
 

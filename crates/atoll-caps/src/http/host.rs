@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `request` | map `{url: str, method?: str (GET), headers?: [[name, value]], body?: bin, timeout_ms?: uint}` | map `{status: uint, headers: [[name, value]], body: bin}` |
 
-use super::{OutboundRequest, OutboundResponse};
+use super::{HttpGrant, OutboundRequest, OutboundResponse};
 use crate::wire::{decode, encode};
 use crate::{HostCallError, Invocation};
 use http::Method;
@@ -32,11 +32,16 @@ struct Response<'a> {
     body: &'a [u8],
 }
 
-pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+pub(super) async fn call(
+    inv: &Invocation,
+    grant: &HttpGrant,
+    op: &str,
+    payload: &[u8],
+) -> Result<Vec<u8>, HostCallError> {
     if op != "request" {
-        return Err(crate::namespaces::unknown_op("http", op, OPS));
+        return Err(HostCallError::unknown_op("http", op, OPS));
     }
-    let Some(client) = &inv.grants.http else {
+    let Some(client) = grant.client() else {
         return Err(HostCallError::Failed(
             "outbound HTTP is not configured for this function".into(),
         ));

@@ -8,11 +8,12 @@
 //! headers' values: they are added after it hands over the request, marked
 //! sensitive, and never logged.
 
+mod grant;
 mod host;
 pub mod policy;
 mod streaming;
 
-pub(crate) use host::call;
+pub use grant::{Http, HttpGrant};
 pub use streaming::{LimitedResponseBody, ResponseBodyError, StreamingRequest, StreamingResponse};
 
 use atoll_manifest::{HostPattern, HttpSettings};
@@ -320,7 +321,7 @@ impl OutboundHttp {
 /// Makes ring the process's TLS crypto provider (reqwest is built without
 /// one of its own). Installing can only fail if a provider is already set,
 /// which then serves as well.
-fn use_ring_for_tls() {
+pub(crate) fn use_ring_for_tls() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

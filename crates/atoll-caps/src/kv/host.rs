@@ -9,7 +9,7 @@
 //! | `keys` | map `{prefix?: str, limit?: uint}` (limit defaults to 1000, at most 10000) | array of `str`, sorted |
 //! | `increment` | map `{key: str, by?: int}` (by defaults to 1) | `int`: the new value |
 
-use super::{KvError, MAX_KEY, MAX_LIST, MAX_VALUE, ttl_ms};
+use super::{KvError, KvGrant, MAX_KEY, MAX_LIST, MAX_VALUE, ttl_ms};
 use crate::wire::{decode, encode, text};
 use crate::{HostCallError, Invocation};
 use serde::Deserialize;
@@ -38,13 +38,19 @@ struct Increment {
     by: Option<i64>,
 }
 
-pub(crate) async fn call(inv: &Invocation, binding: &str, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+pub(super) async fn call(
+    inv: &Invocation,
+    grant: &KvGrant,
+    binding: &str,
+    op: &str,
+    payload: &[u8],
+) -> Result<Vec<u8>, HostCallError> {
     let name = if binding.is_empty() { "default" } else { binding };
-    let Some(store) = inv.grants.kv.get(name) else {
+    let Some(store) = grant.store(name) else {
         return Err(HostCallError::Failed(format!(
             "kv store \"{name}\" is not granted to function \"{}\"; add it to its `kv_stores` in atoll.toml (granted: {})",
             inv.function,
-            inv.grants.kv.keys().cloned().collect::<Vec<_>>().join(", ")
+            grant.names()
         )));
     };
     let fail = |e: KvError| HostCallError::Failed(format!("kv store \"{name}\" ({}): {e}", store.backend()));
@@ -94,7 +100,7 @@ pub(crate) async fn call(inv: &Invocation, binding: &str, op: &str, payload: &[u
             let key = key(inc.key)?;
             Ok(encode(&store.increment(&key, inc.by.unwrap_or(1)).await.map_err(fail)?))
         }
-        _ => Err(crate::namespaces::unknown_op("kv", op, OPS)),
+        _ => Err(HostCallError::unknown_op("kv", op, OPS)),
     }
 }
 

@@ -26,18 +26,62 @@
 //! - `keys` lists the first `limit` keys with a prefix, in byte-wise
 //!   lexicographic order, however many keys match.
 
+mod grant;
 mod host;
 mod memory;
 mod redb_store;
 mod redis_store;
+pub mod runtime_config;
 
-pub(crate) use host::call;
+pub use grant::KvGrant;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStores;
 pub use redis_store::RedisStore;
+pub use runtime_config::{KvBackendConfig, KvLocation, kv_location};
 
+use crate::capability::{BuildContext, HostCapability};
+use crate::{HostCallError, Invocation};
 use async_trait::async_trait;
+use atoll_manifest::{Capability, Function, ManifestError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The app's stores, by name: every store some function lists.
+pub struct Kv {
+    stores: BTreeMap<String, Arc<dyn KvStore>>,
+}
+
+impl HostCapability for Kv {
+    const KIND: Capability = Capability::Kv;
+    type Grant = KvGrant;
+
+    async fn build(ctx: &BuildContext<'_>) -> Result<Kv, Vec<ManifestError>> {
+        let config = runtime_config::parse(ctx.runtime)?;
+        let stores = runtime_config::open_stores(ctx.manifest, &config, ctx.data_dir)?;
+        Ok(Kv { stores })
+    }
+
+    fn grant(&self, f: &Function) -> Result<KvGrant, String> {
+        Ok(KvGrant {
+            stores: f
+                .kv_stores
+                .iter()
+                .filter_map(|s| self.stores.get(s).map(|b| (s.clone(), b.clone())))
+                .collect(),
+        })
+    }
+
+    async fn call(
+        inv: &Invocation,
+        grant: &KvGrant,
+        binding: &str,
+        op: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HostCallError> {
+        host::call(inv, grant, binding, op, payload).await
+    }
+}
 
 /// Largest key, in bytes.
 pub const MAX_KEY: usize = 1024;

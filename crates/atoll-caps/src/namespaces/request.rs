@@ -91,6 +91,6 @@ pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>
             operation: &l.operation,
             depth: l.depth,
         }))),
-        _ => Err(super::unknown_op("request", op, OPS)),
+        _ => Err(HostCallError::unknown_op("request", op, OPS)),
     }
 }

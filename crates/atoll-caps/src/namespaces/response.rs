@@ -44,7 +44,7 @@ pub(crate) fn call(inv: &mut Invocation, op: &str, payload: &[u8]) -> Result<Vec
                 inv.response.append_header(name, value)?;
             }
         }
-        _ => return Err(super::unknown_op("response", op, OPS)),
+        _ => return Err(HostCallError::unknown_op("response", op, OPS)),
     }
     Ok(Vec::new())
 }

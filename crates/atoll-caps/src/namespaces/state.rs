@@ -17,6 +17,6 @@ pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>
             Ok(encode(&value.as_deref().map(serde_bytes::Bytes::new)))
         }
         "keys" => Ok(encode(&inv.state.keys())),
-        _ => Err(super::unknown_op("state", op, &["get", "keys"])),
+        _ => Err(HostCallError::unknown_op("state", op, &["get", "keys"])),
     }
 }

@@ -10,11 +10,68 @@
 //! |---|---|---|
 //! | `get` | `str` name (raw UTF-8 accepted) | `str`, or `nil` if the variable has no value |
 
+use crate::capability::{BuildContext, HostCapability};
 use crate::wire::{encode, text};
 use crate::{HostCallError, Invocation};
-use atoll_manifest::{Manifest, ManifestError};
-use std::collections::BTreeMap;
+use atoll_manifest::{Capability, Function, Manifest, ManifestError};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
+
+/// The app's variables, resolved before any capability is built.
+pub struct Vars {
+    vars: Arc<Variables>,
+}
+
+/// What one function may read: the variables, secret ones only if listed.
+#[derive(Clone, Default)]
+pub struct VarsGrant {
+    pub vars: Option<Arc<Variables>>,
+    /// Secret variables the function may read.
+    pub secrets: BTreeSet<String>,
+}
+
+impl VarsGrant {
+    /// The `(name, value)` pairs the function may read.
+    pub fn readable(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().flat_map(|v| v.readable(&self.secrets))
+    }
+}
+
+impl fmt::Debug for VarsGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VarsGrant")
+            .field("vars", &self.vars.is_some())
+            .field("secrets", &self.secrets)
+            .finish()
+    }
+}
+
+impl HostCapability for Vars {
+    const KIND: Capability = Capability::Vars;
+    type Grant = VarsGrant;
+
+    async fn build(ctx: &BuildContext<'_>) -> Result<Vars, Vec<ManifestError>> {
+        Ok(Vars { vars: ctx.vars.clone() })
+    }
+
+    fn grant(&self, f: &Function) -> Result<VarsGrant, String> {
+        Ok(VarsGrant {
+            vars: Some(self.vars.clone()),
+            secrets: f.secrets.iter().cloned().collect(),
+        })
+    }
+
+    async fn call(
+        inv: &Invocation,
+        grant: &VarsGrant,
+        _: &str,
+        op: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HostCallError> {
+        call(inv, grant, op, payload)
+    }
+}
 
 /// A variable's value; secrets do not print.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,10 +152,7 @@ impl Variables {
     /// Every variable with a value that a function listing `secrets` may
     /// read: what the `get` operation would answer, all at once (a WAGI
     /// program gets them as its environment).
-    pub fn readable<'a>(
-        &'a self,
-        secrets: &'a std::collections::BTreeSet<String>,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    pub fn readable<'a>(&'a self, secrets: &'a BTreeSet<String>) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.values.iter().filter_map(move |(name, value)| {
             let value = value.as_ref()?;
             (!value.secret || secrets.contains(name)).then_some((name.as_str(), value.expose()))
@@ -106,12 +160,12 @@ impl Variables {
     }
 }
 
-pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+fn call(inv: &Invocation, grant: &VarsGrant, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
     if op != "get" {
-        return Err(crate::namespaces::unknown_op("vars", op, &["get"]));
+        return Err(HostCallError::unknown_op("vars", op, &["get"]));
     }
     let name = text(payload);
-    let Some(vars) = &inv.grants.vars else {
+    let Some(vars) = &grant.vars else {
         return Err(HostCallError::Failed(
             "variables are not configured for this function".into(),
         ));
@@ -120,7 +174,7 @@ pub(crate) fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>
         None => Err(HostCallError::Failed(format!(
             "unknown variable \"{name}\"; declare it under [variables] in atoll.toml"
         ))),
-        Some(Some(v)) if v.secret && !inv.grants.secrets.contains(&name) => Err(HostCallError::Failed(format!(
+        Some(Some(v)) if v.secret && !grant.secrets.contains(&name) => Err(HostCallError::Failed(format!(
             "variable \"{name}\" is secret; list it in the `secrets` of function \"{}\" to read it",
             inv.function
         ))),

@@ -13,21 +13,26 @@ use atoll_manifest::Capability;
 impl ComponentState {
     fn variable(&self, key: &str) -> Option<String> {
         let grants = &self.inv.grants;
-        let vars = grants.vars.as_ref().filter(|_| grants.allows(Capability::Vars))?;
-        vars.readable(&grants.secrets)
+        if !grants.allows(Capability::Vars) {
+            return None;
+        }
+        grants
+            .vars
+            .readable()
             .find(|(n, _)| *n == key)
             .map(|(_, v)| v.to_string())
     }
 
     fn variables(&self) -> Vec<(String, String)> {
         let grants = &self.inv.grants;
-        match grants.vars.as_ref().filter(|_| grants.allows(Capability::Vars)) {
-            Some(vars) => vars
-                .readable(&grants.secrets)
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            None => Vec::new(),
+        if !grants.allows(Capability::Vars) {
+            return Vec::new();
         }
+        grants
+            .vars
+            .readable()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 }
 

@@ -84,7 +84,7 @@ impl store::Host for ComponentState {
         } else {
             identifier.as_str()
         };
-        let Some(kv) = grants.kv.get(name) else {
+        let Some(kv) = grants.kv.store(name) else {
             tracing::debug!(
                 function = &*self.inv.function,
                 store = name,

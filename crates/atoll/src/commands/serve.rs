@@ -7,7 +7,7 @@ use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
 use crate::supervisor::Supervisor;
 use anyhow::bail;
-use atoll_caps::{KvLocation, kv_location};
+use atoll_caps::kv::{KvLocation, kv_location};
 use atoll_http::{HttpConfig, HttpServer};
 use atoll_manifest::{When, parse_duration, parse_size};
 use atoll_runtime::{App, AppSource, RuntimeConfig};
@@ -281,8 +281,10 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
         .flat_map(|f| f.kv_stores.iter().map(String::as_str))
         .collect();
     let data_dir = config.data_dir.clone().unwrap_or_default();
+    // The app loaded, so the configuration parsed.
+    let backends = atoll_caps::kv::runtime_config::parse(&config.file).unwrap_or_default();
     for store in stores {
-        match kv_location(&app.manifest, &config.file, &data_dir, store) {
+        match kv_location(&app.manifest, &backends, &data_dir, store) {
             KvLocation::Redb { file } => {
                 tracing::info!(store = %store, backend = %"redb", at = %file.display(), "kv store");
             }

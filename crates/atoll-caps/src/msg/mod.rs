@@ -12,17 +12,20 @@
 //! | `request` | map `{topic: str, payload: bin, timeout_ms?: int}` | `bin`: the reply |
 
 mod nats;
+pub mod runtime_config;
 
 pub use nats::{Delivery, NatsBroker, PROGRESS_EVERY};
+pub use runtime_config::MsgBackendConfig;
 
+use crate::capability::{BuildContext, HostCapability};
 use crate::wire::{decode, encode};
 use crate::{HostCallError, Invocation};
 use async_trait::async_trait;
-use atoll_manifest::{TopicPattern, check_topic};
+use atoll_manifest::{Capability, Function, ManifestError, TopicPattern, check_topic};
 use bytes::Bytes;
 use serde::Deserialize;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -217,19 +220,81 @@ struct Publish {
 /// The longest a function may wait for a reply.
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) async fn call(inv: &Invocation, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
-    if op != "publish" && op != "request" {
-        return Err(crate::namespaces::unknown_op("msg", op, &["publish", "request"]));
+/// The app's broker: in-process, or NATS as the runtime configuration says.
+pub struct Msg {
+    broker: Arc<dyn Broker>,
+}
+
+impl Msg {
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        self.broker.clone()
     }
-    let Some(broker) = &inv.grants.broker else {
+}
+
+/// The broker, and the topics one function may publish on.
+#[derive(Clone, Default)]
+pub struct MsgGrant {
+    pub broker: Option<Arc<dyn Broker>>,
+    pub publish_topics: Vec<TopicPattern>,
+}
+
+impl std::fmt::Debug for MsgGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.publish_topics.iter().map(|t| t.to_string()))
+            .finish()
+    }
+}
+
+impl HostCapability for Msg {
+    const KIND: Capability = Capability::Msg;
+    type Grant = MsgGrant;
+
+    async fn build(ctx: &BuildContext<'_>) -> Result<Msg, Vec<ManifestError>> {
+        let broker: Arc<dyn Broker> = match runtime_config::parse(ctx.runtime)? {
+            MsgBackendConfig::InProcess => Arc::new(InProcessBroker::new()),
+            MsgBackendConfig::Nats { url, credentials, loc } => match NatsBroker::new(&url, credentials) {
+                Ok(b) => Arc::new(b),
+                Err(e) => {
+                    let src = ctx.runtime.source.as_ref().expect("a [msg] section comes from a file");
+                    return Err(vec![src.error(loc, "msg.url", e)]);
+                }
+            },
+        };
+        Ok(Msg { broker })
+    }
+
+    fn grant(&self, f: &Function) -> Result<MsgGrant, String> {
+        Ok(MsgGrant {
+            broker: Some(self.broker.clone()),
+            publish_topics: f.publish_topics.clone(),
+        })
+    }
+
+    async fn call(
+        inv: &Invocation,
+        grant: &MsgGrant,
+        _: &str,
+        op: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HostCallError> {
+        call(inv, grant, op, payload).await
+    }
+}
+
+async fn call(inv: &Invocation, grant: &MsgGrant, op: &str, payload: &[u8]) -> Result<Vec<u8>, HostCallError> {
+    if op != "publish" && op != "request" {
+        return Err(HostCallError::unknown_op("msg", op, &["publish", "request"]));
+    }
+    let Some(broker) = &grant.broker else {
         return Err(HostCallError::Failed(
             "messaging is not configured for this function".into(),
         ));
     };
     let p: Publish = decode(payload, "{topic, payload, timeout_ms?}")?;
     check_topic(&p.topic).map_err(|e| HostCallError::BadPayload(format!("topic {e}")))?;
-    if !inv.grants.publish_topics.iter().any(|t| t.matches(&p.topic)) {
-        let allowed: Vec<_> = inv.grants.publish_topics.iter().map(|t| t.to_string()).collect();
+    if !grant.publish_topics.iter().any(|t| t.matches(&p.topic)) {
+        let allowed: Vec<_> = grant.publish_topics.iter().map(|t| t.to_string()).collect();
         return Err(HostCallError::Failed(format!(
             "topic \"{}\" is not in the publish_topics of function \"{}\" ({})",
             p.topic,

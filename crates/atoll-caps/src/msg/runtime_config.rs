@@ -1,0 +1,140 @@
+//! Which broker carries the app's messages: the runtime configuration's
+//! `[msg]` section.
+//!
+//! ```toml
+//! [msg]
+//! backend = "nats"                   # in-process (default) | nats
+//! url = "nats://10.0.0.6:4222"       # or tls://; several servers separated by commas
+//! credentials = "app.creds"          # optional: a NATS .creds file, relative to this file
+//! ```
+
+use crate::capability::runtime_sections;
+use atoll_manifest::{Location, ManifestError, RuntimeConfigFile, SourceText};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Where messages go between functions and subscriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MsgBackendConfig {
+    /// Within this process only: one node.
+    #[default]
+    InProcess,
+    /// A NATS server (or cluster), shared by every node; durable
+    /// subscriptions on JetStream.
+    Nats {
+        url: String,
+        credentials: Option<PathBuf>,
+        loc: Location,
+    },
+}
+
+#[derive(Deserialize, Default)]
+struct Sections {
+    msg: Option<Spanned<RawMsg>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMsg {
+    backend: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    credentials: Option<String>,
+}
+
+/// The `[msg]` section, or where it is wrong. `credentials` is relative to
+/// the runtime configuration's own file.
+pub fn parse(runtime: &RuntimeConfigFile) -> Result<MsgBackendConfig, Vec<ManifestError>> {
+    let (raw, src) = runtime_sections::<Sections>(runtime)?;
+    let (Some(m), Some(src)) = (raw.msg, src) else {
+        return Ok(MsgBackendConfig::InProcess);
+    };
+    backend(src, &m)
+}
+
+fn backend(src: &SourceText, m: &Spanned<RawMsg>) -> Result<MsgBackendConfig, Vec<ManifestError>> {
+    let r = m.get_ref();
+    match r.backend.as_ref().map_or("in-process", |b| b.get_ref().as_str()) {
+        "in-process" => Ok(MsgBackendConfig::InProcess),
+        "nats" => {
+            let Some(url) = &r.url else {
+                return Err(vec![src.error(
+                    src.locate(m.span()),
+                    "msg",
+                    "the nats backend needs `url = \"nats://host:4222\"`",
+                )]);
+            };
+            let bad = url.get_ref().split(',').map(str::trim).find(|u| {
+                !["nats://", "tls://"]
+                    .iter()
+                    .any(|s| u.starts_with(s) && u.len() > s.len())
+            });
+            if let Some(bad) = bad {
+                return Err(vec![src.error(
+                    src.locate(url.span()),
+                    "msg.url",
+                    format!(
+                        "\"{bad}\" is not a NATS server URL: nats://host[:port] or tls://host[:port], several separated by commas"
+                    ),
+                )]);
+            }
+            let base = src.path.parent().unwrap_or(Path::new("."));
+            Ok(MsgBackendConfig::Nats {
+                url: url.get_ref().clone(),
+                credentials: r.credentials.as_ref().map(|c| base.join(c)),
+                loc: src.locate(url.span()),
+            })
+        }
+        other => {
+            let span = r.backend.as_ref().map_or(m.span(), |b| b.span());
+            Err(vec![src.error(
+                src.locate(span),
+                "msg.backend",
+                format!("unknown messaging backend \"{other}\" (expected in-process or nats)"),
+            )])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str, path: &str) -> Result<MsgBackendConfig, String> {
+        let file = RuntimeConfigFile::parse(text, Path::new(path)).map_err(|e| e.to_string())?;
+        parse(&file).map_err(|e| atoll_manifest::ManifestErrors(e).to_string())
+    }
+
+    #[test]
+    fn messaging_is_in_process_or_nats() {
+        let nats = parsed(
+            "[msg]\nbackend = \"nats\"\nurl = \"nats://a:4222, tls://b\"\ncredentials = \"app.creds\"\n",
+            "/etc/atoll/rt.toml",
+        );
+        match nats.unwrap() {
+            MsgBackendConfig::Nats { url, credentials, .. } => {
+                assert_eq!(url, "nats://a:4222, tls://b");
+                assert_eq!(credentials, Some(PathBuf::from("/etc/atoll/app.creds")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parsed("", "rt.toml").unwrap(), MsgBackendConfig::InProcess);
+        for (text, want) in [
+            (
+                "[msg]\nbackend = \"kafka\"\n",
+                "rt.toml:2:11: msg.backend: unknown messaging backend \"kafka\" (expected in-process or nats)",
+            ),
+            (
+                "[msg]\nbackend = \"nats\"\n",
+                "rt.toml:1:1: msg: the nats backend needs `url",
+            ),
+            (
+                "[msg]\nbackend = \"nats\"\nurl = \"nats://a,http://b\"\n",
+                "rt.toml:3:7: msg.url: \"http://b\" is not a NATS server URL",
+            ),
+        ] {
+            let err = parsed(text, "rt.toml").unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}
