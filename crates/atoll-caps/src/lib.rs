@@ -35,10 +35,11 @@ pub mod log;
 pub mod msg;
 mod namespaces;
 mod services;
+pub mod sql;
 pub mod vars;
 mod wire;
 
 pub use capability::{BuildContext, HostCapability};
 pub use error::HostCallError;
 pub use invocation::{Invocation, RequestInfo, ResponseParts, State, StateView, TriggerKind};
-pub use services::{Grants, NAMESPACES, Services};
+pub use services::{AppFiles, Grants, NAMESPACES, Services};

@@ -72,6 +72,9 @@ struct Raw {
     /// Read by the capability (atoll-caps), from `source`.
     #[allow(dead_code)]
     kv: Option<toml::Table>,
+    /// Read by the capability (atoll-caps), from `source`.
+    #[allow(dead_code)]
+    sql: Option<toml::Table>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
     #[serde(default)]
