@@ -15,7 +15,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step "WebAssembly targets"
 rustup target add wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-step "system packages (Node.js for the AssemblyScript guest, redis-server and nats-server for the backend tests, clang + wasi-libc for the C WAGI guest, openssl for the signing-key interchange test)"
+step "system packages (Node.js for the AssemblyScript guest, redis-server, nats-server and postgresql for the backend tests, clang + wasi-libc for the C WAGI guest, openssl for the signing-key interchange test)"
 # nats-server is in /usr/sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/sbin"
 missing=()
@@ -23,6 +23,8 @@ command -v npm >/dev/null || missing+=(nodejs npm)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v openssl >/dev/null || missing+=(openssl)
+# PostgreSQL's binaries are off the PATH on Debian (/usr/lib/postgresql/<version>/bin).
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || command -v postgres >/dev/null || missing+=(postgresql)
 command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -e /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)

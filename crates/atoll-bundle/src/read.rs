@@ -191,6 +191,14 @@ impl Bundle {
             .map(|(n, d)| (n.as_str(), d.len(), self.index.files.get(n).map_or("", String::as_str)))
     }
 
+    /// The migrations, by path relative to `migrations/`.
+    pub fn migrations(&self) -> BTreeMap<String, Bytes> {
+        self.files
+            .iter()
+            .filter_map(|(n, d)| n.strip_prefix("migrations/").map(|rel| (rel.to_string(), d.clone())))
+            .collect()
+    }
+
     /// The static files, by path relative to `static/`.
     pub fn static_files(&self) -> BTreeMap<String, Bytes> {
         self.files

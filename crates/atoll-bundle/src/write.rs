@@ -50,9 +50,13 @@ pub fn write_dir_signed(dir: &Path, key: Option<&SecretKey>) -> Result<Vec<u8>, 
         }
         entries.insert(name, wasm);
     }
-    let static_dir = manifest.static_dir();
-    if static_dir.is_dir() {
-        collect_static(&static_dir, &static_dir, &mut entries)?;
+    for (dir, prefix) in [
+        (manifest.static_dir(), "static"),
+        (manifest.migrations_dir(), "migrations"),
+    ] {
+        if dir.is_dir() {
+            collect_tree(&dir, &dir, prefix, &mut entries)?;
+        }
     }
     entries.insert(MANIFEST.to_string(), doc.to_string().into_bytes());
 
@@ -89,9 +93,10 @@ pub fn write_dir_signed(dir: &Path, key: Option<&SecretKey>) -> Result<Vec<u8>, 
     Ok(zip.finish().map_err(zip_err)?.into_inner())
 }
 
-/// Regular files under `static/`, by `static/<relative path>`. A link is
-/// followed only if it stays inside the static directory.
-fn collect_static(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<(), BundleError> {
+/// Regular files under `static/` (or `migrations/`), by
+/// `<prefix>/<relative path>`. A link is followed only if it stays inside
+/// the directory.
+fn collect_tree(root: &Path, dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<u8>>) -> Result<(), BundleError> {
     let io = |p: &Path| {
         let path = p.display().to_string();
         move |error| BundleError::Io { path, error }
@@ -108,15 +113,15 @@ fn collect_static(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) 
         if !real.starts_with(&canonical_root) {
             return Err(BundleError::BadEntry {
                 name: path.display().to_string(),
-                problem: "is a link to outside the static directory".into(),
+                problem: format!("is a link to outside the {prefix} directory"),
             });
         }
         if real.is_dir() {
-            collect_static(root, &path, out)?;
+            collect_tree(root, &path, prefix, out)?;
         } else if real.is_file() {
             let rel = path.strip_prefix(root).expect("under the root");
             let name = format!(
-                "static/{}",
+                "{prefix}/{}",
                 rel.components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect::<Vec<_>>()

@@ -14,6 +14,7 @@ use crate::files::StaticFiles;
 use crate::vars::Variables;
 use crate::{HostCallError, Invocation};
 use atoll_manifest::{Capability, Function, Manifest, ManifestError, RuntimeConfigFile};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct BuildContext<'a> {
     pub vars: &'a Arc<Variables>,
     /// The app's static files, if it has any.
     pub files: Option<&'a Arc<dyn StaticFiles>>,
+    /// The app's `migrations/` files, by path relative to it, with their text.
+    pub migrations: &'a BTreeMap<String, String>,
 }
 
 /// One capability: its backends for one app (`Self`), what one function

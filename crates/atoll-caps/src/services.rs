@@ -10,7 +10,7 @@ use crate::capability::{BuildContext, HostCapability, capabilities};
 use crate::files::StaticFiles;
 use crate::msg::Broker;
 use crate::vars::Variables;
-use crate::{HostCallError, Invocation, files, http, kv, log, msg, namespaces, vars};
+use crate::{HostCallError, Invocation, files, http, kv, log, msg, namespaces, sql, vars};
 use atoll_manifest::{Capability, Function, Manifest, ManifestError, ManifestErrors, RuntimeConfigFile};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -29,6 +29,8 @@ capabilities! {
     files: files::Files,
     /// The broker, and the topics it may publish on.
     msg: msg::Msg,
+    /// Granted named queries.
+    sql: sql::Sql,
 }
 
 /// Every namespace a guest can call, for messages and docs.
@@ -61,6 +63,15 @@ impl Grants {
     }
 }
 
+/// The app's own files that capabilities read at load.
+#[derive(Default)]
+pub struct AppFiles {
+    /// `static/`, if the app has one.
+    pub static_files: Option<Arc<dyn StaticFiles>>,
+    /// `migrations/`, by path relative to it, with their text.
+    pub migrations: BTreeMap<String, String>,
+}
+
 /// The backends of one app, built once at load from the manifest and the
 /// runtime configuration, and the per-function [`Grants`] cut from them.
 pub struct Services {
@@ -69,13 +80,14 @@ pub struct Services {
 
 impl Services {
     /// Builds every backend the app's functions were granted. `data_dir`
-    /// holds embedded stores; `env` reads environment variables.
+    /// holds embedded stores; `env` reads environment variables; `app`
+    /// holds the app's own files that backends read at load.
     pub async fn build(
         manifest: &Manifest,
         runtime: RuntimeConfigFile,
         data_dir: &Path,
         env: impl Fn(&str) -> Option<String>,
-        files: Option<Arc<dyn StaticFiles>>,
+        app: AppFiles,
     ) -> Result<Services, ManifestErrors> {
         let mut errors: Vec<ManifestError> = Vec::new();
         let vars = match Variables::resolve(manifest, &runtime.variables, env) {
@@ -90,7 +102,8 @@ impl Services {
             runtime: &runtime,
             data_dir,
             vars: &vars,
-            files: files.as_ref(),
+            files: app.static_files.as_ref(),
+            migrations: &app.migrations,
         };
         let backends = Backends::build(&ctx, &mut errors).await;
         match backends {

@@ -17,6 +17,7 @@ use atoll_caps::files::{DirFiles, FilesGrant};
 use atoll_caps::http::{HttpGrant, OutboundHttp};
 use atoll_caps::kv::{MAX_TTL_MS, MemoryStore, RedbStores};
 use atoll_caps::msg::InProcessBroker;
+use atoll_caps::sql::{Granted, SqlDatabase, SqlValue, SqliteDatabase, Statement};
 use atoll_caps::vars::Variables;
 use atoll_caps::{Grants, HostCallError, Invocation, NAMESPACES, RequestInfo, State, StateView, TriggerKind};
 use atoll_manifest::{Capability, HttpSettings, Manifest, TopicPattern};
@@ -314,6 +315,24 @@ fn host() -> &'static Host {
         granted.files = FilesGrant(Some(Arc::new(DirFiles::open(&root).unwrap())));
         granted.msg.broker = Some(Arc::new(InProcessBroker::new()));
         granted.msg.publish_topics = vec![TopicPattern::parse("events.>").unwrap()];
+        // A real SQLite database behind one statement and one transaction,
+        // so payloads that decode reach a backend.
+        let db: Arc<dyn SqlDatabase> = Arc::new(SqliteDatabase::open(&dir.path().join("p.sqlite"), 1).unwrap());
+        let echo = Arc::new(Statement {
+            name: "echo".into(),
+            sql: "SELECT $1 AS v".into(),
+            sqlite_sql: "SELECT ?1 AS v".into(),
+            params: 1,
+            max_rows: 10,
+        });
+        granted.sql.queries.insert(
+            "echo".into(),
+            Granted::Single { database: "default".into(), db: db.clone(), st: echo.clone() },
+        );
+        granted.sql.queries.insert(
+            "twice".into(),
+            Granted::Transaction { database: "default".into(), db, steps: vec![echo.clone(), echo] },
+        );
         let granted = Arc::new(granted);
 
         let mut request = RequestInfo {
@@ -421,6 +440,48 @@ proptest! {
     ) {
         let host = host();
         check(host.call(true, &binding, &ns, &op, &payload), &format!("{ns}.{op}"))?;
+    }
+}
+
+fn sql_value() -> impl Strategy<Value = SqlValue> {
+    prop_oneof![
+        Just(SqlValue::Null),
+        any::<bool>().prop_map(SqlValue::Bool),
+        any::<i64>().prop_map(SqlValue::Int),
+        any::<f64>()
+            .prop_filter("NaN is not equal to itself", |f| !f.is_nan())
+            .prop_map(SqlValue::Float),
+        ".{0,40}".prop_map(SqlValue::Text),
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(SqlValue::Bytes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any parameters a guest sends are bound as values: one comes back as
+    /// it went in (SQLite keeps no bool: it is 1 or 0), and a wrong count is
+    /// refused by name.
+    #[test]
+    fn sql_parameters_are_values_whatever_they_hold(params in prop::collection::vec(sql_value(), 0..3)) {
+        #[derive(serde::Serialize)]
+        struct Query<'a> { name: &'a str, params: &'a [SqlValue] }
+        let host = host();
+        let payload = rmp_serde::to_vec_named(&Query { name: "echo", params: &params }).unwrap();
+        let answer = host.call(true, "", "sql", "query", &payload);
+        if params.len() == 1 {
+            #[derive(serde::Deserialize)]
+            struct Rows { rows: Vec<Vec<SqlValue>> }
+            let rows: Rows = rmp_serde::from_slice(&answer.unwrap()).unwrap();
+            let expected = match &params[0] {
+                SqlValue::Bool(b) => SqlValue::Int(i64::from(*b)),
+                v => v.clone(),
+            };
+            prop_assert_eq!(&rows.rows, &vec![vec![expected]]);
+        } else {
+            let err = answer.unwrap_err().to_string();
+            prop_assert!(err.contains("query \"echo\" takes 1 parameter ($1)"), "{}", err);
+        }
     }
 }
 

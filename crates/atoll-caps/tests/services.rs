@@ -9,7 +9,7 @@
 //! file: `kv.rs`, `sql.rs`, `outbound_*.rs`.)
 
 use atoll_caps::files::{MemFiles, StaticFiles};
-use atoll_caps::{HostCallError, Invocation, RequestInfo, Services};
+use atoll_caps::{AppFiles, HostCallError, Invocation, RequestInfo, Services};
 use atoll_manifest::{Manifest, RuntimeConfigFile};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,9 +43,11 @@ async fn services(dir: &Path) -> Services {
     let files: Arc<dyn StaticFiles> = Arc::new(MemFiles::new(
         [("a.txt".to_string(), bytes::Bytes::from_static(b"file a"))].into(),
     ));
-    Services::build(&manifest, runtime, dir, |_| None, Some(files))
-        .await
-        .unwrap()
+    let app = AppFiles {
+        static_files: Some(files),
+        ..AppFiles::default()
+    };
+    Services::build(&manifest, runtime, dir, |_| None, app).await.unwrap()
 }
 
 async fn invocation(services: &Services, function: &str) -> Invocation {
@@ -156,7 +158,7 @@ async fn a_capabilitys_runtime_configuration_errors_are_located() {
     let manifest = Manifest::parse(MANIFEST, &dir.path().join("atoll.toml")).unwrap();
     let runtime =
         RuntimeConfigFile::parse("\n[kv.cache]\nbackend = \"etcd\"\n", &dir.path().join("runtime.toml")).unwrap();
-    let err = Services::build(&manifest, runtime, dir.path(), |_| None, None)
+    let err = Services::build(&manifest, runtime, dir.path(), |_| None, AppFiles::default())
         .await
         .err()
         .unwrap()

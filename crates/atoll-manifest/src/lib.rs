@@ -29,6 +29,7 @@ mod model;
 mod path;
 mod raw;
 mod runtime_config;
+mod sql_text;
 
 mod template;
 mod topics;
@@ -40,6 +41,7 @@ pub use hosts::{HostMatch, HostPattern};
 pub use model::*;
 pub use path::{RoutePath, Segment};
 pub use runtime_config::{HttpSettings, RuntimeConfigFile};
+pub use sql_text::{MAX_PARAMS, SqlShape, sql_shape};
 pub use template::{Template, TemplatePart};
 pub use topics::{TopicPattern, check_topic};
 pub use units::{MAX_DURATION, MAX_SIZE, parse_duration, parse_size};

@@ -34,6 +34,44 @@ pub struct Manifest {
     pub http_auth: Vec<HttpAuth>,
     pub schedules: Vec<Schedule>,
     pub subscriptions: Vec<Subscription>,
+    /// Named queries (`[queries.NAME]`): the only SQL functions can run.
+    pub queries: BTreeMap<String, Query>,
+}
+
+/// Rows one query returns unless it sets `max_rows`.
+pub const DEFAULT_MAX_ROWS: usize = 1000;
+/// The largest `max_rows`.
+pub const MAX_ROWS: usize = 100_000;
+
+/// A query a function granted it may run by name, with bound parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub name: String,
+    /// The `[sql.NAME]` database it runs on: `default` unless given.
+    pub database: String,
+    pub body: QueryBody,
+    /// More rows than this is an error, not a silent cut.
+    pub max_rows: usize,
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryBody {
+    /// One statement binding `$1` to `$params`.
+    Sql { sql: String, shape: crate::SqlShape },
+    /// These queries (each a `Sql` one on the same database), in order, in
+    /// one transaction: all of them happen or none does.
+    Transaction(Vec<String>),
+}
+
+impl Query {
+    /// `"sql"` for one statement, `"transaction"` for a group, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self.body {
+            QueryBody::Sql { .. } => "sql",
+            QueryBody::Transaction(_) => "transaction",
+        }
+    }
 }
 
 /// Steps run for a trigger, and which state entry is the result.
@@ -259,6 +297,8 @@ pub struct Function {
     pub secrets: Vec<String>,
     /// Topics it may publish on (with `msg`).
     pub publish_topics: Vec<TopicPattern>,
+    /// Named queries it may run (with `sql`).
+    pub queries: Vec<String>,
     /// Other functions of the app it may call, by the namespace its host
     /// calls use (waPC links).
     pub links: Vec<Link>,
@@ -353,6 +393,8 @@ pub enum Capability {
     Files,
     /// Publish messages on `publish_topics`.
     Msg,
+    /// Run the named queries in `queries`.
+    Sql,
 }
 
 impl Capability {
@@ -363,6 +405,7 @@ impl Capability {
         Capability::Vars,
         Capability::Files,
         Capability::Msg,
+        Capability::Sql,
     ];
 
     pub fn name(self) -> &'static str {
@@ -373,6 +416,7 @@ impl Capability {
             Capability::Vars => "vars",
             Capability::Files => "files",
             Capability::Msg => "msg",
+            Capability::Sql => "sql",
         }
     }
 
@@ -470,5 +514,10 @@ impl Manifest {
     /// The app's static files: `static/` beside the manifest.
     pub fn static_dir(&self) -> PathBuf {
         self.dir.join("static")
+    }
+
+    /// `migrations/` beside the manifest: the `sql` capability's schema.
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.dir.join("migrations")
     }
 }

@@ -20,6 +20,19 @@ pub struct RawManifest {
     pub schedules: Vec<Spanned<RawSchedule>>,
     #[serde(default)]
     pub subscriptions: Vec<Spanned<RawSubscription>>,
+    #[serde(default)]
+    pub queries: BTreeMap<Spanned<String>, Spanned<RawQuery>>,
+}
+
+/// `[queries.NAME]`: one statement (`sql`) or a group run as one
+/// transaction (`transaction`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    pub sql: Option<Spanned<String>>,
+    pub transaction: SpannedList,
+    pub database: Option<Spanned<String>>,
+    pub max_rows: Option<Spanned<i64>>,
 }
 
 /// What `[[routes]]`, `[[schedules]]` and `[[subscriptions]]` share.
@@ -91,6 +104,7 @@ pub struct RawFunction {
     pub kv_stores: SpannedList,
     pub secrets: SpannedList,
     pub publish_topics: SpannedList,
+    pub queries: SpannedList,
     pub links: Option<Spanned<RawLinks>>,
     pub build: Option<Spanned<RawBuild>>,
 }

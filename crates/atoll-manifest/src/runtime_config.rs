@@ -78,6 +78,8 @@ struct Raw {
     kv: Option<toml::Table>,
     #[allow(dead_code)]
     msg: Option<toml::Table>,
+    #[allow(dead_code)]
+    sql: Option<toml::Table>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
     #[serde(default)]

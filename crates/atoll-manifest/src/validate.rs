@@ -1,5 +1,6 @@
 //! Turns the raw manifest into the model, collecting every error on the way.
 
+mod queries;
 mod steps;
 
 use crate::error::{ManifestError, ManifestErrors, SourceText};
@@ -45,9 +46,10 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
     };
 
     let variables = check_variables(&mut c, &raw.variables);
+    let queries = queries::check_queries(&mut c, &raw.queries);
     let mut functions = BTreeMap::new();
     for (name, f) in &raw.functions {
-        if let Some(function) = check_function(&mut c, name, f, &variables) {
+        if let Some(function) = check_function(&mut c, name, f, &variables, &raw.queries) {
             functions.insert(name.get_ref().clone(), function);
         }
     }
@@ -105,6 +107,7 @@ pub(crate) fn validate(src: SourceText) -> Result<Manifest, ManifestErrors> {
             http_auth,
             schedules,
             subscriptions,
+            queries,
         }),
         _ => {
             c.errors.sort_by_key(|e| e.location.map(|l| l.start).unwrap_or(0));
@@ -302,10 +305,38 @@ fn check_grants(
     caps_loc: Location,
     capabilities: &BTreeSet<Capability>,
     variables: &BTreeMap<String, Variable>,
+    declared_queries: &BTreeMap<Spanned<String>, Spanned<RawQuery>>,
 ) -> Grants {
     let allowed_hosts = host_patterns(c, &format!("{key}.allowed_hosts"), raw.allowed_hosts.as_ref());
     let mut kv_stores = names(c, &format!("{key}.kv_stores"), raw.kv_stores.as_ref());
     let secrets = names(c, &format!("{key}.secrets"), raw.secrets.as_ref());
+    let queries = names(c, &format!("{key}.queries"), raw.queries.as_ref());
+    for q in raw.queries.as_ref().map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+        if !declared_queries.keys().any(|k| k.get_ref() == q.get_ref()) {
+            let loc = c.loc(q);
+            let known = some_of(
+                declared_queries.keys().map(|k| k.get_ref().as_str()),
+                declared_queries.len(),
+            );
+            c.err(
+                loc,
+                format!("{key}.queries"),
+                format!(
+                    "unknown query \"{}\"; declare it as [queries.{}] (declared: {})",
+                    q.get_ref(),
+                    q.get_ref(),
+                    if known.is_empty() { "none" } else { &known }
+                ),
+            );
+        }
+    }
+    if capabilities.contains(&Capability::Sql) && raw.queries.is_none() {
+        c.err(
+            caps_loc,
+            format!("{key}.capabilities"),
+            "\"sql\" is granted but no query is: list the named queries it may run in `queries`",
+        );
+    }
     let mut publish_topics = Vec::new();
     for t in raw
         .publish_topics
@@ -333,6 +364,7 @@ fn check_grants(
         (&raw.kv_stores, "kv_stores", Capability::Kv),
         (&raw.secrets, "secrets", Capability::Vars),
         (&raw.publish_topics, "publish_topics", Capability::Msg),
+        (&raw.queries, "queries", Capability::Sql),
     ] {
         if let Some(l) = list
             && !capabilities.contains(&cap)
@@ -377,6 +409,7 @@ fn check_grants(
         kv_stores,
         secrets,
         publish_topics,
+        queries,
     }
 }
 
@@ -386,6 +419,7 @@ struct Grants {
     kv_stores: Vec<String>,
     secrets: Vec<String>,
     publish_topics: Vec<TopicPattern>,
+    queries: Vec<String>,
 }
 
 fn check_function(
@@ -393,6 +427,7 @@ fn check_function(
     name: &Spanned<String>,
     f: &Spanned<RawFunction>,
     variables: &BTreeMap<String, Variable>,
+    declared_queries: &BTreeMap<Spanned<String>, Spanned<RawQuery>>,
 ) -> Option<Function> {
     let n = name.get_ref();
     let key = format!("functions.{n}");
@@ -557,7 +592,8 @@ fn check_function(
         kv_stores,
         secrets,
         publish_topics,
-    } = check_grants(c, &key, raw, caps_loc, &capabilities, variables);
+        queries,
+    } = check_grants(c, &key, raw, caps_loc, &capabilities, variables, declared_queries);
 
     let links = check_links(c, &key, raw.links.as_ref());
 
@@ -589,6 +625,7 @@ fn check_function(
         kv_stores,
         secrets,
         publish_topics,
+        queries,
         links,
         build,
         loc: c.loc(name),
@@ -597,7 +634,7 @@ fn check_function(
 
 /// Namespaces the host answers itself; a link may not take one over.
 const HOST_NAMESPACES: &[&str] = &[
-    "log", "request", "response", "state", "kv", "http", "vars", "files", "msg",
+    "log", "request", "response", "state", "kv", "http", "vars", "files", "msg", "sql",
 ];
 
 /// A function's `links`: each namespace once, none of the host's own.

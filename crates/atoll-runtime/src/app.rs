@@ -7,7 +7,7 @@ use crate::load::{self, Modules};
 use crate::slots::{Slot, SlotStats, Slots};
 use crate::source::AppSource;
 use atoll_caps::msg::Broker;
-use atoll_caps::{Grants, Services};
+use atoll_caps::{AppFiles, Grants, Services};
 use atoll_engine::CallError;
 use atoll_engine::Engine;
 use atoll_manifest::{Function, Manifest, ManifestErrors};
@@ -143,7 +143,10 @@ async fn build_services(
         config.file.clone(),
         &data_dir,
         |k| std::env::var(k).ok(),
-        source.static_files(manifest),
+        AppFiles {
+            static_files: source.static_files(manifest),
+            migrations: source.migrations(manifest)?,
+        },
     )
     .await
 }

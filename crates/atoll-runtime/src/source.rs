@@ -3,6 +3,7 @@
 use atoll_bundle::{Bundle, Limits, TrustedKeys};
 use atoll_caps::files::{DirFiles, MemFiles, StaticFiles};
 use atoll_manifest::{Function, MANIFEST_FILE, Manifest, ManifestErrors, SourceText};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,6 +79,34 @@ impl AppSource {
         }
     }
 
+    /// `migrations/`: each file's path relative to it, and its text. On
+    /// disk, `migrations/*.sql` and `migrations/NAME/*.sql`, as a bundle
+    /// carries them.
+    pub(crate) fn migrations(&self, manifest: &Manifest) -> Result<BTreeMap<String, String>, ManifestErrors> {
+        let raw: BTreeMap<String, Vec<u8>> = match self {
+            AppSource::Dir(_) => {
+                let root = manifest.migrations_dir();
+                let mut out = BTreeMap::new();
+                if root.is_dir() {
+                    read_tree(&root, "", &mut out).map_err(|e| {
+                        SourceText::new(&root, "").file_error(format!("cannot read the migrations: {e}"))
+                    })?;
+                }
+                out
+            }
+            AppSource::Bundle { bundle, .. } => bundle.migrations().into_iter().map(|(k, v)| (k, v.to_vec())).collect(),
+        };
+        raw.into_iter()
+            .map(|(name, bytes)| {
+                String::from_utf8(bytes).map(|text| (name.clone(), text)).map_err(|_| {
+                    SourceText::new(&manifest.migrations_dir().join(&name), "")
+                        .file_error("a migration is SQL text, and this file is not UTF-8")
+                        .into()
+                })
+            })
+            .collect()
+    }
+
     pub(crate) fn static_files(&self, manifest: &Manifest) -> Option<Arc<dyn StaticFiles>> {
         match self {
             AppSource::Dir(_) => DirFiles::open(&manifest.static_dir()).map(|d| Arc::new(d) as Arc<dyn StaticFiles>),
@@ -134,4 +163,19 @@ impl AppSource {
             AppSource::Bundle { path, .. } => path.parent().unwrap_or(Path::new(".")).join(".atoll"),
         }
     }
+}
+
+/// Files under `dir`, by `/`-separated path from the walk's root (`prefix`).
+fn read_tree(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        let path = entry.path();
+        if path.is_dir() {
+            read_tree(&path, &format!("{name}/"), out)?;
+        } else if path.is_file() {
+            out.insert(name, std::fs::read(&path)?);
+        }
+    }
+    Ok(())
 }

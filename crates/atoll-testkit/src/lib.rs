@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 mod logs;
 mod servers;
 pub use logs::{capture_logs, captured};
-pub use servers::{NatsServer, PrometheusServer, RedisServer, free_port};
+pub use servers::{NatsServer, PostgresServer, PrometheusServer, RedisServer, free_port};
 
 /// Rust fixtures under `tests/guests`, with the target each is built for.
 const RUST_GUESTS: &[(&str, &str)] = &[

@@ -292,3 +292,233 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// A PostgreSQL server of its own: `initdb` into a temporary directory, then
+/// `postgres` on a free loopback port (its socket in that directory too).
+///
+/// On Debian the binaries live in `/usr/lib/postgresql/<version>/bin`, off
+/// the PATH: the newest there is used, else the PATH's. Neither program
+/// runs as root, so under root (as on CI) both run as the `postgres` user
+/// the package creates, which then owns the directory. The server runs
+/// under a small shell that stops it, and removes its directory, when the
+/// test process goes away (its stdin closes): a shared server lives in a
+/// `static`, which is never dropped.
+pub struct PostgresServer {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    user: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+impl PostgresServer {
+    /// One server for the whole test binary: it takes a second or two to
+    /// start. Tests keep apart with a database each ([`Self::create_database`]).
+    pub fn shared() -> &'static PostgresServer {
+        static SHARED: std::sync::OnceLock<PostgresServer> = std::sync::OnceLock::new();
+        SHARED.get_or_init(PostgresServer::start)
+    }
+
+    /// A server of the caller's own, to stop and start again.
+    pub fn start() -> PostgresServer {
+        let bin = postgres_bin();
+        let user = running_as_root().then(postgres_user);
+        let dir = std::env::temp_dir().join(format!("atoll-pg-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).expect("creating the PostgreSQL directory");
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("handing the directory to postgres");
+        }
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .args([
+                "-D",
+                "data",
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        as_user(&mut initdb, user);
+        let out = initdb.output().expect("running initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut server = PostgresServer {
+            bin,
+            dir,
+            port: free_port(),
+            user,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/<database>`.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates an empty database; its URL.
+    pub fn create_database(&self, name: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                &format!("CREATE DATABASE \"{name}\""),
+            ])
+            .output()
+            .expect("running psql");
+        assert!(
+            out.status.success(),
+            "creating database {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(name)
+    }
+
+    fn spawn(&mut self) {
+        let postgres = self.bin.join("postgres");
+        // `read` returns when the test process exits and the pipe closes.
+        let script = format!(
+            // fsync off: a test server needs no protection from a power cut,
+            // and a killed process loses nothing the kernel already has.
+            "{} -D data -p {} -k \"$PWD\" -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+             -c max_connections=200 >log 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid; \
+             [ \"$1\" = cleanup ] && rm -rf \"$PWD\"",
+            postgres.display(),
+            self.port
+        );
+        // What a killed server leaves behind would stop the next one: its
+        // pid file, and the lock of its socket (a killed process can stay a
+        // zombie where nothing reaps orphans, and so look alive).
+        let _ = std::fs::remove_file(self.dir.join("data/postmaster.pid"));
+        let _ = std::fs::remove_file(self.dir.join(format!(".s.PGSQL.{}.lock", self.port)));
+        let _ = std::fs::remove_file(self.dir.join(format!(".s.PGSQL.{}", self.port)));
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &script, "sh", "cleanup"])
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        as_user(&mut sh, self.user);
+        self.child = Some(sh.spawn().expect("starting postgres"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap_or_default();
+            if pid.lines().any(|l| l.trim() == "ready") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+        panic!(
+            "postgres did not become ready on port {} within 30 s:\n{log}",
+            self.port
+        );
+    }
+
+    /// Kills the server (SIGKILL: an outage, not a shutdown).
+    pub fn kill(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap_or_default();
+        if let Some(pid) = pid.lines().next().filter(|p| !p.is_empty()) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            // Its backends go with it once they see the postmaster is gone.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The shell goes too, before its stdin closes: it would remove the
+        // directory, which a restart needs.
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            drop(c.stdin.take());
+            let _ = c.wait();
+        }
+    }
+}
+
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin): &(u32, PathBuf)| bin.join("postgres").is_file())
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return bin;
+    }
+    let initdb = require_binary("initdb", "postgresql");
+    let bin = initdb.canonicalize().unwrap_or(initdb);
+    bin.parent().expect("initdb is in a directory").to_path_buf()
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The uid and gid of `postgres`, which the Debian package creates.
+fn postgres_user() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"postgres")).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "running as root, and PostgreSQL refuses to; there is no `postgres` user to run it as. \
+                 Install it with `apt-get install postgresql` (which creates the user), or run scripts/test.sh"
+            )
+        })
+}
+
+fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) {
+    use std::os::unix::process::CommandExt;
+    if let Some((uid, gid)) = user {
+        cmd.gid(gid).uid(uid);
+    }
+}

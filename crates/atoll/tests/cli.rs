@@ -636,6 +636,50 @@ max_queue = "250ms"
     assert!(text.contains("at most 4 at once (queue 250 ms)"), "{text}");
 }
 
+#[test]
+fn inspect_and_check_show_queries_and_migrations() {
+    let dir = app(r#"
+[queries.get_user]
+sql = "SELECT id, name FROM users WHERE id = $1"
+
+[functions.users]
+source = "plain.wasm"
+capabilities = ["sql"]
+queries = ["get_user"]
+"#);
+    std::fs::create_dir_all(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/001_users.sql"),
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT);\n",
+    )
+    .unwrap();
+    let (o, text, stderr) = run(atoll().arg("inspect").arg(dir.path()));
+    assert!(o.status.success(), "{stderr}");
+    assert!(text.contains("queries: get_user"), "{text}");
+    assert!(
+        text.contains("get_user         on default    SELECT id, name FROM users WHERE id = $1"),
+        "{text}"
+    );
+    assert!(text.contains("migrations\n  001_users.sql"), "{text}");
+    let (o, stdout, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert!(o.status.success(), "{stdout}{stderr}");
+
+    // The schema is checked at load: a query on a missing table is an
+    // error at its line.
+    let manifest = std::fs::read_to_string(dir.path().join("atoll.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("atoll.toml"),
+        manifest.replace("FROM users", "FROM userz"),
+    )
+    .unwrap();
+    let (o, _, stderr) = run(atoll().arg("check").arg(dir.path()));
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("queries.get_user.sql: on database \"default\" (sqlite): no such table: userz"),
+        "{stderr}"
+    );
+}
+
 /// `atoll inspect | head` ends quietly when its reader goes away, as `ls`
 /// does, not with a panic about a broken pipe.
 #[test]

@@ -106,6 +106,21 @@ const HOST_CALLS: &str = r#"(module
       (br $l))
     (i32.const 1)))"#;
 
+/// Runs a granted SQL query as fast as it can until its deadline: the
+/// payload is `{name: "echo", params: [1]}`.
+const SQL_CALLS: &str = r#"(module
+  (import "wapc" "__host_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "sql")
+  (data (i32.const 16) "query")
+  (data (i32.const 32) "\82\a4name\a4echo\a6params\91\01")
+  (func (export "__guest_call") (param i32 i32) (result i32)
+    (loop $l
+      (drop (call $call (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 3)
+                        (i32.const 16) (i32.const 5) (i32.const 32) (i32.const 20)))
+      (br $l))
+    (i32.const 1)))"#;
+
 /// An app with one good function (`GET /ping`) and one route per hostile
 /// guest; `plain` is the unmodified waPC fixture, whose `host` operation
 /// makes any host call the request body names.
@@ -113,7 +128,7 @@ fn hostile_app() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut functions = String::new();
-    let guests: [(&str, String, &str); 7] = [
+    let guests: [(&str, String, &str); 8] = [
         ("loop", LOOP.into(), r#"timeout = "1s""#),
         ("recurse", RECURSE.into(), ""),
         ("bomb", BOMB.into(), r#"memory = "64MiB""#),
@@ -130,6 +145,13 @@ timeout = "10s""#,
             HOST_CALLS.into(),
             r#"timeout = "1s"
 capabilities = ["kv"]"#,
+        ),
+        (
+            "sqlcalls",
+            SQL_CALLS.into(),
+            r#"timeout = "1s"
+capabilities = ["sql"]
+queries = ["echo"]"#,
         ),
     ];
     for (name, wat, extra) in &guests {
@@ -150,6 +172,9 @@ capabilities = ["kv"]"#,
         format!(
             r#"[app]
 name = "hostile"
+
+[queries.echo]
+sql = "SELECT $1 AS v"
 
 [functions.plain]
 source = "{plain}"
@@ -549,6 +574,15 @@ fn hostile_guest_header_flood() {
 fn hostile_guest_host_call_flood() {
     let s = under_attack("host-call flood", "/hostcalls", b"", 4, 300 * MIB);
     all_failed_with("hostcalls", &s, 504, "deadline");
+}
+
+/// Guests running a granted query in a loop hold SQLite's threads, not the
+/// server's: good requests are served meanwhile, and each flood ends at
+/// its deadline.
+#[test]
+fn hostile_guest_sql_query_flood() {
+    let s = under_attack("sql query flood", "/sqlcalls", b"", 4, 300 * MIB);
+    all_failed_with("sqlcalls", &s, 504, "deadline");
 }
 
 /// `content-length: 1` on a 100-byte body would make the rest of the

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Capabilities, each usable only if the manifest grants it: [`kv`],
-//! [`http`], [`vars`], [`files`], [`msg`], [`log`]. In a pipeline, [`state`]
+//! [`sql`], [`http`], [`vars`], [`files`], [`msg`], [`log`]. In a pipeline, [`state`]
 //! holds earlier steps' outputs.
 //!
 //! Under the hood this is a plain waPC guest built on `wapc-guest`: the
@@ -34,6 +34,7 @@ pub mod log;
 pub mod msg;
 mod request;
 mod response;
+pub mod sql;
 pub mod state;
 pub mod vars;
 

@@ -5,7 +5,7 @@
 //! check` shares).
 
 use crate::logging::{self, LogFormat};
-use atoll_manifest::{Abi, Capability, Manifest, Pipeline, When};
+use atoll_manifest::{Abi, Capability, Manifest, Pipeline, QueryBody, When};
 use atoll_runtime::AppSource;
 use atoll_wasi_http::{Reach, component_imports, import_reach};
 use serde_json::{Value, json};
@@ -96,6 +96,7 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
                 "allowed_hosts": f.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
                 "secrets": f.secrets,
                 "publish_topics": f.publish_topics.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                "queries": f.queries,
                 "links": f.links.iter().map(|l| if l.namespace == l.function {
                     l.function.clone()
                 } else {
@@ -132,6 +133,14 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
             .collect(),
         AppSource::Dir(_) => walk(&m.static_dir()),
     };
+    let migrations: Vec<Value> = match source {
+        AppSource::Bundle { bundle, .. } => bundle
+            .migrations()
+            .iter()
+            .map(|(p, d)| json!({ "path": p, "size": d.len() }))
+            .collect(),
+        AppSource::Dir(_) => walk(&m.migrations_dir()),
+    };
     json!({
         "app": m.app.name,
         "version": m.app.version,
@@ -146,6 +155,14 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
         "subscriptions": m.subscriptions.iter().map(|s| json!({
             "topic": s.topic.to_string(), "steps": pipeline(&s.pipeline), "reply_to": s.reply_to,
         })).collect::<Vec<_>>(),
+        "queries": m.queries.values().map(|q| json!({
+            "name": q.name,
+            "database": q.database,
+            "sql": match &q.body { QueryBody::Sql { sql, .. } => json!(sql), QueryBody::Transaction(_) => Value::Null },
+            "transaction": match &q.body { QueryBody::Transaction(members) => json!(members), QueryBody::Sql { .. } => Value::Null },
+            "max_rows": q.max_rows,
+        })).collect::<Vec<_>>(),
+        "migrations": migrations,
         "variables": m.variables.values().map(|v| json!({
             "name": v.name, "secret": v.secret, "required": v.required,
             // A secret has no default, so this never shows one.
@@ -276,6 +293,7 @@ fn print_text(v: &Value) {
             ("allowed_hosts", "hosts"),
             ("secrets", "secrets"),
             ("publish_topics", "topics"),
+            ("queries", "queries"),
             ("links", "calls"),
         ] {
             let l = list(key);
@@ -324,6 +342,14 @@ fn print_text(v: &Value) {
             .map(|t| format!(" (reply to {t})"))
             .unwrap_or_default();
         format!("{:<28} {}{reply}", s(&r["topic"]), s(&r["steps"]))
+    });
+    section("migrations", "migrations", &|r| s(&r["path"]));
+    section("queries", "queries", &|r| {
+        let what = match r["transaction"].as_array() {
+            Some(members) => format!("transaction [{}]", members.iter().map(s).collect::<Vec<_>>().join(", ")),
+            None => s(&r["sql"]),
+        };
+        format!("{:<16} on {:<10} {what}", s(&r["name"]), s(&r["database"]))
     });
     section("variables", "variables", &|r| {
         let mut tags = Vec::new();

@@ -8,6 +8,7 @@ use crate::options::EngineOptions;
 use crate::supervisor::Supervisor;
 use anyhow::bail;
 use atoll_caps::kv::{KvLocation, kv_location};
+use atoll_caps::sql::SqlLocation;
 use atoll_http::{HttpConfig, HttpServer};
 use atoll_manifest::{When, parse_duration, parse_size};
 use atoll_runtime::{App, AppSource, RuntimeConfig};
@@ -189,6 +190,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     log_app(&app, addr);
     log_stores(&app, &config);
+    log_databases(&app, &config);
     if args.ready_requires_backends {
         crate::readiness::follow(server.clone(), atoll_caps::reachable::remote_backends(&config.file)).await;
     }
@@ -298,6 +300,24 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
             }
             KvLocation::Redis { url, prefix } => {
                 tracing::info!(store = %store, backend = %"redis", at = %without_password(&url), prefix = %prefix, "kv store");
+            }
+        }
+    }
+}
+
+/// One line per SQL database, as for key-value stores.
+fn log_databases(app: &App, config: &RuntimeConfig) {
+    let databases: BTreeSet<&str> = app.manifest.queries.values().map(|q| q.database.as_str()).collect();
+    let data_dir = config.data_dir.clone().unwrap_or_default();
+    // The app loaded, so the configuration parsed.
+    let backends = atoll_caps::sql::runtime_config::parse(&config.file).unwrap_or_default();
+    for name in databases {
+        match atoll_caps::sql::runtime_config::sql_location(&backends, &data_dir, name) {
+            SqlLocation::Sqlite { file, .. } => {
+                tracing::info!(database = %name, backend = %"sqlite", at = %file.display(), "sql database");
+            }
+            SqlLocation::Postgres { url, .. } => {
+                tracing::info!(database = %name, backend = %"postgres", at = %without_password(&url), "sql database");
             }
         }
     }

@@ -2,7 +2,7 @@
 //! drive every operation and every denial through a real guest.
 
 use atoll_sdk::http::Request as HttpRequest;
-use atoll_sdk::{Error, Request, Response, Result, files, http, kv, msg, state, vars};
+use atoll_sdk::{Error, Request, Response, Result, files, http, kv, msg, sql, state, vars};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -23,6 +23,97 @@ atoll_sdk::handlers! {
     "publish" => publish,
     "request" => request,
     "whoami" => whoami,
+    "sql" => sql_op,
+    "kvget" => kv_get,
+    "sqlget" => sql_get,
+}
+
+#[derive(Deserialize)]
+struct SqlCmd {
+    #[serde(default = "query")]
+    op: String,
+    name: String,
+    #[serde(default)]
+    params: Vec<Value>,
+}
+
+fn query() -> String {
+    "query".into()
+}
+
+fn to_sql(v: &Value) -> Result<sql::Value> {
+    Ok(match v {
+        Value::Null => sql::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default().into(),
+        Value::Number(n) => n.as_f64().unwrap_or_default().into(),
+        Value::String(s) => s.as_str().into(),
+        // {"bin": [1, 2]} is bytes.
+        Value::Object(o) if o.contains_key("bin") => serde_json::from_value::<Vec<u8>>(o["bin"].clone())
+            .map_err(|e| Error::status(400, e.to_string()))?
+            .into(),
+        other => return Err(Error::status(400, format!("not a parameter: {other}"))),
+    })
+}
+
+fn from_sql(v: &sql::Value) -> Value {
+    match v {
+        sql::Value::Null => Value::Null,
+        sql::Value::Bool(b) => json!(b),
+        sql::Value::Int(i) => json!(i),
+        sql::Value::Float(f) => json!(f),
+        sql::Value::Text(t) => json!(t),
+        sql::Value::Bytes(b) => json!({ "bin": b }),
+    }
+}
+
+fn rows_json(r: &sql::Rows) -> Value {
+    json!({
+        "columns": r.columns,
+        "rows": r.rows.iter().map(|row| row.iter().map(from_sql).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "rows_affected": r.rows_affected,
+    })
+}
+
+/// `{"op"?: "query"|"transaction", "name": ..., "params": [...]}` → the
+/// result as JSON (`{"bin": [...]}` for bytes, both ways). A failed query
+/// answers 409 with the host's message: the guest read it, it did not trap.
+fn sql_op(req: Request) -> Result<Response> {
+    let c: SqlCmd = req.json()?;
+    let out = match c.op.as_str() {
+        "query" => {
+            let params = c.params.iter().map(to_sql).collect::<Result<Vec<_>>>()?;
+            sql::query(&c.name, &params).map(|r| rows_json(&r))
+        }
+        "transaction" => {
+            let mut lists = Vec::new();
+            for list in &c.params {
+                let list = list
+                    .as_array()
+                    .ok_or_else(|| Error::status(400, "one array per member"))?;
+                lists.push(list.iter().map(to_sql).collect::<Result<Vec<_>>>()?);
+            }
+            let refs: Vec<&[sql::Value]> = lists.iter().map(Vec::as_slice).collect();
+            sql::transaction(&c.name, &refs).map(|rs| Value::Array(rs.iter().map(rows_json).collect()))
+        }
+        other => return Err(Error::status(400, format!("unknown sql op {other}"))),
+    };
+    match out {
+        Ok(v) => Response::json(&v),
+        Err(e) => Err(Error::status(409, e.message())),
+    }
+}
+
+/// The same small read two ways, for the README's comparison: the value
+/// of key "user:1" in the default store, and the name of user 1.
+fn kv_get(_: Request) -> Result<Vec<u8>> {
+    Ok(kv::get("user:1")?.unwrap_or_default())
+}
+
+fn sql_get(_: Request) -> Result<Vec<u8>> {
+    let rows = sql::query("get_user", &[1.into()])?;
+    let name = rows.first().and_then(|r| r.get("name")?.as_str().map(str::to_string));
+    Ok(name.unwrap_or_default().into_bytes())
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,255 @@
+//! Which backend serves each database: the runtime configuration's
+//! `[sql.NAME]` sections, and the default (SQLite in the data directory)
+//! for a database without one.
+//!
+//! ```toml
+//! [sql.default]
+//! backend = "sqlite"                 # sqlite (default) | postgres
+//! path = "default.sqlite"            # relative to data_dir (default: NAME.sqlite)
+//! connections = 4                    # SQLite: reader/writer threads (default 4)
+//!
+//! [sql.reports]
+//! backend = "postgres"
+//! url = "postgres://atoll:secret@db:5432/shop?sslmode=require"
+//! connections = 16                   # PostgreSQL: pool size (default 16)
+//! ```
+//!
+//! TLS to PostgreSQL follows the URL's `sslmode`: `disable`, `prefer` (the
+//! default: TLS if the server offers it) or `require`; certificates are
+//! checked against the system's roots.
+
+use super::{PostgresDatabase, SqlDatabase, SqliteDatabase};
+use crate::capability::runtime_sections;
+use atoll_manifest::{Location, ManifestError, RuntimeConfigFile};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toml::Spanned;
+
+/// SQLite threads, or PostgreSQL pooled connections, unless configured.
+pub const DEFAULT_SQLITE_CONNECTIONS: usize = 4;
+pub const DEFAULT_POSTGRES_CONNECTIONS: usize = 16;
+
+/// One `[sql.NAME]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlBackendConfig {
+    Sqlite {
+        path: Option<PathBuf>,
+        connections: Option<usize>,
+    },
+    Postgres {
+        url: String,
+        connections: Option<usize>,
+        loc: Location,
+    },
+}
+
+#[derive(Deserialize, Default)]
+struct Sections {
+    #[serde(default)]
+    sql: BTreeMap<String, Spanned<RawSql>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSql {
+    backend: Option<Spanned<String>>,
+    path: Option<String>,
+    url: Option<Spanned<String>>,
+    connections: Option<Spanned<i64>>,
+}
+
+/// Every `[sql.NAME]` of the runtime configuration, or where each is wrong.
+pub fn parse(runtime: &RuntimeConfigFile) -> Result<BTreeMap<String, SqlBackendConfig>, Vec<ManifestError>> {
+    let (raw, src) = runtime_sections::<Sections>(runtime)?;
+    let Some(src) = src else {
+        return Ok(BTreeMap::new());
+    };
+    let mut errors = Vec::new();
+    let mut out = BTreeMap::new();
+    for (name, spec) in raw.sql {
+        let key = format!("sql.{name}");
+        let r = spec.get_ref();
+        let connections = match &r.connections {
+            None => None,
+            Some(c) => match usize::try_from(*c.get_ref()) {
+                Ok(n @ 1..=1024) => Some(n),
+                _ => {
+                    errors.push(src.error(
+                        src.locate(c.span()),
+                        format!("{key}.connections"),
+                        "must be from 1 to 1024",
+                    ));
+                    continue;
+                }
+            },
+        };
+        let backend = r.backend.as_ref().map_or("sqlite", |b| b.get_ref().as_str());
+        let config = match backend {
+            "sqlite" => {
+                if let Some(url) = &r.url {
+                    errors.push(src.error(
+                        src.locate(url.span()),
+                        format!("{key}.url"),
+                        "an SQLite database is a file: give `path`, or set `backend = \"postgres\"`",
+                    ));
+                    continue;
+                }
+                SqlBackendConfig::Sqlite {
+                    path: r.path.as_ref().map(PathBuf::from),
+                    connections,
+                }
+            }
+            "postgres" => match &r.url {
+                Some(url) if url.get_ref().starts_with("postgres://") || url.get_ref().starts_with("postgresql://") => {
+                    if let Err(e) = url.get_ref().parse::<tokio_postgres::Config>() {
+                        errors.push(src.error(
+                            src.locate(url.span()),
+                            format!("{key}.url"),
+                            format!("not a PostgreSQL URL: {e}"),
+                        ));
+                        continue;
+                    }
+                    SqlBackendConfig::Postgres {
+                        url: url.get_ref().clone(),
+                        connections,
+                        loc: src.locate(url.span()),
+                    }
+                }
+                Some(url) => {
+                    errors.push(src.error(
+                        src.locate(url.span()),
+                        format!("{key}.url"),
+                        "a PostgreSQL URL starts with postgres:// or postgresql://",
+                    ));
+                    continue;
+                }
+                None => {
+                    errors.push(src.error(
+                        src.locate(spec.span()),
+                        &key,
+                        "the postgres backend needs `url = \"postgres://user:password@host:port/database\"`",
+                    ));
+                    continue;
+                }
+            },
+            other => {
+                let span = r.backend.as_ref().map_or(spec.span(), |b| b.span());
+                errors.push(src.error(
+                    src.locate(span),
+                    format!("{key}.backend"),
+                    format!("unknown sql backend \"{other}\" (expected sqlite or postgres)"),
+                ));
+                continue;
+            }
+        };
+        out.insert(name, config);
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// Where one database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlLocation {
+    Sqlite { file: PathBuf, connections: usize },
+    Postgres { url: String, connections: usize },
+}
+
+/// Where the database `name` lives: as configured, else the SQLite file
+/// `<data_dir>/<name>.sqlite`. The one place these defaults are decided.
+pub fn sql_location(config: &BTreeMap<String, SqlBackendConfig>, data_dir: &Path, name: &str) -> SqlLocation {
+    match config.get(name) {
+        None => SqlLocation::Sqlite {
+            file: data_dir.join(format!("{name}.sqlite")),
+            connections: DEFAULT_SQLITE_CONNECTIONS,
+        },
+        Some(SqlBackendConfig::Sqlite { path, connections }) => SqlLocation::Sqlite {
+            file: data_dir.join(path.clone().unwrap_or_else(|| format!("{name}.sqlite").into())),
+            connections: connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS),
+        },
+        Some(SqlBackendConfig::Postgres { url, connections, .. }) => SqlLocation::Postgres {
+            url: url.clone(),
+            connections: connections.unwrap_or(DEFAULT_POSTGRES_CONNECTIONS),
+        },
+    }
+}
+
+/// Opens the database at `location`.
+pub async fn open(location: &SqlLocation, name: &str) -> Result<Arc<dyn SqlDatabase>, String> {
+    match location {
+        SqlLocation::Sqlite { file, connections } => {
+            Ok(Arc::new(SqliteDatabase::open(file, *connections)?) as Arc<dyn SqlDatabase>)
+        }
+        SqlLocation::Postgres { url, connections } => {
+            Ok(Arc::new(PostgresDatabase::new(url, *connections, name)?) as Arc<dyn SqlDatabase>)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<BTreeMap<String, SqlBackendConfig>, String> {
+        let runtime = RuntimeConfigFile::parse(text, Path::new("rt.toml")).map_err(|e| e.to_string())?;
+        parse(&runtime).map_err(|e| atoll_manifest::ManifestErrors(e).to_string())
+    }
+
+    #[test]
+    fn parses_both_backends_and_defaults_to_sqlite_in_the_data_dir() {
+        let sql = parse_text(
+            "[sql.default]\n[sql.local]\npath = \"x/local.db\"\nconnections = 2\n[sql.pg]\nbackend = \"postgres\"\nurl = \"postgres://u:p@db:5432/shop\"\n",
+        )
+        .unwrap();
+        let dir = Path::new("/data");
+        assert_eq!(
+            sql_location(&sql, dir, "default"),
+            SqlLocation::Sqlite {
+                file: "/data/default.sqlite".into(),
+                connections: DEFAULT_SQLITE_CONNECTIONS
+            }
+        );
+        assert_eq!(
+            sql_location(&sql, dir, "local"),
+            SqlLocation::Sqlite {
+                file: "/data/x/local.db".into(),
+                connections: 2
+            }
+        );
+        assert_eq!(
+            sql_location(&sql, dir, "pg"),
+            SqlLocation::Postgres {
+                url: "postgres://u:p@db:5432/shop".into(),
+                connections: DEFAULT_POSTGRES_CONNECTIONS
+            }
+        );
+        assert!(matches!(
+            sql_location(&sql, dir, "unconfigured"),
+            SqlLocation::Sqlite { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let err = parse_text(
+            "[sql.a]\nbackend = \"mysql\"\n[sql.b]\nbackend = \"postgres\"\nurl = \"mysql://x\"\n[sql.c]\nbackend = \"postgres\"\n[sql.d]\nconnections = 0\n[sql.e]\nurl = \"postgres://x\"\n[sql.f]\nbackend = \"postgres\"\nurl = \"postgres://h:notaport/db\"\n",
+        )
+        .unwrap_err();
+        for expected in [
+            "rt.toml:2:11: sql.a.backend: unknown sql backend \"mysql\" (expected sqlite or postgres)",
+            "rt.toml:5:7: sql.b.url: a PostgreSQL URL starts with postgres://",
+            "sql.c: the postgres backend needs `url",
+            "rt.toml:9:15: sql.d.connections: must be from 1 to 1024",
+            "rt.toml:11:7: sql.e.url: an SQLite database is a file",
+            "rt.toml:14:7: sql.f.url: not a PostgreSQL URL",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+        let err = parse_text("[sql.a]\nbakend = \"sqlite\"\n").unwrap_err();
+        assert!(
+            err.contains("rt.toml:2:1") && err.contains("unknown field `bakend`"),
+            "{err}"
+        );
+    }
+}
