@@ -1,10 +1,12 @@
 //! Three `atoll serve` nodes of one app on real Redis (key-value and the
-//! schedule coordinator) and NATS with JetStream (messages), under load from
-//! clients spread over all three; one node is killed with SIGKILL midway.
+//! schedule coordinator), NATS with JetStream (messages) and PostgreSQL
+//! (SQL, its migration applied once by three nodes starting together),
+//! under load from clients spread over all three; one node is killed with
+//! SIGKILL midway.
 //!
 //! What must hold:
-//! - every acknowledged increment is in the shared counter (and nothing
-//!   more than was sent);
+//! - every acknowledged increment is in the shared counter, and every
+//!   acknowledged insert is a row (and nothing more than was sent);
 //! - every acknowledged publish is handled by the durable subscription at
 //!   least once, and, while every node lives, exactly once;
 //! - each schedule tick runs on one node only;
@@ -14,7 +16,7 @@
 
 mod common;
 
-use atoll_testkit::{NatsServer, RedisServer};
+use atoll_testkit::{NatsServer, PostgresServer, RedisServer};
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -36,6 +38,22 @@ kv_stores = ["default"]
 source = "{caps}"
 capabilities = ["msg"]
 publish_topics = ["jobs.*"]
+
+[functions.orders]
+source = "{caps}"
+capabilities = ["sql"]
+queries = ["add_order", "count_orders"]
+
+[queries.add_order]
+sql = "INSERT INTO orders (id) VALUES ($1)"
+
+[queries.count_orders]
+sql = "SELECT count(*) AS n FROM orders"
+
+[[routes]]
+method = "POST"
+path = "/order"
+steps = [{ fn = "orders", op = "sql" }]
 
 [[routes]]
 method = "POST"
@@ -89,7 +107,23 @@ fn start_node(app: &std::path::Path, runtime: &std::path::Path, data: &std::path
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = serving_address(&mut lines);
+    // Every line is kept, those before `serving` too (migrations, stores).
+    let mut addr = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["message"] == "serving" {
+            addr = v["address"]
+                .as_str()
+                .map(|a| a.trim_start_matches("http://").to_string());
+        }
+        log.lock().unwrap().push(v);
+        if addr.is_some() {
+            break;
+        }
+    }
+    let addr = addr.expect("the node's log ended before it served");
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
@@ -138,6 +172,7 @@ struct Tally {
     unanswered_on_killed: AtomicU64,
     failed_on_survivors: AtomicU64,
     published: Mutex<BTreeSet<u64>>,
+    orders_acked: AtomicU64,
 }
 
 #[test]
@@ -147,23 +182,38 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let caps = atoll_testkit::guest_path("caps-fixture").display().to_string();
     std::fs::write(dir.path().join("atoll.toml"), APP.replace("{caps}", &caps)).unwrap();
+    std::fs::create_dir_all(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/001_orders.sql"),
+        "CREATE TABLE orders (id BIGINT PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let postgres = PostgresServer::shared().create_database(&format!("cluster_{}", std::process::id()));
     let runtime = dir.path().join("runtime.toml");
     std::fs::write(
         &runtime,
         format!(
-            "[kv.default]\nbackend = \"redis\"\nurl = \"{r}\"\n\n[cluster]\ncoordinator = \"{r}\"\n\n[msg]\nbackend = \"nats\"\nurl = \"{n}\"\n",
+            "[kv.default]\nbackend = \"redis\"\nurl = \"{r}\"\n\n[cluster]\ncoordinator = \"{r}\"\n\n[msg]\nbackend = \"nats\"\nurl = \"{n}\"\n\n[sql.default]\nbackend = \"postgres\"\nurl = \"{p}\"\n",
             r = redis_server.url(),
-            n = nats.url()
+            n = nats.url(),
+            p = postgres
         ),
     )
     .unwrap();
     let logs: Vec<Log> = (0..3).map(|_| Log::default()).collect();
-    let mut nodes: Vec<Node> = (0..3)
+    // Started together: the migration is applied once, under its lock.
+    let starting: Vec<_> = (0..3)
         .map(|i| {
-            let data = dir.path().join(format!("node{i}"));
-            start_node(dir.path(), &runtime, &data, logs[i].clone())
+            let (app, runtime, data, log) = (
+                dir.path().to_path_buf(),
+                runtime.clone(),
+                dir.path().join(format!("node{i}")),
+                logs[i].clone(),
+            );
+            std::thread::spawn(move || start_node(&app, &runtime, &data, log))
         })
         .collect();
+    let mut nodes: Vec<Node> = starting.into_iter().map(|t| t.join().unwrap()).collect();
 
     let tally = Arc::new(Tally::default());
     let next_id = Arc::new(AtomicU64::new(0));
@@ -182,8 +232,12 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
                     if node == KILLED && !alive.load(Ordering::Relaxed) {
                         continue;
                     }
-                    let (path, body, id) = if turn % 2 == 0 {
+                    let (path, body, id) = if turn % 3 == 0 {
                         ("/visit", String::new(), None)
+                    } else if turn % 3 == 1 {
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let body = serde_json::json!({"name": "add_order", "params": [id]}).to_string();
+                        ("/order", body, None)
                     } else {
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         let command = format!(r#"{{"op":"increment","key":"seen:{id}","by":1}}"#);
@@ -192,8 +246,11 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
                     };
                     let answered = try_post(addr, path, &body);
                     match (answered, id) {
-                        (Some(200), None) => {
+                        (Some(200), None) if path == "/visit" => {
                             tally.visits_acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        (Some(200), None) => {
+                            tally.orders_acked.fetch_add(1, Ordering::Relaxed);
                         }
                         (Some(200), Some(id)) => {
                             tally.published.lock().unwrap().insert(id);
@@ -241,6 +298,21 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
     let visits: u64 = redis(&redis_server, &["GET", "atoll:cl:default:visits"])
         .parse()
         .unwrap_or(0);
+    let count = common::http(&nodes[0].addr, "POST", "/order", &[], br#"{"name":"count_orders"}"#);
+    let rows: u64 = serde_json::from_str::<serde_json::Value>(body(&count)).unwrap()["rows"][0][0]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{count}"));
+    let orders = tally.orders_acked.load(Ordering::Relaxed);
+    let migrations: usize = logs
+        .iter()
+        .map(|l| {
+            l.lock()
+                .unwrap()
+                .iter()
+                .filter(|v| v["message"] == "applied migration")
+                .count()
+        })
+        .sum();
     let acked = tally.visits_acked.load(Ordering::Relaxed);
     let unanswered = tally.unanswered_on_killed.load(Ordering::Relaxed);
     let lost: Vec<_> = published.iter().filter(|id| !handled.contains_key(id)).collect();
@@ -257,7 +329,9 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
     let twice: Vec<_> = ticks.iter().filter(|(_, n)| **n > 1).collect();
     println!(
         "three nodes, one killed after 3 s of {:.1} s of load:\n  \
-         increments: {acked} acknowledged, {visits} counted, {unanswered} unanswered on the killed node\n  \
+         increments: {acked} acknowledged, {visits} counted; inserts: {orders} acknowledged, {rows} rows; \
+         {unanswered} requests unanswered on the killed node\n  \
+         migration applied by {migrations} of the three nodes started together\n  \
          messages: {} acknowledged publishes, {} handled, {} lost, {duplicates} duplicates (exactly once before the kill: {exactly_once_before_kill})\n  \
          schedule: {} ticks, {} run twice\n  \
          failed requests on the surviving nodes: {}",
@@ -278,6 +352,11 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
         acked <= visits && visits <= acked + unanswered,
         "counted {visits}: every acknowledged increment ({acked}), and no more than those plus the unanswered ({unanswered})"
     );
+    assert!(
+        orders <= rows && rows <= orders + unanswered,
+        "{rows} rows: every acknowledged insert ({orders}), and no more than those plus the unanswered ({unanswered})"
+    );
+    assert_eq!(migrations, 1, "the migration is applied by one node only");
     assert!(lost.is_empty(), "acknowledged and never handled: {lost:?}");
     assert!(exactly_once_before_kill, "a message ran twice while every node lived");
     assert!(twice.is_empty(), "ticks run on more than one node: {twice:?}");
