@@ -192,3 +192,29 @@ async fn an_outage_fails_publishes_clearly_until_the_server_is_back() {
     }
     assert!(published, "the durable subscription never began");
 }
+
+/// A subscription given up (a stop, a new version of the app) leaves its
+/// queue group at once: the members that remain get every message, none
+/// is sent to the one that left and lost there.
+#[tokio::test]
+async fn a_subscription_given_up_leaves_its_queue_group_at_once() {
+    let server = NatsServer::start();
+    let (old, new, publisher) = (node(&server), node(&server), node(&server));
+    let leaving = old.subscribe(&pattern("swap.*"), "app.swap").await.unwrap();
+    let mut staying = new.subscribe(&pattern("swap.*"), "app.swap").await.unwrap();
+    connected(&old).await;
+    connected(&new).await;
+    connected(&publisher).await;
+    leaving.hand_back().await;
+    // The unsubscription travels on the old node's own connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..50 {
+        publisher
+            .publish(&format!("swap.m{i}"), Bytes::from(i.to_string()))
+            .await
+            .unwrap();
+    }
+    for _ in 0..50 {
+        next(&mut staying).await;
+    }
+}

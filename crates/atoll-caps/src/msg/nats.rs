@@ -144,7 +144,15 @@ impl Broker for NatsBroker {
             .map_err(|e| format!("subscribing to \"{pattern}\" on NATS at {}: {e}", self.shown))?;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(async move {
-            while let Some(m) = subscriber.next().await {
+            loop {
+                // Leave the queue group the moment the subscription is
+                // given up (a stop, a new version): otherwise the server
+                // keeps sending this member its share, which would be lost.
+                let next = tokio::select! {
+                    next = subscriber.next() => next,
+                    _ = tx.closed() => break,
+                };
+                let Some(m) = next else { break };
                 let message = Message {
                     reply: m.reply.map(|r| r.to_string()),
                     ..Message::new(m.subject.to_string(), m.payload)
