@@ -331,6 +331,14 @@ async fn outbound_requests_go_through_the_functions_grant_and_the_address_policy
         "{}",
         r.text()
     );
+    // A component's outbound requests are host calls in the metrics: one
+    // answered, two refused by the address policy (failed), one without
+    // the grant (refused).
+    let metrics = get(s.addr, "/-/metrics").await.text();
+    for (outcome, n) in [("ok", 1), ("failed", 2), ("refused", 1)] {
+        let series = format!(r#"atoll_host_calls_total{{namespace="http",outcome="{outcome}"}} {n}"#);
+        assert!(metrics.contains(&series), "{series} in {metrics}");
+    }
     s.stop().await;
     upstream.stop().await;
 }
@@ -436,6 +444,14 @@ async fn a_component_and_a_wapc_function_share_one_counter_through_wasi_keyvalue
     assert_eq!(r.text(), "kv failed: Error::NoSuchStore");
     let r = get(s.addr, "/bare/visit").await;
     assert_eq!(r.text(), "kv failed: Error::AccessDenied");
+
+    // The component's store calls are host calls in the metrics, as the
+    // waPC function's are: the two refused opens among them.
+    let metrics = get(s.addr, "/-/metrics").await.text();
+    assert!(
+        metrics.contains(r#"atoll_host_calls_total{namespace="kv",outcome="refused"} 2"#),
+        "{metrics}"
+    );
     s.stop().await;
 }
 

@@ -40,7 +40,10 @@ impl WasiHttpHooks for Outbound {
         let client = self.client.clone();
         let incoming = self.request.clone();
         Box::new(async move {
+            use atoll_metrics::HostCallOutcome as O;
+            let started = std::time::Instant::now();
             let Some(client) = client else {
+                atoll_metrics::host_call("http", O::Refused, started.elapsed());
                 let why = format!(
                     "function \"{function}\" is not granted outbound HTTP: add \"http\" to its capabilities and the host to its allowed_hosts in atoll.toml"
                 );
@@ -67,9 +70,12 @@ impl WasiHttpHooks for Outbound {
                 })
                 .await
                 .map_err(|why| {
+                    atoll_metrics::host_call("http", O::Failed, started.elapsed());
                     tracing::debug!(target: "atoll::http_out", function = &*function, error = %why, "outbound request refused or failed");
                     Error::InternalError(Some(why))
                 })?;
+            // Counted when the response head is in, as its body streams on.
+            atoll_metrics::host_call("http", O::Ok, started.elapsed());
             let body: WasiBody = sent
                 .body
                 .map_err(|e| match e {

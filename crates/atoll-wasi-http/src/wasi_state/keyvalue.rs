@@ -65,6 +65,22 @@ fn check_value(value: &[u8]) -> Result<(), KvFailure> {
     Ok(())
 }
 
+/// A component's key-value call in the metrics, as the `kv` namespace's
+/// host calls are: refused when the store is not granted, failed when the
+/// backend or the input is.
+async fn counted<T>(call: impl Future<Output = Result<T, KvFailure>>) -> Result<T, KvFailure> {
+    use atoll_metrics::HostCallOutcome as O;
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let outcome = match &result {
+        Ok(_) => O::Ok,
+        Err(KvFailure(store::Error::AccessDenied | store::Error::NoSuchStore)) => O::Refused,
+        Err(_) => O::Failed,
+    };
+    atoll_metrics::host_call("kv", outcome, started.elapsed());
+    result
+}
+
 impl ComponentState {
     fn bucket(&self, bucket: &Resource<Bucket>) -> Result<(String, Arc<dyn KvStore>), KvFailure> {
         let b = self.table.get(bucket)?;
@@ -74,29 +90,32 @@ impl ComponentState {
 
 impl store::Host for ComponentState {
     async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KvFailure> {
-        let grants = &self.inv.grants;
-        if !grants.allows(Capability::Kv) {
-            return Err(KvFailure(store::Error::AccessDenied));
-        }
-        // Wasmtime's tests open "", wasmCloud's examples "default".
-        let name = if identifier.is_empty() {
-            "default"
-        } else {
-            identifier.as_str()
-        };
-        let Some(kv) = grants.kv.store(name) else {
-            tracing::debug!(
-                function = &*self.inv.function,
-                store = name,
-                "wasi:keyvalue open of a store not granted"
-            );
-            return Err(KvFailure(store::Error::NoSuchStore));
-        };
-        let bucket = Bucket {
-            name: name.to_string(),
-            store: kv.clone(),
-        };
-        Ok(self.table.push(bucket)?)
+        counted(async move {
+            let grants = &self.inv.grants;
+            if !grants.allows(Capability::Kv) {
+                return Err(KvFailure(store::Error::AccessDenied));
+            }
+            // Wasmtime's tests open "", wasmCloud's examples "default".
+            let name = if identifier.is_empty() {
+                "default"
+            } else {
+                identifier.as_str()
+            };
+            let Some(kv) = grants.kv.store(name) else {
+                tracing::debug!(
+                    function = &*self.inv.function,
+                    store = name,
+                    "wasi:keyvalue open of a store not granted"
+                );
+                return Err(KvFailure(store::Error::NoSuchStore));
+            };
+            let bucket = Bucket {
+                name: name.to_string(),
+                store: kv.clone(),
+            };
+            Ok(self.table.push(bucket)?)
+        })
+        .await
     }
 
     fn convert_error(&mut self, e: KvFailure) -> wasmtime::Result<store::Error> {
@@ -106,26 +125,38 @@ impl store::Host for ComponentState {
 
 impl store::HostBucket for ComponentState {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, KvFailure> {
-        let b = self.table.get(&bucket)?;
-        let got = b.store.get(&key).await;
-        got.map_err(|e| b.failed(e))
+        counted(async move {
+            let b = self.table.get(&bucket)?;
+            let got = b.store.get(&key).await;
+            got.map_err(|e| b.failed(e))
+        })
+        .await
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<(), KvFailure> {
-        check_key(&key)?;
-        check_value(&value)?;
-        let b = self.table.get(&bucket)?;
-        b.store.set(&key, &value, None).await.map_err(|e| b.failed(e))
+        counted(async move {
+            check_key(&key)?;
+            check_value(&value)?;
+            let b = self.table.get(&bucket)?;
+            b.store.set(&key, &value, None).await.map_err(|e| b.failed(e))
+        })
+        .await
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KvFailure> {
-        let b = self.table.get(&bucket)?;
-        b.store.delete(&key).await.map(drop).map_err(|e| b.failed(e))
+        counted(async move {
+            let b = self.table.get(&bucket)?;
+            b.store.delete(&key).await.map(drop).map_err(|e| b.failed(e))
+        })
+        .await
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, KvFailure> {
-        let b = self.table.get(&bucket)?;
-        b.store.exists(&key).await.map_err(|e| b.failed(e))
+        counted(async move {
+            let b = self.table.get(&bucket)?;
+            b.store.exists(&key).await.map_err(|e| b.failed(e))
+        })
+        .await
     }
 
     /// Keys in order, [`PAGE`] at a time; the cursor is how many were
@@ -136,16 +167,19 @@ impl store::HostBucket for ComponentState {
         bucket: Resource<Bucket>,
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KvFailure> {
-        let b = self.table.get(&bucket)?;
-        let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX).min(MAX_LIST);
-        let limit = (skip + PAGE).min(MAX_LIST);
-        let mut keys = b.store.keys("", limit).await.map_err(|e| b.failed(e))?;
-        let more = keys.len() == limit && limit < MAX_LIST;
-        let keys = keys.split_off(skip.min(keys.len()));
-        Ok(store::KeyResponse {
-            keys,
-            cursor: more.then_some(limit as u64),
+        counted(async move {
+            let b = self.table.get(&bucket)?;
+            let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX).min(MAX_LIST);
+            let limit = (skip + PAGE).min(MAX_LIST);
+            let mut keys = b.store.keys("", limit).await.map_err(|e| b.failed(e))?;
+            let more = keys.len() == limit && limit < MAX_LIST;
+            let keys = keys.split_off(skip.min(keys.len()));
+            Ok(store::KeyResponse {
+                keys,
+                cursor: more.then_some(limit as u64),
+            })
         })
+        .await
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -156,15 +190,18 @@ impl store::HostBucket for ComponentState {
 
 impl atomics::Host for ComponentState {
     async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> Result<u64, KvFailure> {
-        check_key(&key)?;
-        let (name, store) = self.bucket(&bucket)?;
-        let by = i64::try_from(delta)
-            .map_err(|_| other(format!("a delta of {delta} does not fit a 64-bit signed counter")))?;
-        let value = store
-            .increment(&key, by)
-            .await
-            .map_err(|e| Bucket { name, store }.failed(e))?;
-        u64::try_from(value).map_err(|_| other(format!("the counter \"{key}\" is negative ({value})")))
+        counted(async move {
+            check_key(&key)?;
+            let (name, store) = self.bucket(&bucket)?;
+            let by = i64::try_from(delta)
+                .map_err(|_| other(format!("a delta of {delta} does not fit a 64-bit signed counter")))?;
+            let value = store
+                .increment(&key, by)
+                .await
+                .map_err(|e| Bucket { name, store }.failed(e))?;
+            u64::try_from(value).map_err(|_| other(format!("the counter \"{key}\" is negative ({value})")))
+        })
+        .await
     }
 }
 
@@ -174,13 +211,16 @@ impl batch::Host for ComponentState {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvFailure> {
-        let b = self.table.get(&bucket)?;
-        let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
-            let value = b.store.get(&key).await.map_err(|e| b.failed(e))?;
-            found.push(value.map(|v| (key, v)));
-        }
-        Ok(found)
+        counted(async move {
+            let b = self.table.get(&bucket)?;
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                let value = b.store.get(&key).await.map_err(|e| b.failed(e))?;
+                found.push(value.map(|v| (key, v)));
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn set_many(
@@ -188,22 +228,28 @@ impl batch::Host for ComponentState {
         bucket: Resource<Bucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvFailure> {
-        for (key, value) in &key_values {
-            check_key(key)?;
-            check_value(value)?;
-        }
-        let b = self.table.get(&bucket)?;
-        for (key, value) in key_values {
-            b.store.set(&key, &value, None).await.map_err(|e| b.failed(e))?;
-        }
-        Ok(())
+        counted(async move {
+            for (key, value) in &key_values {
+                check_key(key)?;
+                check_value(value)?;
+            }
+            let b = self.table.get(&bucket)?;
+            for (key, value) in key_values {
+                b.store.set(&key, &value, None).await.map_err(|e| b.failed(e))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<(), KvFailure> {
-        let b = self.table.get(&bucket)?;
-        for key in keys {
-            b.store.delete(&key).await.map_err(|e| b.failed(e))?;
-        }
-        Ok(())
+        counted(async move {
+            let b = self.table.get(&bucket)?;
+            for key in keys {
+                b.store.delete(&key).await.map_err(|e| b.failed(e))?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
