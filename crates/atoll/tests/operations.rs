@@ -147,22 +147,15 @@ fn no_metrics_means_no_endpoint() {
     terminate(&mut served.child);
 }
 
-/// With `--ready-requires-backends`, `/-/ready` follows the Redis store:
-/// 503 naming it while it is down, 200 again once it is back; `/-/health`
-/// stays 200 throughout.
-#[test]
-fn readiness_follows_a_required_backend() {
-    let mut redis = atoll_testkit::RedisServer::start();
-    let example = atoll_testkit::repo_root().join("examples/counter");
+/// `example` built and served with `runtime` (a runtime configuration's
+/// text) and `--ready-requires-backends`.
+fn serve_requiring_backends(example: &str, runtime: &str) -> (Served, tempfile::NamedTempFile) {
+    let example = atoll_testkit::repo_root().join("examples").join(example);
     let (out, _, stderr) = run(atoll().arg("build").arg(&example));
     assert!(out.status.success(), "{stderr}");
     let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        format!("[kv.default]\nbackend = \"redis\"\nurl = \"{}\"\n", redis.url()),
-    )
-    .unwrap();
-    let mut served = serve_with(
+    std::fs::write(config.path(), runtime).unwrap();
+    let served = serve_with(
         &example,
         &[
             "--runtime-config",
@@ -170,32 +163,42 @@ fn readiness_follows_a_required_backend() {
             "--ready-requires-backends",
         ],
     );
-    let addr = served.addr.clone();
-    let ready = || {
-        let r = http(&addr, "GET", "/-/ready", &[], b"");
-        (status(&r), body(&r).to_string())
-    };
-    let until = |want: u16| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (got, text) = ready();
-            if got == want {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "/-/ready stayed {got}: {text}");
-            std::thread::sleep(Duration::from_millis(100));
+    (served, config)
+}
+
+/// Waits (10 s at most) until `/-/ready` answers `want`; its body.
+fn ready_until(addr: &str, want: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http(addr, "GET", "/-/ready", &[], b"");
+        if status(&r) == want {
+            return body(&r).to_string();
         }
-    };
-    assert_eq!(ready().0, 200, "ready from the start: {}", ready().1);
+        assert!(Instant::now() < deadline, "/-/ready stayed {}: {r}", status(&r));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// With `--ready-requires-backends`, `/-/ready` follows the Redis store:
+/// 503 naming it while it is down, 200 again once it is back; `/-/health`
+/// stays 200 throughout.
+#[test]
+fn readiness_follows_a_required_backend() {
+    let mut redis = atoll_testkit::RedisServer::start();
+    let runtime = format!("[kv.default]\nbackend = \"redis\"\nurl = \"{}\"\n", redis.url());
+    let (mut served, _config) = serve_requiring_backends("counter", &runtime);
+    let addr = served.addr.clone();
+    let ready = http(&addr, "GET", "/-/ready", &[], b"");
+    assert_eq!(status(&ready), 200, "ready from the start: {ready}");
     redis.kill();
-    let text = until(503);
+    let text = ready_until(&addr, 503);
     assert!(
         text.contains(r#""status":"unavailable""#) && text.contains("kv.default (redis://127.0.0.1:"),
         "{text}"
     );
     assert_eq!(status(&http(&addr, "GET", "/-/health", &[], b"")), 200);
     redis.restart();
-    until(200);
+    ready_until(&addr, 200);
     assert_eq!(
         status(&http(&addr, "GET", "/", &[], b"")),
         200,
@@ -208,40 +211,14 @@ fn readiness_follows_a_required_backend() {
 #[test]
 fn readiness_follows_nats_when_messaging_is_on_it() {
     let mut nats = atoll_testkit::NatsServer::start();
-    let example = atoll_testkit::repo_root().join("examples/hello");
-    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
-    assert!(out.status.success(), "{stderr}");
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        format!("[msg]\nbackend = \"nats\"\nurl = \"{}\"\n", nats.url()),
-    )
-    .unwrap();
-    let mut served = serve_with(
-        &example,
-        &[
-            "--runtime-config",
-            config.path().to_str().unwrap(),
-            "--ready-requires-backends",
-        ],
-    );
+    let runtime = format!("[msg]\nbackend = \"nats\"\nurl = \"{}\"\n", nats.url());
+    let (mut served, _config) = serve_requiring_backends("hello", &runtime);
     let addr = served.addr.clone();
-    let until = |want: u16| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = http(&addr, "GET", "/-/ready", &[], b"");
-            if status(&r) == want {
-                return body(&r).to_string();
-            }
-            assert!(Instant::now() < deadline, "/-/ready stayed {}: {r}", status(&r));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    until(200);
+    ready_until(&addr, 200);
     nats.kill();
-    let text = until(503);
+    let text = ready_until(&addr, 503);
     assert!(text.contains("msg (nats://127.0.0.1:"), "{text}");
     nats.restart();
-    until(200);
+    ready_until(&addr, 200);
     terminate(&mut served.child);
 }
