@@ -16,6 +16,27 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Asks `ready` every `every` until it says yes or `within` has passed;
+/// whether it said yes.
+fn poll_until(within: Duration, every: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(every);
+    }
+    false
+}
+
+/// Kills a server process (SIGKILL: an outage, not a shutdown) and reaps it.
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 fn require_binary(name: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -66,14 +87,9 @@ impl RedisServer {
             .spawn()
             .expect("starting redis-server");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.ping() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if !poll_until(Duration::from_secs(10), Duration::from_millis(20), || self.ping()) {
+            panic!("redis-server did not answer PING on port {} within 10 s", self.port);
         }
-        panic!("redis-server did not answer PING on port {} within 10 s", self.port);
     }
 
     fn ping(&self) -> bool {
@@ -87,10 +103,7 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL: an outage, not a shutdown).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// Starts it again on the same port.
@@ -139,14 +152,11 @@ impl PrometheusServer {
             .spawn()
             .expect("starting prometheus");
         let server = PrometheusServer { port, child, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if get(port, "/-/ready").is_some_and(|(status, _)| status == 200) {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let ready = || get(port, "/-/ready").is_some_and(|(status, _)| status == 200);
+        if !poll_until(Duration::from_secs(30), Duration::from_millis(100), ready) {
+            panic!("prometheus did not become ready on port {port} within 30 s");
         }
-        panic!("prometheus did not become ready on port {port} within 30 s");
+        server
     }
 
     /// The value of an instant query that yields one number, if it does yet.
@@ -248,19 +258,13 @@ impl NatsServer {
             .spawn()
             .expect("starting nats-server");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.answers() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if !poll_until(Duration::from_secs(10), Duration::from_millis(20), || self.answers()) {
+            panic!("nats-server did not answer on port {} within 10 s", self.port);
         }
-        panic!("nats-server did not answer on port {} within 10 s", self.port);
     }
 
-    /// A NATS server greets every connection with `INFO {...}`; JetStream
-    /// is ready once its monitoring says so, which the greeting's
-    /// `jetstream` field stands for here.
+    /// A NATS server greets every connection with `INFO {...}`; it is ready
+    /// for durable subscriptions once that greeting says JetStream is on.
     fn answers(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
@@ -274,10 +278,7 @@ impl NatsServer {
 
     /// Kills the server (SIGKILL: an outage, not a shutdown).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// Starts it again on the same port, with the same stored streams.
@@ -427,13 +428,15 @@ impl PostgresServer {
             .stderr(Stdio::null());
         as_user(&mut sh, self.user);
         self.child = Some(sh.spawn().expect("starting postgres"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap_or_default();
-            if pid.lines().any(|l| l.trim() == "ready") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let ready = || {
+            std::fs::read_to_string(&pid_file)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.trim() == "ready")
+        };
+        if poll_until(Duration::from_secs(30), Duration::from_millis(20), ready) {
+            return;
         }
         let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
         panic!(
@@ -448,17 +451,13 @@ impl PostgresServer {
         if let Some(pid) = pid.lines().next().filter(|p| !p.is_empty()) {
             let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
             // Its backends go with it once they see the postmaster is gone.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            });
         }
         // The shell goes too, before its stdin closes: it would remove the
         // directory, which a restart needs.
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// Starts it again on the same port, with the same data.
