@@ -1,3 +1,7 @@
+//! What the registry renders: recorded series in the text format, labels
+//! folded to bounded values, the instance gauge back to zero when its
+//! guards are dropped.
+
 use super::*;
 
 fn sample(text: &str, series: &str) -> Option<f64> {
