@@ -26,6 +26,7 @@
 mod error;
 mod hosts;
 mod model;
+mod mount;
 mod path;
 mod raw;
 mod runtime_config;
@@ -39,6 +40,7 @@ mod validate;
 pub use error::{Location, ManifestError, ManifestErrors, SourceText};
 pub use hosts::{HostMatch, HostPattern};
 pub use model::*;
+pub use mount::{Mount, host_of};
 pub use path::{RoutePath, Segment};
 pub use runtime_config::{HttpSettings, RuntimeConfigFile};
 pub use sql_text::{MAX_PARAMS, SqlShape, sql_shape};

@@ -252,6 +252,13 @@ pub struct AppInfo {
     pub name: String,
     pub version: String,
     pub description: Option<String>,
+    /// `[app] base`: the path prefix the app is mounted at (`/` unless
+    /// set; no trailing `/` otherwise). Routes match the path with it
+    /// stripped.
+    pub base: String,
+    /// `[app] hosts`: host names (lower case) the app answers, `*.name`
+    /// for any subdomain; empty: any host.
+    pub hosts: Vec<String>,
 }
 
 /// The rule a function's name follows, stated in these words wherever it

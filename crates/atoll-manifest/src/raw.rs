@@ -88,6 +88,8 @@ pub struct RawApp {
     pub name: Spanned<String>,
     pub version: Option<Spanned<String>>,
     pub description: Option<String>,
+    pub base: Option<Spanned<String>>,
+    pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -128,6 +128,19 @@ fn check_app(c: &mut Checker, app: &Spanned<RawApp>) -> Option<AppInfo> {
         );
         return None;
     }
+    // Both checked, so one pass reports both.
+    let base = match &a.base {
+        Some(base) => match crate::mount::check_base(base.get_ref()) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                let loc = c.loc(base);
+                c.err(loc, "app.base", e);
+                None
+            }
+        },
+        None => Some("/".to_string()),
+    };
+    let hosts = check_app_hosts(c, a.hosts.as_ref());
     Some(AppInfo {
         name: name.clone(),
         version: a
@@ -135,7 +148,35 @@ fn check_app(c: &mut Checker, app: &Spanned<RawApp>) -> Option<AppInfo> {
             .as_ref()
             .map_or_else(|| "0.0.0".to_string(), |v| v.get_ref().clone()),
         description: a.description.clone(),
+        base: base?,
+        hosts: hosts?,
     })
+}
+
+/// `[app] hosts`: each a host name or `*.name`, none twice.
+fn check_app_hosts(c: &mut Checker, hosts: Option<&Spanned<Vec<Spanned<String>>>>) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (i, h) in hosts
+        .map(|h| h.get_ref().as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let loc = c.loc(h);
+        match crate::mount::check_host(h.get_ref()) {
+            Ok(host) if out.contains(&host) => {
+                c.err(loc, format!("app.hosts[{i}]"), format!("\"{host}\" is listed twice"));
+                ok = false;
+            }
+            Ok(host) => out.push(host),
+            Err(e) => {
+                c.err(loc, format!("app.hosts[{i}]"), e);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn check_variables(
