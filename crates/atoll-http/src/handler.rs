@@ -21,13 +21,15 @@ use std::time::Instant;
 
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
-type Reply = Response<ReplyBody>;
+pub(crate) type Reply = Response<ReplyBody>;
 
 /// Details for the request's log line.
-struct Trace {
-    route: Option<Arc<str>>,
+pub(crate) struct Trace {
+    /// The app the request went to, if any.
+    pub(crate) app: Option<Arc<str>>,
+    pub(crate) route: Option<Arc<str>>,
     function: Option<String>,
-    error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The W3C trace the request continues or starts.
     context: TraceContext,
 }
@@ -38,6 +40,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     // Cloning the URI shares hyper's buffer; the log line needs the path.
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let mut trace = Trace {
+        app: None,
         route: None,
         function: None,
         error: None,
@@ -58,6 +61,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
         path = uri.path(),
         status = reply.status().as_u16(),
         duration_us = start.elapsed().as_micros() as u64,
+        app = trace.app.as_deref(),
         route = trace.route.as_deref(),
         function = trace.function.as_deref(),
         error = trace.error.as_deref(),
@@ -67,10 +71,18 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
         Some(route) => route,
         // Operations endpoints are a fixed set; anything else that matched
         // no route is one series, whatever its path.
-        None if matches!(uri.path(), "/-/health" | "/-/ready" | "/-/metrics" | "/-/bundle") => uri.path(),
+        None if matches!(
+            uri.path(),
+            "/-/health" | "/-/ready" | "/-/metrics" | "/-/bundle" | "/-/apps"
+        ) =>
+        {
+            uri.path()
+        }
         None => "(no route)",
     };
-    atoll_metrics::http_request(route, method.as_str(), reply.status().as_u16(), start.elapsed());
+    // Apps are the ones loaded, so the label stays bounded.
+    let app = trace.app.as_deref().unwrap_or("(none)");
+    atoll_metrics::http_request(app, route, method.as_str(), reply.status().as_u16(), start.elapsed());
     Ok(reply)
 }
 
@@ -89,16 +101,29 @@ fn request_id(req: &Request<Incoming>) -> String {
 
 async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trace: &mut Trace) -> Reply {
     let path = req.uri().path();
-    if path == "/-/bundle"
-        && let Some(admin) = shared.admin.get()
-    {
-        return deploy(admin, &shared.config, req, request_id, trace).await;
+    if let Some(admin) = shared.admin.get() {
+        if path == "/-/bundle" {
+            return deploy(shared, admin, req, request_id, trace).await;
+        }
+        if path == "/-/apps" || path.starts_with("/-/apps/") {
+            return crate::apps_admin::handle(shared, admin, req, request_id, trace).await;
+        }
     }
     if let Some(reply) = operations(shared, path, request_id) {
         return reply;
     }
     let served = shared.served.load_full();
-    let (route_index, label, params) = match served.router.lookup(req.method().as_str(), path) {
+    let host = request_host(&req);
+    let Some((mounted, inner)) = served.pick(&host, path) else {
+        let message = if served.apps.len() == 1 && !shared.several {
+            format!("no route for {} {path}", req.method())
+        } else {
+            format!("no app is mounted for host \"{host}\" and path {path}")
+        };
+        return error(StatusCode::NOT_FOUND, &message, None, request_id);
+    };
+    trace.app = Some(mounted.name.clone());
+    let (route_index, label, params) = match mounted.router.lookup(req.method().as_str(), inner) {
         Lookup::Found { route, label, params } => (route, label, params),
         Lookup::NotFound => {
             return error(
@@ -125,7 +150,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
             return reply;
         }
     };
-    let route = &served.app.manifest.routes[route_index];
+    let route = &mounted.app.manifest.routes[route_index];
     trace.route = Some(label);
 
     // Shed load before reading bodies: a full server answers at once. The
@@ -136,9 +161,9 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
         return at_capacity("the server is at capacity; retry shortly", request_id, trace);
     }
     let limit = route.max_body.unwrap_or(shared.config.max_body);
-    if let Some(component) = served.app.streaming_component(&route.pipeline) {
+    if let Some(component) = mounted.app.streaming_component(&route.pipeline) {
         let component = component.clone();
-        return stream_component(shared, &served, &component, req, params, limit, request_id, trace).await;
+        return stream_component(shared, &mounted.app, &component, req, params, limit, request_id, trace).await;
     }
     let (parts, body) = req.into_parts();
     let (body, held) = match read_body(&parts, body, limit, Some(&shared.budget), &shared.config).await {
@@ -150,7 +175,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
     };
 
     let trigger = Trigger::new(request_id, request_info(parts, params, body, trace.context.clone()));
-    let outcome = served
+    let outcome = mounted
         .app
         .run_in_lanes(move |m| &m.routes[route_index].pipeline, trigger)
         .await;
@@ -190,7 +215,7 @@ fn request_info(
 #[allow(clippy::too_many_arguments)]
 async fn stream_component(
     shared: &Shared,
-    served: &crate::server::Served,
+    app: &atoll_runtime::App,
     component: &LoadedFunction,
     req: Request<Incoming>,
     params: Vec<(String, String)>,
@@ -210,7 +235,7 @@ async fn stream_component(
         request_id,
         request_info(parts, params, Bytes::new(), trace.context.clone()),
     );
-    match served.app.serve_component(component, trigger, body).await {
+    match app.serve_component(component, trigger, body).await {
         Ok((streaming, slot)) => {
             let mut reply = Response::new(ReplyBody::streamed(streaming.body, permit, slot));
             *reply.status_mut() = streaming.status;
@@ -236,13 +261,14 @@ fn at_capacity(message: &str, request_id: &str, trace: &mut Trace) -> Reply {
 /// in the body fully, then swaps it in. A bad bundle is refused and the
 /// current version keeps serving.
 async fn deploy(
+    shared: &Shared,
     admin: &crate::server::AdminEndpoint,
-    config: &HttpConfig,
     req: Request<Incoming>,
     request_id: &str,
     trace: &mut Trace,
 ) -> Reply {
     trace.route = Some(Arc::from("PUT /-/bundle"));
+    let config = &shared.config;
     if req.method() != Method::PUT {
         let mut reply = error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -253,30 +279,16 @@ async fn deploy(
         reply.headers_mut().insert(ALLOW, HeaderValue::from_static("PUT"));
         return reply;
     }
-    let presented = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), admin.token.as_bytes()) {
-        trace.error = Some("deploy refused: bad or missing token".into());
-        let mut reply = error(
-            StatusCode::UNAUTHORIZED,
-            "a valid admin token is required",
-            None,
-            request_id,
-        );
-        reply
-            .headers_mut()
-            .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return reply;
+    if let Some(refused) = unauthorized(admin, &req, request_id, trace) {
+        return refused;
     }
-    let (parts, body) = req.into_parts();
-    // An operator's upload, already authenticated: not held to the body
-    // budget, which a bundle may be as large as.
-    let bundle = match read_body(&parts, body, admin.max_bundle, None, config).await {
-        Ok((b, _)) => b,
+    if shared.several {
+        let message = "this server hosts several apps: deploy one with PUT /-/apps/NAME";
+        trace.error = Some(message.into());
+        return error(StatusCode::CONFLICT, message, None, request_id);
+    }
+    let bundle = match read_bundle(admin, config, req).await {
+        Ok(b) => b,
         Err(reply) => return reply(request_id, trace),
     };
     match admin.admin.deploy(bundle).await {
@@ -286,6 +298,59 @@ async fn deploy(
             error(StatusCode::UNPROCESSABLE_ENTITY, &e, None, request_id)
         }
     }
+}
+
+/// 401 unless the request bears the admin token.
+pub(crate) fn unauthorized(
+    admin: &crate::server::AdminEndpoint,
+    req: &Request<Incoming>,
+    request_id: &str,
+    trace: &mut Trace,
+) -> Option<Reply> {
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), admin.token.as_bytes()) {
+        return None;
+    }
+    trace.error = Some("admin request refused: bad or missing token".into());
+    let mut reply = error(
+        StatusCode::UNAUTHORIZED,
+        "a valid admin token is required",
+        None,
+        request_id,
+    );
+    reply
+        .headers_mut()
+        .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(reply)
+}
+
+/// An uploaded bundle. An operator's upload, already authenticated: not
+/// held to the body budget, which a bundle may be as large as.
+pub(crate) async fn read_bundle(
+    admin: &crate::server::AdminEndpoint,
+    config: &HttpConfig,
+    req: Request<Incoming>,
+) -> Result<Bytes, Deferred> {
+    let (parts, body) = req.into_parts();
+    read_body(&parts, body, admin.max_bundle, None, config)
+        .await
+        .map(|(b, _)| b)
+}
+
+/// The host a request is for, as mounts compare it: HTTP/2's
+/// `:authority`, else the `Host` header; empty if neither.
+fn request_host(req: &Request<Incoming>) -> String {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()));
+    authority.map(atoll_manifest::host_of).unwrap_or_default()
 }
 
 /// Comparison whose time does not depend on where the inputs differ.
@@ -340,7 +405,7 @@ pub(crate) fn metrics_reply() -> Reply {
 }
 
 /// A reply that still needs the request id, and what to log.
-type Deferred = Box<dyn FnOnce(&str, &mut Trace) -> Reply + Send>;
+pub(crate) type Deferred = Box<dyn FnOnce(&str, &mut Trace) -> Reply + Send>;
 
 fn refuse(status: StatusCode, message: String) -> Deferred {
     Box::new(move |id: &str, trace: &mut Trace| {
@@ -509,7 +574,7 @@ fn truncated(text: &str, max: usize) -> String {
     format!("{}... ({} bytes cut)", &text[..end], text.len() - end)
 }
 
-fn json(status: StatusCode, body: Bytes) -> Reply {
+pub(crate) fn json(status: StatusCode, body: Bytes) -> Reply {
     let mut reply = Response::new(ReplyBody::new(body));
     *reply.status_mut() = status;
     reply
@@ -519,7 +584,7 @@ fn json(status: StatusCode, body: Bytes) -> Reply {
 }
 
 /// `{"error": ..., "function": ..., "request_id": ...}`
-fn error(status: StatusCode, message: &str, function: Option<&str>, request_id: &str) -> Reply {
+pub(crate) fn error(status: StatusCode, message: &str, function: Option<&str>, request_id: &str) -> Reply {
     let mut body = serde_json::json!({ "error": message, "request_id": request_id });
     if let Some(f) = function {
         body["function"] = serde_json::Value::from(f);

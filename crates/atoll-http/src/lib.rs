@@ -6,10 +6,13 @@
 //! with 413, sheds load beyond its concurrency limit with 503, maps guest
 //! failures to JSON errors (500, 504 on deadline), logs one structured line
 //! per request, and drains in-flight requests on shutdown. With an admin
-//! token configured, `PUT /-/bundle` deploys a new version of the app.
+//! token configured, `PUT /-/bundle` deploys a new version of the app, and
+//! `/-/apps` lists, deploys and removes apps one by one when the server
+//! hosts several, each at its mount (`[app] base` and `hosts`).
 //! `GET /-/metrics` answers in the Prometheus text format, here or on an
 //! address of its own ([`serve_metrics`]).
 
+mod apps_admin;
 mod body;
 mod budget;
 mod handler;
@@ -21,4 +24,4 @@ mod timed_io;
 
 pub use metrics_listener::serve_metrics;
 pub use router::{Lookup, Router};
-pub use server::{Admin, HttpConfig, HttpServer};
+pub use server::{Admin, HttpConfig, HttpServer, Refused, clash};

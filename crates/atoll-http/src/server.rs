@@ -6,7 +6,7 @@ use crate::handler;
 use crate::router::Router;
 use crate::timed_io::TimedIo;
 use arc_swap::ArcSwap;
-use atoll_manifest::ManifestErrors;
+use atoll_manifest::{ManifestErrors, Mount};
 use atoll_runtime::App;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -67,10 +67,86 @@ impl Default for HttpConfig {
     }
 }
 
-/// The app being served with its route table; replaced whole on a swap.
-pub(crate) struct Served {
+/// One app with its route table and mount.
+pub(crate) struct Mounted {
     pub(crate) app: Arc<App>,
     pub(crate) router: Router,
+    pub(crate) mount: Mount,
+    /// `[app] name`, the `app` label of its metrics.
+    pub(crate) name: Arc<str>,
+}
+
+impl Mounted {
+    fn new(app: Arc<App>) -> Result<Mounted, ManifestErrors> {
+        let router = Router::build(&app.manifest)?;
+        Ok(Mounted {
+            mount: app.manifest.app.mount(),
+            name: Arc::from(app.manifest.app.name.as_str()),
+            router,
+            app,
+        })
+    }
+}
+
+/// The apps being served; replaced whole on a deploy.
+pub(crate) struct Served {
+    pub(crate) apps: Vec<Arc<Mounted>>,
+}
+
+impl Served {
+    /// The app a request for `host` and `path` goes to, and the path its
+    /// routes see (the base taken off): the closest host match first, then
+    /// the longest base.
+    pub(crate) fn pick<'p>(&self, host: &str, path: &'p str) -> Option<(&Arc<Mounted>, &'p str)> {
+        self.apps
+            .iter()
+            .filter_map(|m| {
+                let rank = m.mount.host_rank(host)?;
+                let rest = m.mount.strip(path)?;
+                Some(((rank, m.mount.base.len()), m, rest))
+            })
+            .max_by_key(|(rank, _, _)| *rank)
+            .map(|(_, m, rest)| (m, rest))
+    }
+
+    /// The table with `app` in place of the app of the same name (or
+    /// added): refused if the name or mount conflicts.
+    fn with(&self, app: Mounted) -> Result<Served, String> {
+        let others: Vec<Arc<Mounted>> = self.apps.iter().filter(|m| m.name != app.name).cloned().collect();
+        check_mounts(&others, &app)?;
+        let mut apps = others;
+        apps.push(Arc::new(app));
+        apps.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Served { apps })
+    }
+}
+
+/// Whether `app` can be served beside `others`: a name of its own, and
+/// a mount no rule confuses with another's.
+fn check_mounts(others: &[Arc<Mounted>], app: &Mounted) -> Result<(), String> {
+    for other in others {
+        if let Some(clash) = clash((&other.name, &other.mount), (&app.name, &app.mount)) {
+            return Err(clash);
+        }
+    }
+    Ok(())
+}
+
+/// Why apps `a` and `b` (name and mount) cannot be served together, if
+/// they cannot: the same name, or mounts that no rule tells apart.
+pub fn clash(a: (&str, &Mount), b: (&str, &Mount)) -> Option<String> {
+    if a.0 == b.0 {
+        return Some(format!(
+            "two apps are named \"{}\"; each app needs its own [app] name",
+            a.0
+        ));
+    }
+    a.1.conflict(b.1).map(|both| {
+        format!(
+            "apps \"{}\" and \"{}\" are mounted at the same place ({both}); give one of them another [app] base or hosts",
+            a.0, b.0
+        )
+    })
 }
 
 pub(crate) struct Shared {
@@ -79,6 +155,11 @@ pub(crate) struct Shared {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) budget: Arc<Budget>,
     pub(crate) admin: std::sync::OnceLock<AdminEndpoint>,
+    /// Whether the server hosts several apps (`serve --apps`): then apps
+    /// are added and removed by name, and `PUT /-/bundle` is refused.
+    pub(crate) several: bool,
+    /// The engine every app runs on, for the drain.
+    engine: atoll_runtime::Engine,
     /// Set once, when `serve`'s shutdown future completes; `/-/ready`
     /// answers 503 from then on.
     pub(crate) draining: AtomicBool,
@@ -91,8 +172,39 @@ pub(crate) struct Shared {
 /// owns the server (the CLI), which loads it fully and then swaps.
 #[async_trait::async_trait]
 pub trait Admin: Send + Sync {
-    /// Returns a summary of what is now served, or why the bundle was refused.
+    /// `PUT /-/bundle`: returns a summary of what is now served, or why
+    /// the bundle was refused.
     async fn deploy(&self, bundle: bytes::Bytes) -> Result<serde_json::Value, String>;
+    /// `PUT /-/apps/NAME`: serves the bundle as the app `name` (added if
+    /// new), or says why not.
+    async fn deploy_app(&self, name: &str, bundle: bytes::Bytes) -> Result<serde_json::Value, Refused>;
+    /// `DELETE /-/apps/NAME`: stops serving the app `name`.
+    async fn remove_app(&self, name: &str) -> Result<serde_json::Value, Refused>;
+}
+
+/// Why an admin request was refused, with its HTTP status.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Refused {
+    /// 422: the bundle itself is wrong.
+    pub fn invalid(message: impl Into<String>) -> Refused {
+        Refused {
+            status: 422,
+            message: message.into(),
+        }
+    }
+
+    /// 409: the bundle is fine, and clashes with what is served.
+    pub fn conflict(message: impl Into<String>) -> Refused {
+        Refused {
+            status: 409,
+            message: message.into(),
+        }
+    }
 }
 
 pub(crate) struct AdminEndpoint {
@@ -101,42 +213,111 @@ pub(crate) struct AdminEndpoint {
     pub(crate) max_bundle: u64,
 }
 
-/// Serves one app over HTTP. Cheap to clone; clones serve the same app.
+/// Serves one app, or several, over HTTP. Cheap to clone; clones serve
+/// the same apps.
 #[derive(Clone)]
 pub struct HttpServer {
     shared: Arc<Shared>,
 }
 
 impl HttpServer {
-    /// Builds the route table; conflicting routes are reported against the
-    /// manifest.
+    /// Serves one app. Builds the route table; conflicting routes are
+    /// reported against the manifest.
     pub fn new(app: Arc<App>, config: HttpConfig) -> Result<HttpServer, ManifestErrors> {
-        let router = Router::build(&app.manifest)?;
+        let engine = app.engine().clone();
+        let served = Served {
+            apps: vec![Arc::new(Mounted::new(app)?)],
+        };
+        Ok(HttpServer::from_table(served, false, engine, config))
+    }
+
+    /// Serves several apps, each at its mount: refused (naming both apps)
+    /// if two share a name or a mount, or if an app's routes conflict.
+    pub fn with_apps(apps: Vec<Arc<App>>, config: HttpConfig) -> Result<HttpServer, String> {
+        let engine = apps.first().ok_or("no apps to serve")?.engine().clone();
+        let mut served = Served { apps: Vec::new() };
+        for app in apps {
+            let mounted = Mounted::new(app).map_err(|e| e.to_string())?;
+            served = served.with(mounted)?;
+        }
+        Ok(HttpServer::from_table(served, true, engine, config))
+    }
+
+    fn from_table(served: Served, several: bool, engine: atoll_runtime::Engine, config: HttpConfig) -> HttpServer {
         let permits = Arc::new(Semaphore::new(config.max_concurrency));
-        Ok(HttpServer {
+        HttpServer {
             shared: Arc::new(Shared {
-                served: ArcSwap::from_pointee(Served { app, router }),
+                served: ArcSwap::from_pointee(served),
                 budget: Budget::new(config.max_buffered),
                 config,
                 permits,
                 admin: std::sync::OnceLock::new(),
+                several,
+                engine,
                 draining: AtomicBool::new(false),
                 unreachable: std::sync::RwLock::new(Vec::new()),
             }),
-        })
+        }
     }
 
-    /// The app currently served.
+    /// Whether the server hosts several apps (made by [`Self::with_apps`]).
+    pub fn hosts_several(&self) -> bool {
+        self.shared.several
+    }
+
+    /// The app currently served (the first by name when there are several).
     pub fn app(&self) -> Arc<App> {
-        self.shared.served.load().app.clone()
+        self.apps()
+            .into_iter()
+            .next()
+            .expect("a server with one app always has it")
+    }
+
+    /// Every app served, by name.
+    pub fn apps(&self) -> Vec<Arc<App>> {
+        self.shared.served.load().apps.iter().map(|m| m.app.clone()).collect()
     }
 
     /// Serves `app` from now on. Requests already running finish on the
     /// version they started with; new ones get `app`. Nothing changes if
-    /// `app`'s routes do not form a valid table.
-    pub fn swap(&self, app: Arc<App>) -> Result<(), ManifestErrors> {
-        let router = Router::build(&app.manifest)?;
-        self.shared.served.store(Arc::new(Served { app, router }));
+    /// `app`'s routes do not form a valid table. With several apps, `app`
+    /// replaces the app of its name, or is added, unless its mount
+    /// conflicts with another's.
+    pub fn swap(&self, app: Arc<App>) -> Result<(), String> {
+        let mounted = Mounted::new(app).map_err(|e| e.to_string())?;
+        let served = if self.shared.several {
+            self.shared.served.load().with(mounted)?
+        } else {
+            Served {
+                apps: vec![Arc::new(mounted)],
+            }
+        };
+        self.shared.served.store(Arc::new(served));
+        Ok(())
+    }
+
+    /// Stops routing requests to the app `name` (those running finish);
+    /// the app removed, if there was one.
+    pub fn remove(&self, name: &str) -> Option<Arc<App>> {
+        let served = self.shared.served.load_full();
+        let gone = served.apps.iter().find(|m| &*m.name == name)?.app.clone();
+        let apps = served.apps.iter().filter(|m| &*m.name != name).cloned().collect();
+        self.shared.served.store(Arc::new(Served { apps }));
+        Some(gone)
+    }
+
+    /// Whether an app `name` at `mount` could replace (or join) the apps
+    /// served, changing nothing: with one app, always.
+    pub fn check_mount(&self, name: &str, mount: &Mount) -> Result<(), String> {
+        if !self.shared.several {
+            return Ok(());
+        }
+        let served = self.shared.served.load();
+        for other in served.apps.iter().filter(|m| &*m.name != name) {
+            if let Some(clash) = clash((&other.name, &other.mount), (name, mount)) {
+                return Err(clash);
+            }
+        }
         Ok(())
     }
 
@@ -203,7 +384,7 @@ impl HttpServer {
         tracing::info!("shutting down: no longer accepting, draining in-flight requests");
         // Components may carry on after their response went out; they
         // finish (or meet their deadline) before the drain is over.
-        let engine = self.app().engine().clone();
+        let engine = self.shared.engine.clone();
         let drained = async {
             graceful.shutdown().await;
             engine.settled().await;

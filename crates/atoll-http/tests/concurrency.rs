@@ -126,7 +126,8 @@ async fn a_limited_function_serves_its_slots_and_refuses_the_rest_after_the_queu
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"atoll_invocations_total{abi="wapc",function="slow",outcome="no_capacity"} 4"#),
+        metrics
+            .contains(r#"atoll_invocations_total{abi="wapc",app="limited",function="slow",outcome="no_capacity"} 4"#),
         "three refused requests and the refused step of /both: {metrics}"
     );
     s.stop().await;

@@ -11,8 +11,14 @@ fn one_request() {
     let in_use = atoll_metrics::instance_in_use();
     atoll_metrics::host_call("kv", HostCallOutcome::Ok, Duration::from_micros(3));
     drop(in_use);
-    atoll_metrics::invocation("counter", "wapc", InvocationOutcome::Ok, Duration::from_micros(7));
-    atoll_metrics::http_request("GET /count", "GET", 200, Duration::from_micros(20));
+    atoll_metrics::invocation(
+        "counter",
+        "counter",
+        "wapc",
+        InvocationOutcome::Ok,
+        Duration::from_micros(7),
+    );
+    atoll_metrics::http_request("counter", "GET /count", "GET", 200, Duration::from_micros(20));
 }
 
 /// Nanoseconds per request, the best of five batches.

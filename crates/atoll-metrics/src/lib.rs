@@ -8,7 +8,8 @@
 //! and one process serves one metrics endpoint. [`disable`] turns every
 //! recording into one relaxed atomic load (`atoll serve --no-metrics`).
 //!
-//! Labels are bounded by construction: routes are the manifest's route
+//! Labels are bounded by construction: apps are the ones loaded, routes
+//! are the manifest's route
 //! patterns, never request paths; functions, schedules and topics come from
 //! the manifest; a namespace a guest names that Atoll does not know is
 //! recorded as `unknown`, so no guest or client can grow the series.
@@ -102,27 +103,27 @@ impl Metrics {
             http_requests: counter(
                 &r,
                 "atoll_http_requests_total",
-                "HTTP requests answered, by route pattern, method and status class.",
-                &["route", "method", "status"],
+                "HTTP requests answered, by app, route pattern, method and status class.",
+                &["app", "route", "method", "status"],
             ),
             http_duration: histogram(
                 &r,
                 "atoll_http_request_duration_seconds",
-                "Time from a request's arrival to its response head, by route pattern.",
-                &["route"],
+                "Time from a request's arrival to its response head, by app and route pattern.",
+                &["app", "route"],
                 DURATION_BUCKETS,
             ),
             invocations: counter(
                 &r,
                 "atoll_invocations_total",
-                "Function invocations, each in a fresh instance, by function, ABI and outcome.",
-                &["function", "abi", "outcome"],
+                "Function invocations, each in a fresh instance, by app, function, ABI and outcome.",
+                &["app", "function", "abi", "outcome"],
             ),
             invocation_duration: histogram(
                 &r,
                 "atoll_invocation_duration_seconds",
-                "Time from instantiation to the function's answer, by function and ABI.",
-                &["function", "abi"],
+                "Time from instantiation to the function's answer, by app, function and ABI.",
+                &["app", "function", "abi"],
                 DURATION_BUCKETS,
             ),
             instances_in_use: gauge(&r, "atoll_instances_in_use", "Instances running an invocation now."),
@@ -224,9 +225,10 @@ pub fn started(version: &str, wasmtime: &str, instance_capacity: usize) {
     }
 }
 
-/// One HTTP request answered. `route` is the matched route's pattern (or
-/// a fixed word for requests that matched none).
-pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+/// One HTTP request answered. `app` is the app it went to (`(none)` for
+/// none), `route` the matched route's pattern (or a fixed word for
+/// requests that matched none).
+pub fn http_request(app: &str, route: &str, method: &str, status: u16, elapsed: Duration) {
     if let Some(m) = metrics() {
         let method = match method {
             "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" => method,
@@ -239,19 +241,21 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
             400..=499 => "4xx",
             _ => "5xx",
         };
-        m.http_requests.with_label_values(&[route, method, class]).inc();
+        m.http_requests.with_label_values(&[app, route, method, class]).inc();
         m.http_duration
-            .with_label_values(&[route])
+            .with_label_values(&[app, route])
             .observe(elapsed.as_secs_f64());
     }
 }
 
-/// One invocation finished (or failed to start).
-pub fn invocation(function: &str, abi: &str, outcome: InvocationOutcome, elapsed: Duration) {
+/// One invocation of `app`'s `function` finished (or failed to start).
+pub fn invocation(app: &str, function: &str, abi: &str, outcome: InvocationOutcome, elapsed: Duration) {
     if let Some(m) = metrics() {
-        m.invocations.with_label_values(&[function, abi, outcome.label()]).inc();
+        m.invocations
+            .with_label_values(&[app, function, abi, outcome.label()])
+            .inc();
         m.invocation_duration
-            .with_label_values(&[function, abi])
+            .with_label_values(&[app, function, abi])
             .observe(elapsed.as_secs_f64());
     }
 }

@@ -11,10 +11,16 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn recordings_appear_in_the_text_format_with_bounded_labels() {
-    http_request("/t/{id}", "GET", 204, Duration::from_micros(30));
-    http_request("/t/{id}", "GET", 201, Duration::from_micros(30));
-    http_request("/t/{id}", "BREW", 418, Duration::from_millis(2));
-    invocation("tf", "wapc", InvocationOutcome::Timeout, Duration::from_millis(5));
+    http_request("shop", "/t/{id}", "GET", 204, Duration::from_micros(30));
+    http_request("shop", "/t/{id}", "GET", 201, Duration::from_micros(30));
+    http_request("shop", "/t/{id}", "BREW", 418, Duration::from_millis(2));
+    invocation(
+        "shop",
+        "tf",
+        "wapc",
+        InvocationOutcome::Timeout,
+        Duration::from_millis(5),
+    );
     host_call("kv", HostCallOutcome::Refused, Duration::from_micros(3));
     {
         let _a = instance_in_use();
@@ -25,7 +31,7 @@ fn recordings_appear_in_the_text_format_with_bounded_labels() {
     assert_eq!(
         sample(
             &text,
-            r#"atoll_http_requests_total{method="GET",route="/t/{id}",status="2xx"}"#
+            r#"atoll_http_requests_total{app="shop",method="GET",route="/t/{id}",status="2xx"}"#
         ),
         Some(2.0)
     );
@@ -33,18 +39,21 @@ fn recordings_appear_in_the_text_format_with_bounded_labels() {
     assert_eq!(
         sample(
             &text,
-            r#"atoll_http_requests_total{method="other",route="/t/{id}",status="4xx"}"#
+            r#"atoll_http_requests_total{app="shop",method="other",route="/t/{id}",status="4xx"}"#
         ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&text, r#"atoll_http_request_duration_seconds_count{route="/t/{id}"}"#),
+        sample(
+            &text,
+            r#"atoll_http_request_duration_seconds_count{app="shop",route="/t/{id}"}"#
+        ),
         Some(3.0)
     );
     assert_eq!(
         sample(
             &text,
-            r#"atoll_invocations_total{abi="wapc",function="tf",outcome="timeout"}"#
+            r#"atoll_invocations_total{abi="wapc",app="shop",function="tf",outcome="timeout"}"#
         ),
         Some(1.0)
     );

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 /// A function ready to serve: its declaration, grants and compiled guest.
 pub struct LoadedFunction {
+    /// The app's name, for metrics.
+    pub app: Arc<str>,
     pub name: Arc<str>,
     pub decl: Function,
     pub grants: Arc<Grants>,

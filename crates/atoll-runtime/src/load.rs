@@ -164,6 +164,7 @@ pub(crate) fn assemble(
     errors: &mut Vec<ManifestError>,
 ) -> BTreeMap<String, Arc<LoadedFunction>> {
     let mut functions = BTreeMap::new();
+    let app: Arc<str> = Arc::from(manifest.app.name.as_str());
     for (decls, module) in compiled {
         for decl in decls {
             let limits = Limits {
@@ -213,6 +214,7 @@ pub(crate) fn assemble(
             functions.insert(
                 decl.name.clone(),
                 Arc::new(LoadedFunction {
+                    app: app.clone(),
                     name: Arc::from(decl.name.as_str()),
                     slots: decl
                         .max_concurrency

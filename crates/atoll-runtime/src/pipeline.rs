@@ -319,7 +319,7 @@ pub(crate) fn record(f: &LoadedFunction, error: Option<&CallError>, started: Ins
             _ => O::Trap,
         },
     };
-    atoll_metrics::invocation(&f.name, f.guest.abi().as_str(), outcome, started.elapsed());
+    atoll_metrics::invocation(&f.app, &f.name, f.guest.abi().as_str(), outcome, started.elapsed());
 }
 
 async fn run_guest(f: &LoadedFunction, inv: Invocation, op: &str, payload: Bytes, until: Option<Instant>) -> Done {

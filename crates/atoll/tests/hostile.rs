@@ -955,6 +955,70 @@ fn hostile_clients_and_guests_cannot_grow_the_metrics() {
     assert_eq!(series(), before, "the metrics grew with made-up names");
 }
 
+/// The app name in `/-/apps/NAME` is the client's: anything but an app
+/// name (path traversal, encoded separators, control bytes, a long name)
+/// is refused with 400 before it is used, and only with the token; the
+/// app served is untouched and the metrics do not grow with the names.
+#[test]
+fn hostile_app_names_in_admin_paths_are_refused() {
+    let token = "hostile-admin-token-0123456789";
+    let server = Server::start(&["--admin-token", token]);
+    let addr = server.addr.clone();
+    let auth = format!("Bearer {token}");
+    let long = "a".repeat(65);
+    let names = [
+        "..%2Fx",
+        "..",
+        "../x",
+        "a%2F..%2Fb",
+        "%2e%2e",
+        "a/b",
+        "a%00b",
+        "a.b",
+        "",
+        long.as_str(),
+    ];
+    for name in names {
+        let path = format!("/-/apps/{name}");
+        let r = common::http(&addr, "GET", &path, &[], b"");
+        assert_eq!(common::status(&r), 401, "{path} without the token: {r}");
+        for method in ["PUT", "DELETE", "GET"] {
+            let r = common::http(&addr, method, &path, &[("authorization", &auth)], b"PK\x03\x04");
+            assert_eq!(common::status(&r), 400, "{method} {path}: {r}");
+            assert!(common::body(&r).contains("is not an app name"), "{method} {path}: {r}");
+        }
+    }
+    // The first of each kind makes its series (a scrape too).
+    common::http(&addr, "DELETE", "/-/apps/made-up", &[("authorization", &auth)], b"");
+    common::http(&addr, "GET", "/-/metrics", &[], b"");
+    let before = common::http(&addr, "GET", "/-/metrics", &[], b"");
+    let series = |text: &str| common::body(text).lines().filter(|l| !l.starts_with('#')).count();
+    for i in 0..50 {
+        common::http(
+            &addr,
+            "DELETE",
+            &format!("/-/apps/made-up-{i}"),
+            &[("authorization", &auth)],
+            b"",
+        );
+    }
+    let after = common::http(&addr, "GET", "/-/metrics", &[], b"");
+    assert_eq!(
+        series(&after),
+        series(&before),
+        "the metrics grew with made-up app names"
+    );
+    let ping = common::http(&addr, "GET", "/-/apps", &[("authorization", &auth)], b"");
+    assert_eq!(common::status(&ping), 200, "{ping}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(common::body(&ping)).unwrap()["apps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 // ------------------------------------------------------ signed bundles
 
 /// Bundles made to get past `--trust`: each refused by `PUT /-/bundle` with

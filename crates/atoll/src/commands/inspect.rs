@@ -144,6 +144,7 @@ fn describe(source: &AppSource, m: &Manifest) -> Value {
     json!({
         "app": m.app.name,
         "version": m.app.version,
+        "mount": { "base": m.app.base, "hosts": m.app.hosts },
         "bundle": bundle,
         "functions": functions,
         "routes": m.routes.iter().map(|r| json!({ "route": r.describe(), "steps": pipeline(&r.pipeline) })).collect::<Vec<_>>(),
@@ -222,6 +223,16 @@ fn walk(dir: &std::path::Path) -> Vec<Value> {
 fn print_text(v: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     println!("app        {} {}", s(&v["app"]), s(&v["version"]));
+    let hosts: Vec<String> = v["mount"]["hosts"]
+        .as_array()
+        .map(|h| h.iter().map(s).collect())
+        .unwrap_or_default();
+    let on = if hosts.is_empty() {
+        "any host".to_string()
+    } else {
+        hosts.join(", ")
+    };
+    println!("mount      {} on {on}", s(&v["mount"]["base"]));
     if !v["bundle"].is_null() {
         let b = &v["bundle"];
         let file = b["file_size"]

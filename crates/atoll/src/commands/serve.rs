@@ -1,7 +1,8 @@
 //! `atoll serve`: binds the address first (a port in use is reported before
 //! any build), builds if asked, loads the app, logs what it serves (routes,
 //! schedules, subscriptions, each store's backend) and serves it until
-//! SIGINT or SIGTERM, reloading on change with `--watch`.
+//! SIGINT or SIGTERM, reloading on change with `--watch`. With `--apps DIR`
+//! (or several apps named) it hosts several apps, each at its mount.
 
 use crate::logging::{self, LogFormat};
 use crate::options::EngineOptions;
@@ -21,9 +22,16 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A bundle (.atoll), an app directory (holding atoll.toml), or a manifest path.
+    /// A bundle (.atoll), an app directory (holding atoll.toml), or a
+    /// manifest path. Several are served together, each at its mount
+    /// (`[app] base` and `hosts`).
     #[arg(default_value = ".")]
-    pub app: PathBuf,
+    pub app: Vec<PathBuf>,
+    /// Serve every app in DIR (each directory holding atoll.toml, each
+    /// *.atoll bundle), each at its mount; `PUT /-/apps/NAME` deploys them
+    /// one by one.
+    #[arg(long, value_name = "DIR", conflicts_with = "app")]
+    pub apps: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, short, default_value = "127.0.0.1:3000", env = "ATOLL_LISTEN")]
     pub listen: SocketAddr,
@@ -113,18 +121,30 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = args.runtime.load()?;
     config.bundle_limits.max_total = args.max_bundle_size;
     config.trust = super::trusted_keys(&args.trust)?;
-    let source = AppSource::open(&args.app, &config.bundle_limits).map_err(|e| {
-        eprintln!("{e}");
-        super::Reported
-    })?;
-    // Before binding or building: an untrusted app is refused at once.
-    if let Some(trusted) = &config.trust {
-        source.check_trust(trusted).map_err(|e| {
+    let paths = match &args.apps {
+        Some(dir) => apps_in(dir)?,
+        None => args.app.clone(),
+    };
+    let several = args.apps.is_some() || paths.len() > 1;
+    if several && (args.watch || args.build) {
+        bail!("--watch and --build serve one app; serve several apps from bundles or built directories");
+    }
+    let mut sources = Vec::new();
+    for path in &paths {
+        let source = AppSource::open(path, &config.bundle_limits).map_err(|e| {
             eprintln!("{e}");
             super::Reported
         })?;
+        // Before binding or building: an untrusted app is refused at once.
+        if let Some(trusted) = &config.trust {
+            source.check_trust(trusted).map_err(|e| {
+                eprintln!("{e}");
+                super::Reported
+            })?;
+        }
+        sources.push((path.clone(), source));
     }
-    if args.build && matches!(source, AppSource::Bundle { .. }) {
+    if args.build && matches!(sources[0].1, AppSource::Bundle { .. }) {
         bail!("--build needs an app directory: a bundle already holds its built modules");
     }
     // Bound before building, so a port in use is reported at once rather
@@ -138,18 +158,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         atoll_metrics::disable();
     }
     if args.build {
-        let code = super::build::build_app(&args.app).await?;
+        let code = super::build::build_app(&paths[0]).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
     }
-    // Fixed for the life of the server, so every version of the app that is
-    // swapped in uses the same stores.
+    // Fixed for the life of the server, so every version of an app that is
+    // swapped in uses the same stores. With several apps, each has its own
+    // directory under this one (`apps/NAME`).
     config.data_dir = config
         .data_dir
         .clone()
         .or_else(|| config.file.data_dir.clone())
-        .or_else(|| Some(source.default_data_dir()));
+        .or_else(|| {
+            Some(match (&args.apps, several) {
+                (Some(dir), _) => dir.join(".atoll"),
+                (None, true) => PathBuf::from(".atoll"),
+                (None, false) => sources[0].1.default_data_dir(),
+            })
+        });
 
     let engine = super::engine(&args.engine)?;
     atoll_metrics::started(
@@ -158,18 +185,33 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         engine.config().max_instances as usize,
     );
     let started = std::time::Instant::now();
-    let app = match App::from_source(&source, &engine, &config).await {
-        Ok(app) => Arc::new(app),
-        Err(errors) => {
-            eprintln!("{errors}");
-            if let AppSource::Dir(dir) = &source
-                && let Some(hint) = super::unbuilt_hint(dir, "serve")
-            {
-                eprintln!("{hint}");
-            }
-            return Err(super::Reported.into());
-        }
+    let names = if several {
+        check_names_and_mounts(&sources)?
+    } else {
+        Vec::new()
     };
+    let mut apps = Vec::new();
+    for (i, (path, source)) in sources.iter().enumerate() {
+        let app_config = match names.get(i) {
+            Some(name) => crate::supervisor::app_config(&config, true, name),
+            None => config.clone(),
+        };
+        match App::from_source(source, &engine, &app_config).await {
+            Ok(app) => apps.push(Arc::new(app)),
+            Err(errors) => {
+                eprintln!("{errors}");
+                if let AppSource::Dir(dir) = source
+                    && let Some(hint) = super::unbuilt_hint(dir, "serve")
+                {
+                    eprintln!("{hint}");
+                }
+                if several {
+                    eprintln!("error: the app at {} does not load; no app is served", path.display());
+                }
+                return Err(super::Reported.into());
+            }
+        }
+    }
     let load_ms = started.elapsed().as_millis() as u64;
     let http = HttpConfig {
         max_body: args.max_body,
@@ -183,31 +225,43 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_buffered: args.max_buffered,
         metrics_here: metrics_listener.is_none(),
     };
-    let server = HttpServer::new(app.clone(), http).map_err(|errors| {
-        eprintln!("{errors}");
-        super::Reported
-    })?;
+    let server = if several {
+        HttpServer::with_apps(apps.clone(), http).map_err(|e| anyhow::anyhow!(e))?
+    } else {
+        HttpServer::new(apps[0].clone(), http).map_err(|errors| {
+            eprintln!("{errors}");
+            super::Reported
+        })?
+    };
     let addr = listener.local_addr()?;
-    log_app(&app, addr);
-    log_stores(&app, &config);
-    log_databases(&app, &config);
+    for app in &apps {
+        let app_config = crate::supervisor::app_config(&config, several, &app.manifest.app.name);
+        log_app(app, addr, several);
+        log_stores(app, &app_config);
+        log_databases(app, &app_config);
+    }
     if args.ready_requires_backends {
         crate::readiness::follow(server.clone(), atoll_caps::reachable::remote_backends(&config.file)).await;
     }
     let supervisor = Supervisor::start(engine, config, server.clone()).await?;
     if let Some(token) = args.admin_token {
         server.enable_admin(token, supervisor.deployer(), args.max_bundle_size);
-        tracing::info!("PUT /-/bundle deploys new versions (admin token set)");
+        if several {
+            tracing::info!("PUT /-/apps/NAME deploys new versions, DELETE /-/apps/NAME removes one (admin token set)");
+        } else {
+            tracing::info!("PUT /-/bundle deploys new versions (admin token set)");
+        }
     }
     if args.watch {
-        crate::watch::start(supervisor.clone(), args.app.clone())?;
+        crate::watch::start(supervisor.clone(), paths[0].clone())?;
     }
     // One line says it all: what is served, where, and how long loading took.
+    let list = |f: fn(&App) -> &str| apps.iter().map(|a| f(a)).collect::<Vec<_>>().join(", ");
     tracing::info!(
         address = %format!("http://{addr}"),
-        app = %app.manifest.app.name,
-        version = %app.manifest.app.version,
-        functions = app.manifest.functions.len(),
+        app = %list(|a| &a.manifest.app.name),
+        version = %list(|a| &a.manifest.app.version),
+        functions = apps.iter().map(|a| a.manifest.functions.len()).sum::<usize>(),
         load_ms,
         "serving"
     );
@@ -220,6 +274,51 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     server.serve(listener, shutdown_signal()).await?;
     supervisor.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The apps in `dir`: each directory holding `atoll.toml` and each
+/// `*.atoll` bundle, by name; hidden entries (the data directory) skipped.
+fn apps_in(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("--apps {}: {e}", dir.display()))?;
+    let mut apps = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let is_app = path.join(atoll_manifest::MANIFEST_FILE).is_file()
+            || (path.is_file() && path.extension().is_some_and(|e| e == "atoll"));
+        if is_app && !hidden {
+            apps.push(path);
+        }
+    }
+    apps.sort();
+    if apps.is_empty() {
+        bail!(
+            "--apps {}: no apps there (an app is a directory holding atoll.toml, or a .atoll bundle)",
+            dir.display()
+        );
+    }
+    Ok(apps)
+}
+
+/// Each app's `[app] name`, in order, once every manifest is read and no
+/// two apps share a name or a mount: refused before anything is opened,
+/// naming both apps and where they clash.
+fn check_names_and_mounts(sources: &[(PathBuf, AppSource)]) -> anyhow::Result<Vec<String>> {
+    let mut seen: Vec<(String, atoll_manifest::Mount, &PathBuf)> = Vec::new();
+    for (path, source) in sources {
+        let manifest = source.manifest().map_err(|e| {
+            eprintln!("{e}");
+            super::Reported
+        })?;
+        let (name, mount) = (manifest.app.name.clone(), manifest.app.mount());
+        for (other, other_mount, other_path) in &seen {
+            if let Some(clash) = atoll_http::clash((other, other_mount), (&name, &mount)) {
+                bail!("{clash} ({} and {})", other_path.display(), path.display());
+            }
+        }
+        seen.push((name, mount, path));
+    }
+    Ok(seen.into_iter().map(|(name, ..)| name).collect())
 }
 
 /// Binds `addr`; an address in use says how to choose another.
@@ -252,11 +351,17 @@ fn check_admin_token(token: &str) -> anyhow::Result<()> {
 
 /// What the app answers and runs: each route with the URL to try it at,
 /// each schedule and subscription.
-fn log_app(app: &App, addr: SocketAddr) {
+fn log_app(app: &App, addr: SocketAddr, several: bool) {
+    let info = &app.manifest.app;
+    if several || info.base != "/" || !info.hosts.is_empty() {
+        tracing::info!(app = %info.name, version = %info.version, mount = %info.mount(), "app");
+    }
+    let base = info.base.trim_end_matches('/');
     for route in &app.manifest.routes {
         tracing::info!(
+            app = %info.name,
             route = %route.describe(),
-            url = %format!("http://{addr}{}", route.path),
+            url = %format!("http://{addr}{base}{}", route.path),
             steps = %route.pipeline.describe(),
             "route"
         );
