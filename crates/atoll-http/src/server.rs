@@ -266,6 +266,7 @@ impl HttpServer {
     }
 
     /// The app currently served (the first by name when there are several).
+    /// Panics if every app of a server hosting several was removed.
     pub fn app(&self) -> Arc<App> {
         self.apps()
             .into_iter()

@@ -76,12 +76,18 @@ async fn a_limited_function_serves_its_slots_and_refuses_the_rest_after_the_queu
             .find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_string()))
             .unwrap_or_else(|| panic!("no {series} in {metrics}"))
     };
-    assert_eq!(value(r#"atoll_function_slots{function="slow"}"#), "2");
-    assert_eq!(value(r#"atoll_function_slots_in_use{function="slow"}"#), "2");
+    assert_eq!(value(r#"atoll_function_slots{app="limited",function="slow"}"#), "2");
+    assert_eq!(
+        value(r#"atoll_function_slots_in_use{app="limited",function="slow"}"#),
+        "2"
+    );
     // The three others wait until 300 ms; on a machine slow enough to have
     // let that pass already, they have been refused.
     if started.elapsed() < Duration::from_millis(250) {
-        assert_eq!(value(r#"atoll_function_slot_waiters{function="slow"}"#), "3");
+        assert_eq!(
+            value(r#"atoll_function_slot_waiters{app="limited",function="slow"}"#),
+            "3"
+        );
     }
 
     let r = send(addr, Method::POST, "/both", &[], b"5").await;
@@ -122,7 +128,7 @@ async fn a_limited_function_serves_its_slots_and_refuses_the_rest_after_the_queu
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "slept 1"));
     let metrics = get(addr, "/-/metrics").await.text();
     assert!(
-        metrics.contains(r#"atoll_function_slots_in_use{function="slow"} 0"#),
+        metrics.contains(r#"atoll_function_slots_in_use{app="limited",function="slow"} 0"#),
         "{metrics}"
     );
     assert!(

@@ -174,19 +174,19 @@ impl Metrics {
                 &r,
                 "atoll_function_slots",
                 "A function's max_concurrency, for functions that set one.",
-                &["function"],
+                &["app", "function"],
             ),
             function_slots_in_use: gauges(
                 &r,
                 "atoll_function_slots_in_use",
                 "Invocations holding one of a limited function's slots now.",
-                &["function"],
+                &["app", "function"],
             ),
             function_slot_waiters: gauges(
                 &r,
                 "atoll_function_slot_waiters",
                 "Calls waiting for a slot of a limited function now (refused ones count as no_capacity invocations).",
-                &["function"],
+                &["app", "function"],
             ),
             build_info,
             registry: r,
@@ -280,24 +280,26 @@ impl Drop for InUse {
     }
 }
 
-/// A function limited to `limit` invocations at once (`max_concurrency`).
-pub fn function_slots(function: &str, limit: u32) {
+/// `app`'s `function`, limited to `limit` invocations at once (`max_concurrency`).
+pub fn function_slots(app: &str, function: &str, limit: u32) {
     if let Some(m) = metrics() {
-        m.function_slots.with_label_values(&[function]).set(i64::from(limit));
+        m.function_slots
+            .with_label_values(&[app, function])
+            .set(i64::from(limit));
     }
 }
 
 /// A limited function's slots in use went up or down by `delta`.
-pub fn function_slots_in_use(function: &str, delta: i64) {
+pub fn function_slots_in_use(app: &str, function: &str, delta: i64) {
     if let Some(m) = metrics() {
-        m.function_slots_in_use.with_label_values(&[function]).add(delta);
+        m.function_slots_in_use.with_label_values(&[app, function]).add(delta);
     }
 }
 
 /// Calls waiting for a limited function's slot went up or down by `delta`.
-pub fn function_slot_waiters(function: &str, delta: i64) {
+pub fn function_slot_waiters(app: &str, function: &str, delta: i64) {
     if let Some(m) = metrics() {
-        m.function_slot_waiters.with_label_values(&[function]).add(delta);
+        m.function_slot_waiters.with_label_values(&[app, function]).add(delta);
     }
 }
 

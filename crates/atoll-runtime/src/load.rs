@@ -218,7 +218,7 @@ pub(crate) fn assemble(
                     name: Arc::from(decl.name.as_str()),
                     slots: decl
                         .max_concurrency
-                        .map(|n| Slots::new(Arc::from(decl.name.as_str()), n, decl.max_queue)),
+                        .map(|n| Slots::new(app.clone(), Arc::from(decl.name.as_str()), n, decl.max_queue)),
                     decl,
                     grants,
                     guest,

@@ -23,7 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A limited function's slots.
 pub struct Slots {
-    function: Arc<str>,
+    /// The app and the function, for the metrics' labels.
+    function: Labels,
     semaphore: Arc<Semaphore>,
     limit: u32,
     queue: Duration,
@@ -34,12 +35,15 @@ pub struct Slots {
 /// One invocation's hold on a slot; dropping it frees the slot.
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
-    function: Arc<str>,
+    function: Labels,
 }
 
+/// A function's app and name.
+type Labels = Arc<(Arc<str>, Arc<str>)>;
+
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit, function: &Arc<str>) -> Slot {
-        atoll_metrics::function_slots_in_use(function, 1);
+    fn new(permit: OwnedSemaphorePermit, function: &Labels) -> Slot {
+        atoll_metrics::function_slots_in_use(&function.0, &function.1, 1);
         Slot {
             _permit: permit,
             function: function.clone(),
@@ -49,7 +53,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        atoll_metrics::function_slots_in_use(&self.function, -1);
+        atoll_metrics::function_slots_in_use(&self.function.0, &self.function.1, -1);
     }
 }
 
@@ -67,10 +71,10 @@ pub struct SlotStats {
 }
 
 impl Slots {
-    pub fn new(function: Arc<str>, limit: u32, queue: Duration) -> Slots {
-        atoll_metrics::function_slots(&function, limit);
+    pub fn new(app: Arc<str>, function: Arc<str>, limit: u32, queue: Duration) -> Slots {
+        atoll_metrics::function_slots(&app, &function, limit);
         Slots {
-            function,
+            function: Arc::new((app, function)),
             semaphore: Arc::new(Semaphore::new(limit as usize)),
             limit,
             queue,
@@ -90,10 +94,10 @@ impl Slots {
             wait = wait.min(until.saturating_duration_since(Instant::now()));
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        atoll_metrics::function_slot_waiters(&self.function, 1);
+        atoll_metrics::function_slot_waiters(&self.function.0, &self.function.1, 1);
         let waited = tokio::time::timeout(wait, self.semaphore.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
-        atoll_metrics::function_slot_waiters(&self.function, -1);
+        atoll_metrics::function_slot_waiters(&self.function.0, &self.function.1, -1);
         match waited {
             Ok(Ok(permit)) => Ok(Slot::new(permit, &self.function)),
             // The semaphore is never closed; treat it as full all the same.
@@ -126,7 +130,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_function_makes_calls_wait_then_refuses_them() {
-        let slots = Arc::new(Slots::new(Arc::from("f"), 2, Duration::from_millis(100)));
+        let slots = Arc::new(Slots::new(
+            Arc::from("app"),
+            Arc::from("f"),
+            2,
+            Duration::from_millis(100),
+        ));
         let a = slots.acquire(None).await.unwrap();
         let _b = slots.acquire(None).await.unwrap();
         assert_eq!(slots.stats().in_flight, 2);

@@ -77,12 +77,28 @@ fn bundle(app_dir: &Path, out: &Path) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
+/// A server the test started, killed if the test fails before stopping it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `atoll serve --apps DIR` with `extra` flags: the server and its address.
-fn serve_apps(dir: &Path, extra: &[&str]) -> (std::process::Child, String) {
-    let mut child = atoll()
-        .arg("serve")
-        .arg("--apps")
-        .arg(dir)
+fn serve_apps(dir: &Path, extra: &[&str]) -> (Running, String) {
+    let mut cmd = atoll();
+    cmd.arg("serve").arg("--apps").arg(dir);
+    start(&mut cmd, extra)
+}
+
+/// `cmd` (an `atoll serve`) with `extra` flags on a free port, once it serves.
+fn start(cmd: &mut std::process::Command, extra: &[&str]) -> (Running, String) {
+    let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(extra)
         .stderr(std::process::Stdio::piped())
@@ -92,7 +108,7 @@ fn serve_apps(dir: &Path, extra: &[&str]) -> (std::process::Child, String) {
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = serving_address(&mut lines);
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (Running(child), addr)
 }
 
 /// `POST path` with `body` for the host `host` (the only `Host` header):
@@ -165,7 +181,7 @@ fn apps_are_routed_by_base_and_by_host() {
         metrics.contains(r#"atoll_http_requests_total{app="(none)",method="POST",route="(no route)",status="4xx"}"#),
         "{metrics}"
     );
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
     // Each app's stores under DATA/apps/NAME.
     for app in ["shop", "deep", "blog"] {
         assert!(data.join("apps").join(app).is_dir(), "{app}");
@@ -196,7 +212,7 @@ fn each_app_has_its_own_variables_and_stores() {
     // The same store name in b is another store.
     assert_eq!(post(&addr, "x", "/b/kv", r#"{"op": "get", "key": "k"}"#).1, "null");
     assert_eq!(post(&addr, "x", "/b/kv", r#"{"op": "keys"}"#).1, "[]");
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
     // The default data directory is .atoll in the apps directory.
     assert!(apps.join(".atoll/apps/a").is_dir());
     assert!(apps.join(".atoll/apps/b").is_dir());
@@ -240,7 +256,7 @@ fn one_apps_looping_and_trapping_functions_leave_another_answering() {
             .contains(r#"atoll_invocations_total{abi="wapc",app="hostile",function="plain",outcome="timeout"}"#),
         "{metrics}"
     );
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
 }
 
 #[test]
@@ -320,7 +336,7 @@ fn apps_are_deployed_added_and_removed_one_by_one() {
     let (code, text) = admin("PUT", "/-/bundle", &a2);
     assert_eq!(code, 409, "{text}");
     assert!(text.contains("PUT /-/apps/NAME"), "{text}");
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
 }
 
 #[test]
@@ -379,28 +395,19 @@ fn one_app_honours_its_base_and_shows_its_mount() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["mount"], serde_json::json!({"base": "/solo", "hosts": []}));
 
-    let mut served = serve(&one);
-    assert_eq!(post(&served.addr, "x", "/solo/version", "greeting").1, r#""s-1""#);
-    assert_eq!(post(&served.addr, "x", "/version", "greeting").0, 404);
-    assert!(terminate(&mut served.child).success());
+    let (mut child, addr) = start(atoll().arg("serve").arg(&one), &[]);
+    assert_eq!(post(&addr, "x", "/solo/version", "greeting").1, r#""s-1""#);
+    assert_eq!(post(&addr, "x", "/version", "greeting").0, 404);
+    assert!(terminate(&mut child.0).success());
 
     // Two apps named on the command line are served together.
     let other = app(dir.path(), "duo", r#"base = "/duo""#, "d-1");
-    let mut child = atoll()
-        .arg("serve")
-        .arg(&one)
-        .arg(&other)
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = serving_address(&mut lines);
-    std::thread::spawn(move || for _ in lines {});
+    let data = dir.path().join("data");
+    let (mut child, addr) = start(
+        atoll().arg("serve").arg(&one).arg(&other),
+        &["--data-dir", data.to_str().unwrap()],
+    );
     assert_eq!(post(&addr, "x", "/solo/version", "greeting").1, r#""s-1""#);
     assert_eq!(post(&addr, "x", "/duo/version", "greeting").1, r#""d-1""#);
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
 }
