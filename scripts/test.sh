@@ -63,7 +63,7 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast -E 'not binary(hostile)'
 else
   cargo test --workspace --no-fail-fast --exclude atoll
-  cargo test -p atoll --no-fail-fast --bins --test cli --test deploy
+  cargo test -p atoll --no-fail-fast --bins --test cli --test deploy --test apps
 fi
 
 # The Dockerfile and deploy/kubernetes checked against the code with the
