@@ -1,7 +1,7 @@
 //! Several apps in one server (`atoll serve --apps DIR`), through the
 //! `atoll` binary with real guests: routing by base and by host, each
 //! app's own variables and stores, deploys of one app by name that leave
-//! the others alone, a looping function in one app while another answers,
+//! the others alone (signed ones only, under `--trust`), a looping function in one app while another answers,
 //! and mounts that clash refused at load.
 
 mod common;
@@ -409,5 +409,45 @@ fn one_app_honours_its_base_and_shows_its_mount() {
     );
     assert_eq!(post(&addr, "x", "/solo/version", "greeting").1, r#""s-1""#);
     assert_eq!(post(&addr, "x", "/duo/version", "greeting").1, r#""d-1""#);
+    assert!(terminate(&mut child.0).success());
+}
+
+#[test]
+fn app_deploys_under_trust_take_only_signed_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (o, _, e) = run(atoll().arg("keygen").arg(d.join("release")));
+    assert!(o.status.success(), "{e}");
+    let sign = |src: &Path, out: &str| {
+        let (o, _, e) = run(atoll()
+            .arg("bundle")
+            .arg(src)
+            .arg("--sign")
+            .arg(d.join("release.key"))
+            .arg("-o")
+            .arg(d.join(out)));
+        assert!(o.status.success(), "{e}");
+        std::fs::read(d.join(out)).unwrap()
+    };
+    let apps = d.join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let src = d.join("src");
+    sign(&app(&src, "a", r#"base = "/a""#, "a-1"), "apps/a.atoll");
+    sign(&app(&src, "b", r#"base = "/b""#, "b-1"), "apps/b.atoll");
+    let trust = d.join("release.pub");
+    let (mut child, addr) = serve_apps(&apps, &["--admin-token", TOKEN, "--trust", trust.to_str().unwrap()]);
+    let auth = format!("Bearer {TOKEN}");
+
+    let unsigned = bundle(&app(&src, "a", r#"base = "/a""#, "a-2"), &d.join("unsigned.atoll"));
+    let r = http(&addr, "PUT", "/-/apps/a", &[("authorization", &auth)], &unsigned);
+    assert_eq!(status(&r), 422, "{r}");
+    assert!(common::body(&r).contains("not signed"), "{r}");
+    assert_eq!(post(&addr, "x", "/a/version", "greeting").1, r#""a-1""#);
+
+    let signed = sign(&src.join("a"), "signed.atoll");
+    let r = http(&addr, "PUT", "/-/apps/a", &[("authorization", &auth)], &signed);
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(post(&addr, "x", "/a/version", "greeting").1, r#""a-2""#);
+    assert_eq!(post(&addr, "x", "/b/version", "greeting").1, r#""b-1""#);
     assert!(terminate(&mut child.0).success());
 }
