@@ -114,12 +114,11 @@ async fn respond(shared: &Shared, req: Request<Incoming>, request_id: &str, trac
     }
     let served = shared.served.load_full();
     let host = request_host(&req);
+    // An app at the default mount takes every request; this is for apps
+    // with a base or hosts, alone or not.
     let Some((mounted, inner)) = served.pick(&host, path) else {
-        let message = if served.apps.len() == 1 && !shared.several {
-            format!("no route for {} {path}", req.method())
-        } else {
-            format!("no app is mounted for host \"{host}\" and path {path}")
-        };
+        let host: String = host.chars().take(256).collect();
+        let message = format!("no app is mounted for host \"{host}\" and path {path}");
         return error(StatusCode::NOT_FOUND, &message, None, request_id);
     };
     trace.app = Some(mounted.name.clone());

@@ -1,5 +1,6 @@
 //! The listening side: accepting connections within the connection limit,
-//! hyper's per-connection timeouts, and the app currently served.
+//! hyper's per-connection timeouts, and the apps currently served, each at
+//! its mount.
 
 use crate::budget::Budget;
 use crate::handler;

@@ -397,7 +397,12 @@ fn one_app_honours_its_base_and_shows_its_mount() {
 
     let (mut child, addr) = start(atoll().arg("serve").arg(&one), &[]);
     assert_eq!(post(&addr, "x", "/solo/version", "greeting").1, r#""s-1""#);
-    assert_eq!(post(&addr, "x", "/version", "greeting").0, 404);
+    let (code, text) = post(&addr, "x", "/version", "greeting");
+    assert_eq!(code, 404, "{text}");
+    assert!(
+        text.contains(r#"no app is mounted for host \"x\" and path /version"#),
+        "{text}"
+    );
     assert!(terminate(&mut child.0).success());
 
     // Two apps named on the command line are served together.
