@@ -378,6 +378,11 @@ fn apps_with_one_name_or_one_mount_are_refused_at_load() {
     assert!(stderr.contains("app.base"), "{stderr}");
     assert!(stderr.contains("/-/"), "{stderr}");
 
+    // --watch follows one app.
+    let (o, _, stderr) = run(atoll().arg("serve").arg("--apps").arg(&clash).arg("--watch"));
+    assert!(!o.status.success());
+    assert!(stderr.contains("--watch and --build serve one app"), "{stderr}");
+
     // An empty directory has no apps to serve.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
