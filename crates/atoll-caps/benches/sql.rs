@@ -1,6 +1,6 @@
 //! The host side of `sql.query`: what a guest's point select costs between
 //! `__host_call` and its answer (decoding the payload, the grant, the
-//! parameter check, the trip to a SQLite thread, the prepared statement,
+//! parameter check, the fast path on a read-only connection (or the trip to a SQLite thread), the prepared statement,
 //! encoding the rows), on a table of 10,000 rows. Beside it, a `kv.get` on
 //! the embedded redb store, the same way, for scale.
 //!

@@ -110,6 +110,10 @@ pub enum SqlError {
     BadColumn { column: String, message: String },
     #[error("{0}")]
     Backend(String),
+    /// Stopped by the SQLite fast path's step budget; the backend runs the
+    /// query again where it may take its time, so callers never see it.
+    #[error("interrupted: the query ran past the fast path's budget")]
+    Interrupted,
 }
 
 /// One database. Implementations must be safe to call from many requests
