@@ -155,13 +155,16 @@ pub(crate) fn runtime_sections<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// Each source of a capability's sections with its key prefix, and the file.
+pub(crate) type ScopedSections<'a, T> = (Vec<(String, T)>, Option<&'a atoll_manifest::SourceText>);
+
 /// A capability's sections of the runtime configuration as an app sees
 /// them: the server-wide ones first, then that app's own under
 /// `[apps.NAME]` (which override them), each with the start of the key its
 /// errors name (`""` or `"apps.NAME."`). Every span is in the one file.
 pub(crate) fn app_runtime_sections<T: serde::de::DeserializeOwned + Default>(
     runtime: &RuntimeConfigFile,
-) -> Result<(Vec<(String, T)>, Option<&atoll_manifest::SourceText>), Vec<ManifestError>> {
+) -> Result<ScopedSections<'_, T>, Vec<ManifestError>> {
     #[derive(serde::Deserialize)]
     #[serde(bound = "T: serde::de::DeserializeOwned")]
     struct Scoped<T> {
