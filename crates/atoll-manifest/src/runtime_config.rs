@@ -384,6 +384,60 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
     }
 
     #[test]
+    fn each_app_sees_its_own_table_and_with_several_apps_nothing_server_wide() {
+        let text = "[variables]\ntoken = \"all\"\nregion = \"all\"\n\n[apps.shop.variables]\ntoken = \"shop's\"\n\n[apps.gone.kv.default]\nbackend = \"memory\"\n";
+        let cfg = RuntimeConfigFile::parse(text, Path::new("rt.toml")).unwrap();
+        let one = cfg.for_app("shop", false);
+        assert_eq!(one.variables["token"], "shop's");
+        assert_eq!(one.variables["region"], "all", "one app: [variables] is its own");
+        let shop = cfg.for_app("shop", true);
+        assert_eq!(shop.variables.get("token").map(String::as_str), Some("shop's"));
+        assert_eq!(shop.variables.get("region"), None, "several apps: nothing server-wide");
+        assert!(cfg.for_app("blog", true).variables.is_empty());
+        assert_eq!(shop.scope.as_ref().map(|s| s.app.as_str()), Some("shop"));
+        // [variables] with several apps: refused where it is.
+        let err = cfg.check_served(&["shop", "blog"], true).unwrap_err().to_string();
+        assert!(
+            err.contains("rt.toml:1:1: variables: this server hosts several apps"),
+            "{err}"
+        );
+        // A table naming no app served: a warning with its line.
+        let warned = cfg.check_served(&["shop"], false).unwrap();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].starts_with("rt.toml:8: [apps.gone] names no app served"),
+            "{warned:?}"
+        );
+    }
+
+    #[test]
+    fn an_apps_table_holds_only_its_variables_and_stores() {
+        for (text, expected) in [
+            (
+                "[apps.a.http]\ntimeout = \"1s\"\n",
+                "rt.toml:1:9: apps.a.http: an app's table holds only",
+            ),
+            (
+                "[apps.a]\ndata_dir = \"x\"\n",
+                "rt.toml:2:1: apps.a.data_dir: an app's table holds only",
+            ),
+            (
+                "[apps.a]\nkv = 3\n",
+                "rt.toml:2:1: apps.a.kv: [kv.NAME] tables, one per store",
+            ),
+            (
+                "[apps.a.variables]\nn = 3\n",
+                "rt.toml:1:9: apps.a.variables: variables are a table of strings",
+            ),
+        ] {
+            let err = RuntimeConfigFile::parse(text, Path::new("rt.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn a_coordinator_is_a_redis_url_every_node_can_reach() {
         for good in [
             "redis://redis",
