@@ -154,3 +154,33 @@ pub(crate) fn runtime_sections<T: serde::de::DeserializeOwned + Default>(
         }
     }
 }
+
+/// Each source of a capability's sections with its key prefix, and the file.
+pub(crate) type ScopedSections<'a, T> = (Vec<(String, T)>, Option<&'a atoll_manifest::SourceText>);
+
+/// A capability's sections of the runtime configuration as an app sees
+/// them: the server-wide ones first, then that app's own under
+/// `[apps.NAME]` (which override them), each with the start of the key its
+/// errors name (`""` or `"apps.NAME."`). Every span is in the one file.
+pub(crate) fn app_runtime_sections<T: serde::de::DeserializeOwned + Default>(
+    runtime: &RuntimeConfigFile,
+) -> Result<ScopedSections<'_, T>, Vec<ManifestError>> {
+    #[derive(serde::Deserialize)]
+    #[serde(bound = "T: serde::de::DeserializeOwned")]
+    struct Scoped<T> {
+        #[serde(default = "BTreeMap::new")]
+        apps: BTreeMap<String, T>,
+    }
+    let (server, src) = runtime_sections::<T>(runtime)?;
+    let mut sections = vec![(String::new(), server)];
+    if let (Some(src), Some(scope)) = (src, &runtime.scope) {
+        let mut scoped: Scoped<T> = toml::from_str(&src.text).map_err(|e| {
+            let loc = src.locate(e.span().unwrap_or(0..0));
+            vec![src.error(loc, "", e.message().trim())]
+        })?;
+        if let Some(own) = scoped.apps.remove(&scope.app) {
+            sections.push((format!("apps.{}.", scope.app), own));
+        }
+    }
+    Ok((sections, src))
+}

@@ -90,7 +90,7 @@ impl Services {
         app: AppFiles,
     ) -> Result<Services, ManifestErrors> {
         let mut errors: Vec<ManifestError> = Vec::new();
-        let vars = match Variables::resolve(manifest, &runtime.variables, env) {
+        let vars = match Variables::resolve(manifest, &runtime.variables, runtime.scope.as_ref(), env) {
             Ok(v) => Arc::new(v),
             Err(e) => {
                 errors.extend(e);

@@ -301,7 +301,7 @@ fn host() -> &'static Host {
         )
         .unwrap();
         let env = |name: &str| (name == "ATOLL_VAR_TOKEN").then(|| "s3cret".to_string());
-        let vars = Variables::resolve(&manifest, &BTreeMap::new(), env).unwrap();
+        let vars = Variables::resolve(&manifest, &BTreeMap::new(), None, env).unwrap();
 
         let mut granted = Grants::with_capabilities(Capability::ALL.iter().copied());
         granted.kv.stores.insert("default".into(), Arc::new(MemoryStore::default()));

@@ -266,15 +266,6 @@ impl HttpServer {
         self.shared.several
     }
 
-    /// The app currently served (the first by name when there are several).
-    /// Panics if every app of a server hosting several was removed.
-    pub fn app(&self) -> Arc<App> {
-        self.apps()
-            .into_iter()
-            .next()
-            .expect("a server with one app always has it")
-    }
-
     /// Every app served, by name.
     pub fn apps(&self) -> Vec<Arc<App>> {
         self.shared.served.load().apps.iter().map(|m| m.app.clone()).collect()

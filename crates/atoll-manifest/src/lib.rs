@@ -42,7 +42,7 @@ pub use hosts::{HostMatch, HostPattern};
 pub use model::*;
 pub use mount::{Mount, host_of};
 pub use path::{RoutePath, Segment};
-pub use runtime_config::{HttpSettings, RuntimeConfigFile};
+pub use runtime_config::{AppScope, AppTables, HttpSettings, RuntimeConfigFile};
 pub use sql_text::{MAX_PARAMS, SqlShape, sql_shape};
 pub use template::{Template, TemplatePart};
 pub use topics::{TopicPattern, check_topic};

@@ -236,6 +236,18 @@ impl Variable {
     pub fn env_name(&self) -> String {
         format!("ATOLL_VAR_{}", self.name.to_ascii_uppercase())
     }
+
+    /// `ATOLL_APP_SHOP_VAR_GITHUB_TOKEN` for `github_token` in the app
+    /// `shop`: the variable given to that app alone.
+    pub fn app_env_name(&self, app: &str) -> String {
+        format!("{}{}", app_env_prefix(app), self.name.to_ascii_uppercase())
+    }
+}
+
+/// `ATOLL_APP_<APP>_VAR_`, the app's name upper-cased with `-` as `_`: the
+/// start of the environment variables that give values to that app alone.
+pub fn app_env_prefix(app: &str) -> String {
+    format!("ATOLL_APP_{}_VAR_", app.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// Headers the host adds to outbound requests to some hosts, with values

@@ -15,8 +15,14 @@
 //! url = "redis://127.0.0.1:6379/0"
 //! prefix = "shop"                    # key prefix (default: "atoll:<app name>")
 //!
-//! [variables]
+//! [variables]                        # one app only; with several, refused (see [apps.NAME])
 //! github_token = "ghp_..."           # the environment (ATOLL_VAR_GITHUB_TOKEN) wins over this
+//!
+//! [apps.shop.variables]              # the app "shop"'s own values (ATOLL_APP_SHOP_VAR_<NAME> wins)
+//! api_key = "..."
+//!
+//! [apps.shop.kv.default]             # the app "shop"'s own [kv.*] and [sql.*], over the server's
+//! backend = "memory"
 //!
 //! [http]
 //! timeout = "30s"                    # per outbound request
@@ -31,7 +37,7 @@
 //! url = "nats://10.0.0.6:4222"
 //! ```
 
-use crate::error::{ManifestErrors, SourceText};
+use crate::error::{Location, ManifestErrors, SourceText};
 use crate::{parse_duration, parse_size};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -61,13 +67,43 @@ pub struct RuntimeConfigFile {
     /// `None` when no file was given: everything is a default.
     pub source: Option<SourceText>,
     pub data_dir: Option<PathBuf>,
+    /// `[variables]`; in an app's view ([`RuntimeConfigFile::for_app`]),
+    /// that app's values: its `[apps.NAME.variables]` over these, or those
+    /// alone when the server hosts several apps.
     pub variables: BTreeMap<String, String>,
+    /// Where `[variables]` is, if the file has it.
+    pub variables_loc: Option<Location>,
+    /// `[apps.NAME]`: each app's own tables, by app name.
+    pub apps: BTreeMap<String, AppTables>,
+    /// Whose view of the file this is; `None`: the whole file, as read.
+    pub scope: Option<AppScope>,
     pub http: HttpSettings,
     /// `[cluster] coordinator`: the Redis server through which the nodes
     /// running this app agree on which of them runs each schedule tick.
     /// `None`: every node runs every tick.
     pub cluster_coordinator: Option<String>,
 }
+
+/// One `[apps.NAME]` table: what the file gives that app alone.
+#[derive(Debug, Clone, Default)]
+pub struct AppTables {
+    pub variables: BTreeMap<String, String>,
+    /// Where the table is.
+    pub loc: Location,
+}
+
+/// The app an app's view of the runtime configuration is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppScope {
+    pub app: String,
+    /// The server hosts several apps: server-wide variables are refused,
+    /// and `[kv.*]` and `[sql.*]` are the defaults its own tables override.
+    pub several: bool,
+}
+
+/// What an `[apps.NAME]` table may hold: an app's own stores and values.
+/// The rest (`data_dir`, `[http]`, `[msg]`, `[cluster]`) is the server's.
+const APP_TABLES: &[&str] = &["variables", "kv", "sql"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,8 +116,9 @@ struct Raw {
     msg: Option<toml::Table>,
     #[allow(dead_code)]
     sql: Option<toml::Table>,
+    variables: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
-    variables: BTreeMap<String, String>,
+    apps: BTreeMap<String, Spanned<BTreeMap<Spanned<String>, toml::Value>>>,
     #[serde(default)]
     http: RawHttp,
     cluster: Option<Spanned<RawCluster>>,
@@ -145,17 +182,105 @@ impl RuntimeConfigFile {
                 )),
             }
         }
+        let mut apps = BTreeMap::new();
+        for (name, table) in &raw.apps {
+            let mut own = AppTables {
+                variables: BTreeMap::new(),
+                loc: src.locate(table.span()),
+            };
+            for (key, value) in table.get_ref() {
+                let at = src.locate(key.span());
+                let path = format!("apps.{name}.{}", key.get_ref());
+                if !APP_TABLES.contains(&key.get_ref().as_str()) {
+                    errors.push(src.error(
+                        at,
+                        path,
+                        format!(
+                            "an app's table holds only {}; data_dir, [http], [msg] and [cluster] are the server's",
+                            APP_TABLES.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                let is_table = value.is_table();
+                if key.get_ref() == "variables" {
+                    match value.clone().try_into::<BTreeMap<String, String>>() {
+                        Ok(v) if is_table => own.variables = v,
+                        _ => errors.push(src.error(at, path, "variables are a table of strings: `name = \"value\"`")),
+                    }
+                } else if !is_table {
+                    errors.push(src.error(at, path, format!("[{}.NAME] tables, one per store", key.get_ref())));
+                }
+            }
+            apps.insert(name.clone(), own);
+        }
         if !errors.is_empty() {
             return Err(ManifestErrors(errors));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         Ok(RuntimeConfigFile {
             data_dir: raw.data_dir.map(|d| base.join(d)),
+            variables_loc: raw.variables.as_ref().map(|v| src.locate(v.span())),
+            variables: raw.variables.map(Spanned::into_inner).unwrap_or_default(),
             source: Some(src),
-            variables: raw.variables,
+            apps,
+            scope: None,
             http,
             cluster_coordinator,
         })
+    }
+}
+
+impl RuntimeConfigFile {
+    /// The app `app`'s view of the file: its own `[apps.NAME.variables]`
+    /// over the server-wide `[variables]` (alone, when the server hosts
+    /// several apps), and its own `[kv.*]` and `[sql.*]` over the server's
+    /// when the capabilities read them.
+    pub fn for_app(&self, app: &str, several: bool) -> RuntimeConfigFile {
+        let mut view = self.clone();
+        if several {
+            view.variables.clear();
+        }
+        if let Some(own) = self.apps.get(app) {
+            view.variables.extend(own.variables.clone());
+        }
+        view.scope = Some(AppScope {
+            app: app.to_string(),
+            several,
+        });
+        view
+    }
+
+    /// Checks the file against the apps a server starts with. With several
+    /// apps, server-wide `[variables]` are refused: a value there would
+    /// reach every app declaring a variable of that name, a secret among
+    /// them. The answer is a warning for each `[apps.NAME]` naming no app
+    /// served: not an error, as `PUT /-/apps/NAME` may deploy it later.
+    pub fn check_served(&self, served: &[&str], several: bool) -> Result<Vec<String>, ManifestErrors> {
+        if let (true, false, Some(src)) = (several, self.variables.is_empty(), &self.source) {
+            let loc = self.variables_loc.unwrap_or_default();
+            return Err(ManifestErrors(vec![src.error(
+                loc,
+                "variables",
+                "this server hosts several apps, and a value here would reach every app declaring a variable of that name; give each app its own under [apps.NAME.variables]",
+            )]));
+        }
+        let path = self
+            .source
+            .as_ref()
+            .map(|s| s.path.display().to_string())
+            .unwrap_or_default();
+        Ok(self
+            .apps
+            .iter()
+            .filter(|(name, _)| !served.contains(&name.as_str()))
+            .map(|(name, t)| {
+                format!(
+                    "{path}:{}: [apps.{name}] names no app served; it applies if an app \"{name}\" is deployed (PUT /-/apps/{name})",
+                    t.loc.line
+                )
+            })
+            .collect())
     }
 }
 
@@ -256,6 +381,60 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
             none.cluster_coordinator, None,
             "no [cluster]: every node runs every tick"
         );
+    }
+
+    #[test]
+    fn each_app_sees_its_own_table_and_with_several_apps_nothing_server_wide() {
+        let text = "[variables]\ntoken = \"all\"\nregion = \"all\"\n\n[apps.shop.variables]\ntoken = \"shop's\"\n\n[apps.gone.kv.default]\nbackend = \"memory\"\n";
+        let cfg = RuntimeConfigFile::parse(text, Path::new("rt.toml")).unwrap();
+        let one = cfg.for_app("shop", false);
+        assert_eq!(one.variables["token"], "shop's");
+        assert_eq!(one.variables["region"], "all", "one app: [variables] is its own");
+        let shop = cfg.for_app("shop", true);
+        assert_eq!(shop.variables.get("token").map(String::as_str), Some("shop's"));
+        assert_eq!(shop.variables.get("region"), None, "several apps: nothing server-wide");
+        assert!(cfg.for_app("blog", true).variables.is_empty());
+        assert_eq!(shop.scope.as_ref().map(|s| s.app.as_str()), Some("shop"));
+        // [variables] with several apps: refused where it is.
+        let err = cfg.check_served(&["shop", "blog"], true).unwrap_err().to_string();
+        assert!(
+            err.contains("rt.toml:1:1: variables: this server hosts several apps"),
+            "{err}"
+        );
+        // A table naming no app served: a warning with its line.
+        let warned = cfg.check_served(&["shop"], false).unwrap();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].starts_with("rt.toml:8: [apps.gone] names no app served"),
+            "{warned:?}"
+        );
+    }
+
+    #[test]
+    fn an_apps_table_holds_only_its_variables_and_stores() {
+        for (text, expected) in [
+            (
+                "[apps.a.http]\ntimeout = \"1s\"\n",
+                "rt.toml:1:9: apps.a.http: an app's table holds only",
+            ),
+            (
+                "[apps.a]\ndata_dir = \"x\"\n",
+                "rt.toml:2:1: apps.a.data_dir: an app's table holds only",
+            ),
+            (
+                "[apps.a]\nkv = 3\n",
+                "rt.toml:2:1: apps.a.kv: [kv.NAME] tables, one per store",
+            ),
+            (
+                "[apps.a.variables]\nn = 3\n",
+                "rt.toml:1:9: apps.a.variables: variables are a table of strings",
+            ),
+        ] {
+            let err = RuntimeConfigFile::parse(text, Path::new("rt.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -149,19 +149,19 @@ impl Metrics {
                 &r,
                 "atoll_schedule_runs_total",
                 "Schedule runs by schedule and outcome (ok, failed).",
-                &["schedule", "outcome"],
+                &["app", "schedule", "outcome"],
             ),
             messages: counter(
                 &r,
                 "atoll_subscription_messages_total",
                 "Messages handled by subscriptions, by the subscription's topic pattern and outcome (ok, failed).",
-                &["topic", "outcome"],
+                &["app", "topic", "outcome"],
             ),
             message_wait: histogram(
                 &r,
                 "atoll_subscription_wait_seconds",
                 "Time a message waited after it arrived until its pipeline started (the subscription's lag), by topic pattern.",
-                &["topic"],
+                &["app", "topic"],
                 DURATION_BUCKETS,
             ),
             deploys: counter(
@@ -316,26 +316,28 @@ pub fn host_call(namespace: &str, outcome: HostCallOutcome, elapsed: Duration) {
 }
 
 /// One run of a schedule.
-pub fn schedule_run(schedule: &str, ok: bool) {
+pub fn schedule_run(app: &str, schedule: &str, ok: bool) {
     if let Some(m) = metrics() {
         m.schedule_runs
-            .with_label_values(&[schedule, if ok { "ok" } else { "failed" }])
+            .with_label_values(&[app, schedule, if ok { "ok" } else { "failed" }])
             .inc();
     }
 }
 
 /// A message arrived `waited` ago and its pipeline is starting now.
-pub fn message_started(topic: &str, waited: Duration) {
+pub fn message_started(app: &str, topic: &str, waited: Duration) {
     if let Some(m) = metrics() {
-        m.message_wait.with_label_values(&[topic]).observe(waited.as_secs_f64());
+        m.message_wait
+            .with_label_values(&[app, topic])
+            .observe(waited.as_secs_f64());
     }
 }
 
 /// One message handled by a subscription.
-pub fn message_handled(topic: &str, ok: bool) {
+pub fn message_handled(app: &str, topic: &str, ok: bool) {
     if let Some(m) = metrics() {
         m.messages
-            .with_label_values(&[topic, if ok { "ok" } else { "failed" }])
+            .with_label_values(&[app, topic, if ok { "ok" } else { "failed" }])
             .inc();
     }
 }

@@ -221,13 +221,15 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
         )
         .await;
     let duration_ms = started.elapsed().as_millis() as u64;
-    atoll_metrics::schedule_run(&schedule.name, outcome.result.is_ok());
+    let app_name = &app.manifest.app.name;
+    atoll_metrics::schedule_run(app_name, &schedule.name, outcome.result.is_ok());
     match &outcome.result {
         Ok(_) => {
-            tracing::info!(target: "atoll::schedule", schedule = %schedule.name, request_id = %request_id, trace_id = %trace_id, duration_ms, node, tick, "schedule ran")
+            tracing::info!(target: "atoll::schedule", app = %app_name, schedule = %schedule.name, request_id = %request_id, trace_id = %trace_id, duration_ms, node, tick, "schedule ran")
         }
         Err(f) => tracing::error!(
             target: "atoll::schedule",
+            app = %app_name,
             schedule = %schedule.name,
             request_id = %request_id,
             trace_id = %trace_id,

@@ -51,7 +51,7 @@ pub(crate) async fn run(app: Arc<App>, sub: Subscription, mut messages: Messages
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        atoll_metrics::message_started(sub.topic.as_str(), arrived.elapsed());
+        atoll_metrics::message_started(&app.manifest.app.name, sub.topic.as_str(), arrived.elapsed());
         let (app, sub) = (app.clone(), sub.clone());
         tokio::spawn(async move {
             handle(&app, &sub, message).await;
@@ -98,10 +98,10 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
         }
     };
     // Labelled by the subscription's pattern: a wildcard may match any number of topics.
-    atoll_metrics::message_handled(sub.topic.as_str(), outcome.result.is_ok());
+    atoll_metrics::message_handled(&app.manifest.app.name, sub.topic.as_str(), outcome.result.is_ok());
     match outcome.result {
         Ok(body) => {
-            tracing::info!(target: "atoll::message", topic = %message.topic, request_id = %request_id, trace_id = %trace_id, "message handled");
+            tracing::info!(target: "atoll::message", app = %app.manifest.app.name, topic = %message.topic, request_id = %request_id, trace_id = %trace_id, "message handled");
             // A request's sender waits on its own inbox; `reply_to` is the
             // subscription's standing answer topic. Both get the result.
             for reply in message.reply.iter().chain(sub.reply_to.iter()) {
@@ -119,6 +119,7 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
         Err(f) => {
             tracing::error!(
                 target: "atoll::message",
+                app = %app.manifest.app.name,
                 topic = %message.topic,
                 request_id = %request_id,
                 trace_id = %trace_id,

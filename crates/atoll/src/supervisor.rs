@@ -127,6 +127,14 @@ impl Supervisor {
         self.server
             .check_mount(&name, &manifest.app.mount())
             .map_err(Refused::conflict)?;
+        if several && !served.contains(&name) {
+            // A newcomer's name must not make an environment variable
+            // meant for another app look like its own, nor the reverse.
+            let mut names: Vec<&str> = served.iter().map(String::as_str).collect();
+            names.push(&name);
+            let env: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
+            atoll_caps::vars::check_env(&names, several, env.iter().map(String::as_str)).map_err(Refused::conflict)?;
+        }
         let config = app_config(&self.config, several, &name);
         let app = App::from_source(source, &self.engine, &config)
             .await
@@ -170,11 +178,14 @@ impl Supervisor {
     }
 }
 
-/// `config` for the app `name`: with several apps, each has its own data
-/// directory, `DATA/apps/NAME` (names are letters, digits, `-` and `_`, so
-/// the directory stays inside `DATA`).
+/// `config` for the app `name`: its view of the runtime configuration
+/// (its own `[apps.NAME]` tables; with several apps, no server-wide
+/// variables), and with several apps its own data directory,
+/// `DATA/apps/NAME` (names are letters, digits, `-` and `_`, so the
+/// directory stays inside `DATA`).
 pub fn app_config(config: &RuntimeConfig, several: bool, name: &str) -> RuntimeConfig {
     let mut config = config.clone();
+    config.file = config.file.for_app(name, several);
     if several {
         let root = config.data_dir.clone().unwrap_or_else(|| PathBuf::from(".atoll"));
         config.data_dir = Some(root.join("apps").join(name));

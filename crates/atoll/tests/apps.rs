@@ -20,6 +20,11 @@ const TOKEN: &str = "apps-admin-token-0123456789";
 /// `POST /kv` runs a kv command on the store `default`, and `POST /spin`
 /// and `POST /panic` loop (until a 300 ms deadline) and trap.
 fn app(dir: &Path, name: &str, mount: &str, version: &str) -> PathBuf {
+    app_with(dir, name, mount, version, "")
+}
+
+/// `app` with `extra` at the end of its manifest (more tables).
+fn app_with(dir: &Path, name: &str, mount: &str, version: &str, extra: &str) -> PathBuf {
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(guest_path("caps-fixture"), dir.join("f.wasm")).unwrap();
@@ -63,7 +68,7 @@ steps = [{{ fn = "plain", op = "spin" }}]
 method = "POST"
 path = "/panic"
 steps = [{{ fn = "plain", op = "panic" }}]
-"#
+{extra}"#
         ),
     )
     .unwrap();
@@ -98,6 +103,15 @@ fn serve_apps(dir: &Path, extra: &[&str]) -> (Running, String) {
 
 /// `cmd` (an `atoll serve`) with `extra` flags on a free port, once it serves.
 fn start(cmd: &mut std::process::Command, extra: &[&str]) -> (Running, String) {
+    let (child, addr, _) = start_logged(cmd, extra);
+    (child, addr)
+}
+
+/// Every line a server logged so far (JSON).
+type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// `start`, keeping the server's log lines.
+fn start_logged(cmd: &mut std::process::Command, extra: &[&str]) -> (Running, String, Log) {
     let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(extra)
@@ -106,9 +120,31 @@ fn start(cmd: &mut std::process::Command, extra: &[&str]) -> (Running, String) {
         .unwrap();
     use std::io::BufRead;
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = serving_address(&mut lines);
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), addr)
+    let log: Log = Arc::default();
+    let mut seen = Vec::new();
+    let addr = serving_address(&mut lines.by_ref().inspect(|l| {
+        if let Ok(l) = l {
+            seen.push(l.clone())
+        }
+    }));
+    log.lock().unwrap().extend(seen);
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    (Running(child), addr, log)
+}
+
+/// The lines of `log` whose message is `message` and whose `app` is `app`.
+fn logged(log: &Log, message: &str, app: &str) -> Vec<serde_json::Value> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == message && v["app"] == app)
+        .collect()
 }
 
 /// `POST path` with `body` for the host `host` (the only `Host` header):
@@ -459,5 +495,288 @@ fn app_deploys_under_trust_take_only_signed_bundles() {
     assert_eq!(status(&r), 200, "{r}");
     assert_eq!(post(&addr, "x", "/a/version", "greeting").1, r#""a-2""#);
     assert_eq!(post(&addr, "x", "/b/version", "greeting").1, r#""b-1""#);
+    assert!(terminate(&mut child.0).success());
+}
+
+/// Tables for `app_with`: a secret `api_key` that `POST /secret` reads
+/// (its function lists it), and a plain `region`.
+const SECRET_AND_REGION: &str = r#"
+[variables.api_key]
+secret = true
+
+[variables.region]
+default = "nowhere"
+
+[functions.s]
+source = "f.wasm"
+capabilities = ["vars"]
+secrets = ["api_key"]
+
+[[routes]]
+method = "POST"
+path = "/secret"
+steps = [{ fn = "s", op = "var" }]
+"#;
+
+#[test]
+fn each_app_takes_its_variables_and_secrets_from_its_own_scope_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("apps");
+    let src = dir.path().join("src");
+    app_with(&apps, "a", r#"base = "/a""#, "a-1", SECRET_AND_REGION);
+    app_with(&apps, "b-2", r#"base = "/b""#, "b-1", SECRET_AND_REGION);
+    let rt = dir.path().join("rt.toml");
+    std::fs::write(
+        &rt,
+        "[apps.a.variables]\nregion = \"eu\"\napi_key = \"from-a's-file\"\n\n[apps.b-2.variables]\nregion = \"us\"\n",
+    )
+    .unwrap();
+    let rt = rt.to_str().unwrap();
+    let mut cmd = atoll();
+    cmd.arg("serve")
+        .arg("--apps")
+        .arg(&apps)
+        .env("ATOLL_APP_A_VAR_API_KEY", "a-secret")
+        .env("ATOLL_APP_B_2_VAR_REGION", "us-east");
+    let (mut child, addr) = start(&mut cmd, &["--runtime-config", rt, "--admin-token", TOKEN]);
+    let read = |app: &str, route: &str, var: &str| post(&addr, "x", &format!("/{app}/{route}"), var).1;
+
+    // Each app's own environment wins over its own table.
+    assert_eq!(read("a", "version", "region"), r#""eu""#);
+    assert_eq!(read("b", "version", "region"), r#""us-east""#);
+    assert_eq!(read("a", "secret", "api_key"), r#""a-secret""#);
+    // b declares a secret of the same name; a's value never reaches it.
+    assert_eq!(read("b", "secret", "api_key"), "null");
+    // A deploy of a keeps a's scope.
+    let a2 = bundle(
+        &app_with(&src, "a", r#"base = "/a""#, "a-2", SECRET_AND_REGION),
+        &dir.path().join("a2.atoll"),
+    );
+    let auth = format!("Bearer {TOKEN}");
+    let r = http(&addr, "PUT", "/-/apps/a", &[("authorization", &auth)], &a2);
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(read("a", "version", "greeting"), r#""a-2""#);
+    assert_eq!(read("a", "secret", "api_key"), r#""a-secret""#);
+    assert_eq!(read("a", "version", "region"), r#""eu""#);
+    assert_eq!(read("b", "secret", "api_key"), "null");
+    assert!(terminate(&mut child.0).success());
+
+    // With several apps, values meant for every app are refused, naming
+    // where they are, and no value is printed.
+    let (o, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg("--apps")
+        .arg(&apps)
+        .args(["--listen", "127.0.0.1:0", "--runtime-config", rt])
+        .env("ATOLL_VAR_API_KEY", "leaked"));
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("ATOLL_VAR_API_KEY is set, but this server hosts several apps")
+            && stderr.contains("ATOLL_APP_<APP>_VAR_API_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("leaked"), "{stderr}");
+    let wide = dir.path().join("wide.toml");
+    std::fs::write(&wide, "data_dir = \"d\"\n\n[variables]\napi_key = \"for-everyone\"\n").unwrap();
+    let (o, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg("--apps")
+        .arg(&apps)
+        .args(["--listen", "127.0.0.1:0", "--runtime-config"])
+        .arg(&wide));
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("wide.toml:3:1: variables: this server hosts several apps")
+            && stderr.contains("[apps.NAME.variables]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("for-everyone"), "{stderr}");
+}
+
+#[test]
+fn each_app_has_its_own_kv_runtime_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("apps");
+    app(&apps, "a", r#"base = "/a""#, "a-1");
+    app(&apps, "b", r#"base = "/b""#, "b-1");
+    let rt = dir.path().join("rt.toml");
+    // The server's default for every store is memory; b's own is redb.
+    std::fs::write(
+        &rt,
+        "[kv.default]\nbackend = \"memory\"\n\n[apps.b.kv.default]\nbackend = \"redb\"\npath = \"own.redb\"\n\n[apps.gone.variables]\nx = \"y\"\n",
+    )
+    .unwrap();
+    let rt = rt.to_str().unwrap();
+    let set = r#"{"op": "set", "key": "k", "value": "kept?"}"#;
+    let get = r#"{"op": "get", "key": "k"}"#;
+    for round in 0..2 {
+        let mut cmd = atoll();
+        cmd.arg("serve").arg("--apps").arg(&apps);
+        let (mut child, addr, log) = start_logged(&mut cmd, &["--runtime-config", rt]);
+        let a = logged(&log, "kv store", "a");
+        assert_eq!(
+            (a.len(), &a[0]["store"], &a[0]["backend"]),
+            (1, &"default".into(), &"memory".into()),
+            "{a:?}"
+        );
+        let b = logged(&log, "kv store", "b");
+        assert_eq!(b[0]["backend"], "redb", "{b:?}");
+        assert!(b[0]["at"].as_str().unwrap().ends_with("apps/b/own.redb"), "{b:?}");
+        // A table for an app not served is a warning naming it.
+        let warned = log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("[apps.gone] names no app served"));
+        assert!(warned, "{:?}", log.lock().unwrap());
+        if round == 0 {
+            for app in ["a", "b"] {
+                assert_eq!(post(&addr, "x", &format!("/{app}/kv"), set).0, 200);
+            }
+        } else {
+            // After a restart, a's store (memory) is empty; b's (redb) kept its key.
+            assert_eq!(post(&addr, "x", "/a/kv", get).1, "null");
+            assert_eq!(post(&addr, "x", "/b/kv", get).1, r#""kept?""#);
+        }
+        assert!(terminate(&mut child.0).success());
+    }
+    assert!(apps.join(".atoll/apps/b/own.redb").is_file());
+}
+
+#[test]
+fn a_misconfigured_app_table_is_refused_naming_the_app_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("apps");
+    app(&apps, "a", r#"base = "/a""#, "a-1");
+    app(&apps, "b", r#"base = "/b""#, "b-1");
+    let cases = [
+        (
+            "[apps.b.kv.default]\nbackend = \"mongo\"\n",
+            "rt.toml:2:11: apps.b.kv.default.backend: unknown key-value backend \"mongo\"",
+        ),
+        (
+            "[apps.b.kv.default]\nbackend = \"redis\"\nurl = \"http://r\"\n",
+            "rt.toml:3:7: apps.b.kv.default.url: a Redis URL starts with redis://",
+        ),
+        (
+            "[apps.b.msg]\nbackend = \"nats\"\n",
+            "rt.toml:1:9: apps.b.msg: an app's table holds only variables, kv, sql",
+        ),
+        (
+            "[apps.a]\nvariables = \"x\"\n",
+            "rt.toml:2:1: apps.a.variables: variables are a table of strings",
+        ),
+    ];
+    for (text, expected) in cases {
+        let rt = dir.path().join("rt.toml");
+        std::fs::write(&rt, text).unwrap();
+        let (o, _, stderr) = run(atoll()
+            .arg("serve")
+            .arg("--apps")
+            .arg(&apps)
+            .args(["--listen", "127.0.0.1:0", "--runtime-config"])
+            .arg(&rt));
+        assert!(!o.status.success(), "{text}");
+        assert!(stderr.contains(expected), "{text}\n{stderr}");
+    }
+}
+
+/// Tables for `app_with`: a schedule counting its runs in `ticks` every
+/// 200 ms, a subscription running each message on `jobs.*` as a kv
+/// command, and `POST /publish`.
+const TRIGGERS: &str = r#"
+[functions.p]
+source = "f.wasm"
+capabilities = ["msg"]
+publish_topics = ["jobs.*"]
+
+[[routes]]
+method = "POST"
+path = "/publish"
+steps = [{ fn = "p", op = "publish" }]
+
+[[schedules]]
+name = "tick"
+every = "200ms"
+state = { cmd = '{"op":"increment","key":"ticks","by":1}' }
+steps = [{ fn = "f", op = "kv", input = "cmd" }]
+
+[[subscriptions]]
+topic = "jobs.*"
+steps = [{ fn = "f", op = "kv" }]
+"#;
+
+#[test]
+fn every_apps_triggers_run_and_a_deploy_restarts_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("apps");
+    let src = dir.path().join("src");
+    app_with(&apps, "a", r#"base = "/a""#, "a-1", TRIGGERS);
+    app_with(&apps, "b", r#"base = "/b""#, "b-1", TRIGGERS);
+    let mut cmd = atoll();
+    cmd.arg("serve").arg("--apps").arg(&apps);
+    let (mut child, addr, log) = start_logged(&mut cmd, &["--admin-token", TOKEN]);
+    let count = |app: &str, key: &str| -> u64 {
+        let (code, body) = post(
+            &addr,
+            "x",
+            &format!("/{app}/kv"),
+            &format!(r#"{{"op": "get", "key": "{key}"}}"#),
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Option<String>>(&body)
+            .unwrap()
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("both schedules", &|| {
+        count("a", "ticks") >= 2 && count("b", "ticks") >= 2
+    });
+    assert!(!logged(&log, "schedule ran", "a").is_empty());
+    assert!(!logged(&log, "schedule ran", "b").is_empty());
+
+    // A message published in a reaches a's subscription, not b's.
+    let job = r#"{"topic": "jobs.one", "payload": "{\"op\":\"increment\",\"key\":\"jobs\",\"by\":1}"}"#;
+    assert_eq!(post(&addr, "x", "/a/publish", job), (200, "published".to_string()));
+    until("a's subscription", &|| count("a", "jobs") == 1);
+    assert_eq!(post(&addr, "x", "/b/publish", job).0, 200);
+    until("b's subscription", &|| count("b", "jobs") == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        (count("a", "jobs"), count("b", "jobs")),
+        (1, 1),
+        "each message once, in its own app"
+    );
+
+    // Deploying a restarts a's triggers alone: b's schedule keeps ticking
+    // through it, and a's runs again on the new version.
+    let a2 = bundle(
+        &app_with(&src, "a", r#"base = "/a""#, "a-2", TRIGGERS),
+        &dir.path().join("a2.atoll"),
+    );
+    let b_runs = logged(&log, "schedule ran", "b").len();
+    let a_ticks = count("a", "ticks");
+    let auth = format!("Bearer {TOKEN}");
+    let r = http(&addr, "PUT", "/-/apps/a", &[("authorization", &auth)], &a2);
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(post(&addr, "x", "/a/version", "greeting").1, r#""a-2""#);
+    until("a's schedule on a-2", &|| count("a", "ticks") >= a_ticks + 2);
+    until("b's schedule, still", &|| {
+        logged(&log, "schedule ran", "b").len() >= b_runs + 3
+    });
+    // b's subscription was left alone; a's follows a-2.
+    assert_eq!(post(&addr, "x", "/b/publish", job).0, 200);
+    until("b's subscription, still", &|| count("b", "jobs") == 2);
+    assert_eq!(post(&addr, "x", "/a/publish", job).0, 200);
+    until("a-2's subscription", &|| count("a", "jobs") == 2);
+    // Still no message crosses.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!((count("a", "jobs"), count("b", "jobs")), (2, 2));
     assert!(terminate(&mut child.0).success());
 }

@@ -13,7 +13,7 @@
 //! ```
 
 use super::{KvStore, MemoryStore, RedbStores, RedisStore};
-use crate::capability::runtime_sections;
+use crate::capability::app_runtime_sections;
 use atoll_manifest::{Location, Manifest, ManifestError, RuntimeConfigFile};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -53,14 +53,18 @@ struct RawKv {
 
 /// Every `[kv.NAME]` of the runtime configuration, or where each is wrong.
 pub fn parse(runtime: &RuntimeConfigFile) -> Result<BTreeMap<String, KvBackendConfig>, Vec<ManifestError>> {
-    let (raw, src) = runtime_sections::<Sections>(runtime)?;
+    let (scoped, src) = app_runtime_sections::<Sections>(runtime)?;
     let Some(src) = src else {
         return Ok(BTreeMap::new());
     };
     let mut errors = Vec::new();
     let mut kv = BTreeMap::new();
-    for (name, spec) in raw.kv {
-        let key = format!("kv.{name}");
+    // An app's own `[apps.NAME.kv.*]` come last, so they win.
+    for (name, spec, prefix) in scoped
+        .into_iter()
+        .flat_map(|(p, s)| s.kv.into_iter().map(move |(n, v)| (n, v, p.clone())))
+    {
+        let key = format!("{prefix}kv.{name}");
         let r = spec.get_ref();
         let backend = r.backend.as_ref().map_or("redb", |b| b.get_ref().as_str());
         let config = match backend {

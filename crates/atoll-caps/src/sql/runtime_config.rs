@@ -19,7 +19,7 @@
 //! checked against the system's roots.
 
 use super::{PostgresDatabase, SqlDatabase, SqliteDatabase};
-use crate::capability::runtime_sections;
+use crate::capability::app_runtime_sections;
 use atoll_manifest::{Location, ManifestError, RuntimeConfigFile};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -62,14 +62,18 @@ struct RawSql {
 
 /// Every `[sql.NAME]` of the runtime configuration, or where each is wrong.
 pub fn parse(runtime: &RuntimeConfigFile) -> Result<BTreeMap<String, SqlBackendConfig>, Vec<ManifestError>> {
-    let (raw, src) = runtime_sections::<Sections>(runtime)?;
+    let (scoped, src) = app_runtime_sections::<Sections>(runtime)?;
     let Some(src) = src else {
         return Ok(BTreeMap::new());
     };
     let mut errors = Vec::new();
     let mut out = BTreeMap::new();
-    for (name, spec) in raw.sql {
-        let key = format!("sql.{name}");
+    // An app's own `[apps.NAME.sql.*]` come last, so they win.
+    for (name, spec, prefix) in scoped
+        .into_iter()
+        .flat_map(|(p, s)| s.sql.into_iter().map(move |(n, v)| (n, v, p.clone())))
+    {
+        let key = format!("{prefix}sql.{name}");
         let r = spec.get_ref();
         let connections = match &r.connections {
             None => None,

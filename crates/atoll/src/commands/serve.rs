@@ -188,14 +188,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let names = if several {
         check_names_and_mounts(&sources)?
     } else {
-        Vec::new()
+        vec![
+            sources[0]
+                .1
+                .manifest()
+                .map_err(|e| {
+                    eprintln!("{e}");
+                    super::Reported
+                })?
+                .app
+                .name
+                .clone(),
+        ]
     };
+    check_scopes(&config.file, &names, several)?;
     let mut apps = Vec::new();
     for (i, (path, source)) in sources.iter().enumerate() {
-        let app_config = match names.get(i) {
-            Some(name) => crate::supervisor::app_config(&config, true, name),
-            None => config.clone(),
-        };
+        let app_config = crate::supervisor::app_config(&config, several, &names[i]);
         match App::from_source(source, &engine, &app_config).await {
             Ok(app) => apps.push(Arc::new(app)),
             Err(errors) => {
@@ -241,7 +250,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         log_databases(app, &app_config);
     }
     if args.ready_requires_backends {
-        crate::readiness::follow(server.clone(), atoll_caps::reachable::remote_backends(&config.file)).await;
+        // Each app's view: its own `[apps.NAME.kv.*]` may name a server
+        // the others do not use.
+        let mut backends: Vec<atoll_caps::reachable::RemoteBackend> = Vec::new();
+        for name in &names {
+            let view = config.file.for_app(name, several);
+            for backend in atoll_caps::reachable::remote_backends(&view) {
+                if !backends.iter().any(|b| b.url() == backend.url()) {
+                    backends.push(backend);
+                }
+            }
+        }
+        crate::readiness::follow(server.clone(), backends).await;
     }
     let supervisor = Supervisor::start(engine, config, server.clone()).await?;
     if let Some(token) = args.admin_token {
@@ -321,6 +341,25 @@ fn check_names_and_mounts(sources: &[(PathBuf, AppSource)]) -> anyhow::Result<Ve
     Ok(seen.into_iter().map(|(name, ..)| name).collect())
 }
 
+/// The runtime configuration's `[apps.NAME]` tables and the environment's
+/// `ATOLL_VAR_*` and `ATOLL_APP_*_VAR_*` against the apps served, before
+/// any loads: what would give one app's values to another is refused; a
+/// table or variable naming no app served is a warning.
+fn check_scopes(file: &atoll_manifest::RuntimeConfigFile, names: &[String], several: bool) -> anyhow::Result<()> {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let warnings = file.check_served(&names, several).map_err(|errors| {
+        eprintln!("{errors}");
+        super::Reported
+    })?;
+    let env: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
+    let more =
+        atoll_caps::vars::check_env(&names, several, env.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
+    for warning in warnings.into_iter().chain(more) {
+        tracing::warn!("{warning}");
+    }
+    Ok(())
+}
+
 /// Binds `addr`; an address in use says how to choose another.
 async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     match tokio::net::TcpListener::bind(addr).await {
@@ -371,10 +410,10 @@ fn log_app(app: &App, addr: SocketAddr, several: bool) {
             When::Every(d) => format!("every {d:?}"),
             When::Cron(c) => format!("cron {c}"),
         };
-        tracing::info!(schedule = %s.name, when = %when, steps = %s.pipeline.describe(), "schedule");
+        tracing::info!(app = %info.name, schedule = %s.name, when = %when, steps = %s.pipeline.describe(), "schedule");
     }
     for s in &app.manifest.subscriptions {
-        tracing::info!(topic = %s.topic, steps = %s.pipeline.describe(), reply_to = s.reply_to.as_deref(), "subscription");
+        tracing::info!(app = %info.name, topic = %s.topic, steps = %s.pipeline.describe(), reply_to = s.reply_to.as_deref(), "subscription");
     }
 }
 
@@ -390,13 +429,15 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
     let data_dir = config.data_dir.clone().unwrap_or_default();
     // The app loaded, so the configuration parsed.
     let backends = atoll_caps::kv::runtime_config::parse(&config.file).unwrap_or_default();
+    let app_name = &app.manifest.app.name;
     for store in stores {
         match kv_location(&app.manifest, &backends, &data_dir, store) {
             KvLocation::Redb { file } => {
-                tracing::info!(store = %store, backend = %"redb", at = %file.display(), "kv store");
+                tracing::info!(app = %app_name, store = %store, backend = %"redb", at = %file.display(), "kv store");
             }
             KvLocation::Memory => {
                 tracing::info!(
+                    app = %app_name,
                     store = %store,
                     backend = %"memory",
                     at = %"this process (gone on restart)",
@@ -404,7 +445,7 @@ fn log_stores(app: &App, config: &RuntimeConfig) {
                 );
             }
             KvLocation::Redis { url, prefix } => {
-                tracing::info!(store = %store, backend = %"redis", at = %without_password(&url), prefix = %prefix, "kv store");
+                tracing::info!(app = %app_name, store = %store, backend = %"redis", at = %without_password(&url), prefix = %prefix, "kv store");
             }
         }
     }
@@ -419,10 +460,10 @@ fn log_databases(app: &App, config: &RuntimeConfig) {
     for name in databases {
         match atoll_caps::sql::runtime_config::sql_location(&backends, &data_dir, name) {
             SqlLocation::Sqlite { file, .. } => {
-                tracing::info!(database = %name, backend = %"sqlite", at = %file.display(), "sql database");
+                tracing::info!(app = %app.manifest.app.name, database = %name, backend = %"sqlite", at = %file.display(), "sql database");
             }
             SqlLocation::Postgres { url, .. } => {
-                tracing::info!(database = %name, backend = %"postgres", at = %without_password(&url), "sql database");
+                tracing::info!(app = %app.manifest.app.name, database = %name, backend = %"postgres", at = %without_password(&url), "sql database");
             }
         }
     }
