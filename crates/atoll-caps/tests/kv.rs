@@ -278,6 +278,74 @@ async fn exercise(kv: &mut Kv) {
         t.await.unwrap().unwrap();
     }
     assert_eq!(kv.get("count").await, text("20"));
+
+    // Compare-and-swap: writes only over exactly the value expected.
+    store.set("cas", b"v1", None).await.unwrap();
+    assert!(store.compare_and_swap("cas", Some(b"v1"), b"v2").await.unwrap());
+    assert_eq!(kv.get("cas").await, text("v2"));
+    // A conflict (the value moved on since it was read) writes nothing.
+    assert!(!store.compare_and_swap("cas", Some(b"v1"), b"v3").await.unwrap());
+    assert!(
+        !store.compare_and_swap("cas", None, b"v3").await.unwrap(),
+        "the key is there"
+    );
+    assert!(
+        !store.compare_and_swap("cas", Some(b"v2 "), b"v3").await.unwrap(),
+        "values compare exactly"
+    );
+    assert!(!store.compare_and_swap("cas", Some(b""), b"v3").await.unwrap());
+    assert_eq!(kv.get("cas").await, text("v2"));
+    // An absent key: only an expectation of absence creates it, once.
+    assert!(!store.compare_and_swap("cas-new", Some(b""), b"x").await.unwrap());
+    assert_eq!(kv.get("cas-new").await, None);
+    assert!(store.compare_and_swap("cas-new", None, b"first").await.unwrap());
+    assert!(!store.compare_and_swap("cas-new", None, b"second").await.unwrap());
+    assert_eq!(kv.get("cas-new").await, text("first"));
+    // An empty value is a value, not absence.
+    store.set("cas-empty", b"", None).await.unwrap();
+    assert!(!store.compare_and_swap("cas-empty", None, b"x").await.unwrap());
+    assert!(store.compare_and_swap("cas-empty", Some(b""), b"x").await.unwrap());
+    assert_eq!(kv.get("cas-empty").await, text("x"));
+    // A swap keeps the TTL (the key still expires); an expired key is absent.
+    kv.set_ttl("cas-ttl", "old", Some(150)).await.unwrap();
+    assert!(store.compare_and_swap("cas-ttl", Some(b"old"), b"new").await.unwrap());
+    assert_eq!(kv.get("cas-ttl").await, text("new"));
+    kv.until_gone("cas-ttl").await;
+    assert!(!store.compare_and_swap("cas-ttl", Some(b"new"), b"newer").await.unwrap());
+    assert!(store.compare_and_swap("cas-ttl", None, b"again").await.unwrap());
+    assert_eq!(kv.get("cas-ttl").await, text("again"));
+
+    // Concurrent read-then-swap loops lose no update: each swap either
+    // lands on the value its task read or fails and rereads.
+    store.set("cas-count", b"0", None).await.unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut conflicts = 0;
+                for _ in 0..5 {
+                    loop {
+                        let read = store.get("cas-count").await.unwrap().unwrap();
+                        let n: u32 = std::str::from_utf8(&read).unwrap().parse().unwrap();
+                        let next = (n + 1).to_string();
+                        if store
+                            .compare_and_swap("cas-count", Some(&read), next.as_bytes())
+                            .await
+                            .unwrap()
+                        {
+                            break;
+                        }
+                        conflicts += 1;
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(kv.get("cas-count").await, text("50"), "{backend}");
 }
 
 #[tokio::test]

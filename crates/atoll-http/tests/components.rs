@@ -455,6 +455,51 @@ async fn a_component_and_a_wapc_function_share_one_counter_through_wasi_keyvalue
     s.stop().await;
 }
 
+/// Spin 3's `wasi:keyvalue@0.2.0-draft2` beside the draft, in one
+/// component: one counter for both versions and the waPC function, and
+/// compare-and-swap that fails over a write made since its handle read.
+#[tokio::test]
+async fn wasi_keyvalue_draft2_shares_the_store_and_compare_and_swap_sees_other_writes() {
+    let s = start_alone().await;
+    let mut seen = Vec::new();
+    for path in ["/web/visit2", "/counter", "/web/visit", "/web/visit2?default"] {
+        let r = get(s.addr, path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        seen.push(r.text());
+    }
+    assert_eq!(seen, ["1", "2", "3", "4"]);
+
+    // get-many answers each key asked for; a cursor list-keys did not give
+    // is an error, not a trap; increment goes below zero.
+    let r = get(s.addr, "/web/kv2").await;
+    assert_eq!(
+        r.text(),
+        "a=Some(\"1\") many=[tour2-b:Some(\"2\"),tour2-x:None] keys=3 cursor=None bad-cursor=true left=(true, false, false) down=-5"
+    );
+
+    // The guest writes the key between making its handle and swapping:
+    // the swap is `cas-failed` with a handle on that write, and the retry
+    // on it lands. On an absent key, then on one holding a value.
+    let r = get(s.addr, "/web/cas2?slot").await;
+    assert_eq!(
+        r.text(),
+        "saw None\ncas-failed, now Some(\"theirs\")\nretry swapped\nleft Some(\"mine\")"
+    );
+    let r = get(s.addr, "/web/cas2?slot").await;
+    assert_eq!(
+        r.text(),
+        "saw Some(\"mine\")\ncas-failed, now Some(\"theirs\")\nretry swapped\nleft Some(\"mine\")"
+    );
+    // Without the store, or without `kv`, an error the guest can read.
+    let r = get(s.addr, "/web/visit2?elsewhere").await;
+    assert_eq!(r.text(), "kv failed: Error::NoSuchStore");
+    let r = get(s.addr, "/bare/visit2").await;
+    assert_eq!(r.text(), "kv failed: Error::AccessDenied");
+    let r = get(s.addr, "/bare/cas2?slot").await;
+    assert_eq!(r.text(), "kv failed: Error::AccessDenied");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn wasi_config_shows_granted_variables_and_only_listed_secrets() {
     let s = start_alone().await;

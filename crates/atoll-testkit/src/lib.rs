@@ -36,11 +36,25 @@ const RUST_GUESTS: &[(&str, &str)] = &[
 /// wasi-libc into `target/guests/<name>/`.
 const C_GUESTS: &[(&str, &str)] = &[("wagi-c", "tests/guests/wagi-c/hello.c")];
 
+/// The checkout being tested: from the `CARGO_MANIFEST_DIR` that cargo and
+/// nextest give the running test or binary (every crate sits two levels
+/// below the root), else the one this crate was compiled in. Read at run
+/// time because a target directory shared by two worktrees of the
+/// repository keeps one build of this crate for both, and the path
+/// compiled into it would send one worktree's tests to the other's
+/// fixtures.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
+    let dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    dir.ancestors()
         .nth(2)
-        .expect("crates/atoll-testkit sits two levels below the root")
+        .filter(|root| root.join("tests/guests").is_dir())
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .nth(2)
+                .expect("crates/atoll-testkit sits two levels below the root")
+        })
         .to_path_buf()
 }
 

@@ -152,8 +152,8 @@ const REACH: &[(&str, ReachKind, &str, &str)] = {
 const DRAFTS: &[(&str, &[&str], &str)] = &[
     (
         "wasi:keyvalue/",
-        &["0.2.0-draft"],
-        "Atoll provides wasi:keyvalue at 0.2.0-draft only (the version Wasmtime and wasmCloud use); 0.2.0-draft2, Spin 3's, differs in list-keys, increment and compare-and-swap",
+        &["0.2.0-draft", "0.2.0-draft2"],
+        "Atoll provides wasi:keyvalue at 0.2.0-draft (Wasmtime's and wasmCloud's) and 0.2.0-draft2 (Spin 3's)",
     ),
     (
         "wasi:config/",
@@ -234,6 +234,9 @@ mod tests {
             "wasi:http/outgoing-handler@0.2.12",
             "wasi:cli/stderr@0.2.6",
             "wasi:keyvalue/store@0.2.0-draft",
+            "wasi:keyvalue/store@0.2.0-draft2",
+            "wasi:keyvalue/atomics@0.2.0-draft2",
+            "wasi:keyvalue/batch@0.2.0-draft2",
             "wasi:config/store@0.2.0-draft-2024-09-27",
             "wasi:config/runtime@0.2.0-draft",
             "wasi:config/store@0.2.0-rc.1",
@@ -242,9 +245,19 @@ mod tests {
         for name in provided {
             assert_ne!(import_reach(name).kind, ReachKind::Unprovided, "{name}");
         }
-        let keyvalue = import_reach("wasi:keyvalue/store@0.2.0-draft2");
+        assert_eq!(
+            import_reach("wasi:keyvalue/atomics@0.2.0-draft2").kind,
+            ReachKind::Needs(Capability::Kv)
+        );
+        let keyvalue = import_reach("wasi:keyvalue/store@0.2.0-draft3");
         assert_eq!(keyvalue.kind, ReachKind::Unprovided);
-        assert!(keyvalue.gives.contains("at 0.2.0-draft only"), "{}", keyvalue.gives);
+        assert!(
+            keyvalue
+                .gives
+                .contains("at 0.2.0-draft (Wasmtime's and wasmCloud's) and 0.2.0-draft2 (Spin 3's)"),
+            "{}",
+            keyvalue.gives
+        );
         let p3 = import_reach("wasi:http/types@0.3.0-rc-2026-03-15");
         assert_eq!(p3.kind, ReachKind::Unprovided);
         assert!(p3.gives.contains("WASI 0.3"), "{}", p3.gives);
@@ -264,12 +277,13 @@ mod tests {
             "wasi:http/types@0.2.4",
             "wasi:blobstore/types@0.2.0-draft",
             "wasi:keyvalue/atomics@0.2.0-draft2",
+            "wasi:keyvalue/atomics@0.2.1",
         ]);
         assert_eq!(listed.len(), 2, "{listed:?}");
         assert_eq!(listed[0], "wasi:blobstore/types@0.2.0-draft");
         assert!(
-            listed[1]
-                .starts_with("wasi:keyvalue/atomics@0.2.0-draft2 (Atoll provides wasi:keyvalue at 0.2.0-draft only")
+            listed[1].starts_with("wasi:keyvalue/atomics@0.2.1 (Atoll provides wasi:keyvalue at 0.2.0-draft"),
+            "{listed:?}"
         );
     }
 }

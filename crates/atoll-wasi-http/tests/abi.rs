@@ -101,18 +101,20 @@ fn an_unknown_interface_is_refused_by_name() {
 
 #[test]
 fn every_missing_import_is_named_at_once_with_the_versions_atoll_has() {
-    // Spin 3's keyvalue draft beside an interface nobody provides: both
-    // named, the first with the version Atoll links instead.
+    // A keyvalue version Atoll does not link beside an interface nobody
+    // provides: both named, the first with the versions Atoll links.
     let wasm = wat::parse_str(
         r#"(component
-            (import "wasi:keyvalue/store@0.2.0-draft2" (instance (export "open" (func (result u32)))))
+            (import "wasi:keyvalue/store@0.3.0-draft" (instance (export "open" (func (result u32)))))
             (import "acme:billing/invoices@1.0.0" (instance (export "total" (func (result u32))))))"#,
     )
     .unwrap();
     let msg = refusal(&wasm);
     assert!(msg.contains("imports interfaces Atoll does not provide: "), "{msg}");
     assert!(
-        msg.contains("wasi:keyvalue/store@0.2.0-draft2 (Atoll provides wasi:keyvalue at 0.2.0-draft only"),
+        msg.contains(
+            "wasi:keyvalue/store@0.3.0-draft (Atoll provides wasi:keyvalue at 0.2.0-draft (Wasmtime's and wasmCloud's) and 0.2.0-draft2 (Spin 3's))"
+        ),
         "{msg}"
     );
     assert!(msg.contains("; acme:billing/invoices@1.0.0."), "{msg}");

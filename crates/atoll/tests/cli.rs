@@ -1520,8 +1520,16 @@ allowed_hosts = ["https://example.com"]
         assert!(text.contains("imports:"), "{text}");
         let outgoing = line("wasi:http/outgoing-handler@");
         assert!(outgoing.ends_with("needs \"http\""), "{outgoing}");
-        let kv = line("wasi:keyvalue/store@");
-        assert!(kv.ends_with("needs \"kv\""), "{kv}");
+        // Both keyvalue versions it imports, on the one `kv` grant.
+        for name in [
+            "wasi:keyvalue/store@0.2.0-draft ",
+            "wasi:keyvalue/store@0.2.0-draft2 ",
+            "wasi:keyvalue/atomics@0.2.0-draft2 ",
+            "wasi:keyvalue/batch@0.2.0-draft2 ",
+        ] {
+            let kv = line(name);
+            assert!(kv.ends_with("needs \"kv\""), "{kv}");
+        }
         let config = line("wasi:config/store@");
         assert!(
             config.contains("needs \"vars\"  NOT GRANTED: it sees no variables"),

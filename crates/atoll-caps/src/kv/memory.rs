@@ -87,6 +87,26 @@ impl KvStore for MemoryStore {
         })
     }
 
+    async fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError> {
+        Ok(self.with(|m, now| {
+            let live = m.get_mut(key).filter(|e| e.live(now));
+            match (live, expected) {
+                (Some(e), Some(expected)) if e.value == expected => e.value = value.to_vec(),
+                (None, None) => {
+                    m.insert(
+                        key.to_string(),
+                        Entry {
+                            value: value.to_vec(),
+                            expires: None,
+                        },
+                    );
+                }
+                _ => return false,
+            }
+            true
+        }))
+    }
+
     fn backend(&self) -> &'static str {
         "memory"
     }

@@ -24,7 +24,16 @@
 //!   and with [`KvError::Overflow`] when the result leaves the `i64`
 //!   range; a failed increment leaves the value as it was;
 //! - `keys` lists the first `limit` keys with a prefix, in byte-wise
-//!   lexicographic order, however many keys match.
+//!   lexicographic order, however many keys match;
+//! - `compare_and_swap` writes the new value only if the key's value is
+//!   still exactly the one expected (`None`: the key is absent, an expired
+//!   key counting as absent), as one atomic step against every other
+//!   write, and says whether it wrote. It keeps the key's TTL, as
+//!   `increment` does; a key it creates has none. It compares values, not
+//!   versions: a value changed and changed back compares equal, which is
+//!   what a `wasi:keyvalue` `cas` handle promises (the value it read is
+//!   still there) and all every backend can check without a version
+//!   column of its own.
 
 mod grant;
 mod host;
@@ -123,6 +132,9 @@ pub trait KvStore: Send + Sync {
     async fn exists(&self, key: &str) -> Result<bool, KvError>;
     async fn keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, KvError>;
     async fn increment(&self, key: &str, by: i64) -> Result<i64, KvError>;
+    /// Writes `value` if the key's value is exactly `expected` (`None`: the
+    /// key is absent); whether it wrote.
+    async fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError>;
     /// Which backend serves the store, for messages: `redb`, `memory`, `redis`.
     fn backend(&self) -> &'static str;
 }

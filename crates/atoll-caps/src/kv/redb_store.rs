@@ -204,6 +204,40 @@ impl KvStore for RedbStore {
         .await
     }
 
+    async fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError> {
+        let (key, expected, value) = (key.to_string(), expected.map(<[u8]>::to_vec), value.to_vec());
+        self.blocking(move |db, def| {
+            // One write transaction, as for `increment`: no other writer
+            // runs between the comparison and the write.
+            let txn = db.begin_write().map_err(backend)?;
+            let swapped = {
+                let mut table = txn.open_table(def).map_err(backend)?;
+                let now = now_ms();
+                let current = table
+                    .get(key.as_str())
+                    .map_err(backend)?
+                    .and_then(|v| decode(v.value(), now).map(|(value, expires)| (value.to_vec(), expires)));
+                let expires = match (current, &expected) {
+                    (Some((current, expires)), Some(expected)) if current == *expected => Some(expires),
+                    (None, None) => Some(0),
+                    _ => None,
+                };
+                if let Some(expires) = expires {
+                    let stored = encode(&value, expires);
+                    table.insert(key.as_str(), stored.as_slice()).map_err(backend)?;
+                }
+                expires.is_some()
+            };
+            if swapped {
+                txn.commit().map_err(backend)?;
+            } else {
+                txn.abort().map_err(backend)?;
+            }
+            Ok(swapped)
+        })
+        .await
+    }
+
     fn backend(&self) -> &'static str {
         "redb"
     }

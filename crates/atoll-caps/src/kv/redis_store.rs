@@ -153,6 +153,34 @@ impl KvStore for RedisStore {
         self.run(redis::cmd("INCRBY").arg(self.key(key)).arg(by), key).await
     }
 
+    /// A Lua script, not WATCH/MULTI/EXEC: the store's connection is one
+    /// multiplexed connection shared by every request, and WATCH belongs
+    /// to the connection, so another request's EXEC or UNWATCH on it would
+    /// silently drop or end this one's watch. A script runs atomically on
+    /// the server in one round trip, whatever else shares the connection.
+    /// Sent whole with EVAL (a few hundred bytes) rather than by digest, so
+    /// a restarted Redis that forgot its script cache needs no retry path.
+    async fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError> {
+        const SCRIPT: &str = r"
+            local current = redis.call('GET', KEYS[1])
+            if ARGV[1] == '1' then
+                if current ~= ARGV[2] then return 0 end
+            elseif current then
+                return 0
+            end
+            redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
+            return 1
+        ";
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SCRIPT).arg(1).arg(self.key(key));
+        match expected {
+            Some(expected) => cmd.arg("1").arg(expected),
+            None => cmd.arg("0").arg(""),
+        };
+        cmd.arg(value);
+        Ok(self.run::<i64>(&cmd, key).await? == 1)
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }

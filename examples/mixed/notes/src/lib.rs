@@ -21,8 +21,10 @@ use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingR
 
 wasi::http::proxy::export!(Notes);
 
-// The WASI state interfaces, from the WIT Atoll vendors (the same
-// `wasi:keyvalue` and `wasi:logging` drafts Wasmtime and wasmCloud use).
+// The WASI state interfaces, from the WIT Atoll vendors. It holds
+// `wasi:keyvalue` at 0.2.0-draft (Wasmtime's and wasmCloud's) and
+// 0.2.0-draft2 (Spin 3's); this example uses the first, and
+// `wasi:logging`.
 mod state {
     wit_bindgen::generate!({
         path: "../../../crates/atoll-wasi-http/wit",
@@ -31,7 +33,7 @@ mod state {
     });
 }
 
-use state::wasi::keyvalue::{atomics, batch, store};
+use state::wasi::keyvalue0_2_0_draft::{atomics, batch, store};
 use state::wasi::logging::logging;
 
 /// How many notes a listing shows.

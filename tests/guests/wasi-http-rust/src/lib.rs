@@ -6,7 +6,8 @@
 //! given, fetch a URL through `outgoing-handler`, relay
 //! pieces through an echoing upstream in both directions at once, write a large body,
 //! set a status and headers, loop, trap, or exhaust its memory; and use
-//! `wasi:keyvalue`, `wasi:config` and `wasi:logging`.
+//! `wasi:keyvalue` (0.2.0-draft, and 0.2.0-draft2 as Spin 3 components
+//! do), `wasi:config` and `wasi:logging`.
 
 use std::io::{Read as _, Write as _};
 use wasi::http::outgoing_handler;
@@ -30,7 +31,8 @@ use state::wasi::config0_2_0_draft::runtime as config_runtime;
 use state::wasi::config0_2_0_draft::store as config;
 use state::wasi::config0_2_0_draft_2024_09_27::store as config_dated;
 use state::wasi::config0_2_0_rc_1::store as config_rc;
-use state::wasi::keyvalue::{atomics, batch, store as kv};
+use state::wasi::keyvalue0_2_0_draft::{atomics, batch, store as kv};
+use state::wasi::keyvalue0_2_0_draft2::{atomics as atomics2, batch as batch2, store as kv2};
 use state::wasi::logging::logging;
 
 struct Component;
@@ -79,6 +81,21 @@ impl wasi::exports::http::incoming_handler::Guest for Component {
             }
             "kv" => {
                 let text = kv_tour().unwrap_or_else(|e| format!("kv failed: {e:?}"));
+                respond(out, 200, &[], text.as_bytes())
+            }
+            "visit2" => {
+                let text = match visit2(query) {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("kv failed: {e:?}"),
+                };
+                respond(out, 200, &[], text.as_bytes())
+            }
+            "kv2" => {
+                let text = kv2_tour().unwrap_or_else(|e| format!("kv failed: {e:?}"));
+                respond(out, 200, &[], text.as_bytes())
+            }
+            "cas2" => {
+                let text = cas2(query).unwrap_or_else(|e| format!("kv failed: {e:?}"));
                 respond(out, 200, &[], text.as_bytes())
             }
             "config" => {
@@ -322,6 +339,76 @@ fn kv_tour() -> Result<String, kv::Error> {
         many.iter().filter(|m| m.is_some()).count(),
         keys.iter().filter(|k| k.starts_with("tour-")).count()
     ))
+}
+
+/// `visit`, through draft2: its increment is signed.
+fn visit2(name: &str) -> Result<i64, kv2::Error> {
+    let bucket = kv2::open(name)?;
+    atomics2::increment(&bucket, "visits", 1)
+}
+
+/// Every draft2 store and batch operation once; `get-many` answers each
+/// key asked for, found or not, and `list-keys` pages with a string cursor.
+fn kv2_tour() -> Result<String, kv2::Error> {
+    let bucket = kv2::open("default")?;
+    bucket.set("tour2-a", b"1")?;
+    batch2::set_many(
+        &bucket,
+        &[
+            ("tour2-b".to_string(), b"2".to_vec()),
+            ("tour2-c".to_string(), b"3".to_vec()),
+        ],
+    )?;
+    let a = bucket.get("tour2-a")?.map(|v| String::from_utf8_lossy(&v).into_owned());
+    let many: Vec<String> = batch2::get_many(&bucket, &["tour2-b".to_string(), "tour2-x".to_string()])?
+        .into_iter()
+        .map(|(k, v)| format!("{k}:{:?}", v.map(|v| String::from_utf8_lossy(&v).into_owned())))
+        .collect();
+    let listed = bucket.list_keys(None)?;
+    let bad_cursor = bucket.list_keys(Some("not a cursor")).err();
+    batch2::delete_many(&bucket, &["tour2-b".to_string()])?;
+    bucket.delete("tour2-c")?;
+    let left = (
+        bucket.exists("tour2-a")?,
+        bucket.exists("tour2-b")?,
+        bucket.exists("tour2-c")?,
+    );
+    let down = atomics2::increment(&bucket, "tour2-n", -5)?;
+    Ok(format!(
+        "a={a:?} many=[{}] keys={} cursor={:?} bad-cursor={} left={left:?} down={down}",
+        many.join(","),
+        listed.keys.iter().filter(|k| k.starts_with("tour2-")).count(),
+        listed.cursor,
+        bad_cursor.is_some_and(|e| matches!(e, kv2::Error::Other(m) if m.contains("cursor"))),
+    ))
+}
+
+/// Compare-and-swap on key `?key`: one handle made, the key written under
+/// it (so its swap must fail, with a handle on the new value), then the
+/// swap retried on the fresh handle; the last line is the value left.
+fn cas2(key: &str) -> Result<String, kv2::Error> {
+    let bucket = kv2::open("default")?;
+    let mut said = Vec::new();
+    let cas = atomics2::Cas::new(&bucket, key)?;
+    said.push(format!("saw {:?}", text_of(cas.current()?)));
+    bucket.set(key, b"theirs")?;
+    match atomics2::swap(cas, b"mine") {
+        Ok(()) => said.push("swapped over theirs".to_string()),
+        Err(atomics2::CasError::StoreError(e)) => return Err(e),
+        Err(atomics2::CasError::CasFailed(fresh)) => {
+            said.push(format!("cas-failed, now {:?}", text_of(fresh.current()?)));
+            match atomics2::swap(fresh, b"mine") {
+                Ok(()) => said.push("retry swapped".to_string()),
+                Err(e) => said.push(format!("retry failed: {e:?}")),
+            }
+        }
+    }
+    said.push(format!("left {:?}", text_of(bucket.get(key)?)));
+    Ok(said.join("\n"))
+}
+
+fn text_of(value: Option<Vec<u8>>) -> Option<String> {
+    value.map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 /// Reads the body and the request's trailers, and answers with the body's
