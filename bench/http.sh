@@ -83,7 +83,8 @@ if [ -z "${WASMTIME:-}" ]; then
   fi
 fi
 
-wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 target/dist/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!); pid_hyper=$!
 ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!); pid_atoll=$!
@@ -101,22 +102,6 @@ CGI_PATH="cgi?hello"
 curl -s http://127.0.0.1:38081/component | grep -q "hello from wasi:http" || { echo "atoll's component did not answer" >&2; exit 1; }
 [ "$WASMTIME" = skip ] || curl -s http://127.0.0.1:38083/component | grep -q "hello from wasi:http" || { echo "wasmtime serve did not answer" >&2; exit 1; }
 
-# CPU time (user+system, in clock ticks) a server process has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
-# Prints "requests/s cpu-microseconds-per-request" for one wrk round
-# against http://$1/$3 served by process $2.
-measure() {
-  local before after out
-  before=$(cpu_ticks "$2")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/${3:-}")
-  after=$(cpu_ticks "$2")
-  echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '
-    /Requests\/sec/ {rps=$2}
-    /requests in/ {n=$1}
-    END {printf "%s %.2f\n", rps, (a-b)/t*1e6/n}'
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A results cpus
 for round in $(seq "$ROUNDS"); do
@@ -140,7 +125,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 h=$(med "${results[hyper]}"); a=$(med "${results[atoll]}"); q=$(med "${results[atoll_quiet]}")
 hc=$(med "${cpus[hyper]}"); ac=$(med "${cpus[atoll]}"); qc=$(med "${cpus[atoll_quiet]}")
 w=$(med "${results[atoll_wagi]}"); wc=$(med "${cpus[atoll_wagi]}")

@@ -45,42 +45,28 @@ TOML
 
 ATOLL_CACHE_DIR="$work/cache" "$dist" serve "$work" --listen 127.0.0.1:38281 --log-format json 2>/dev/null & pids+=($!); pid_on=$!
 ATOLL_CACHE_DIR="$work/cache" "$dist" serve "$work" --listen 127.0.0.1:38282 --log-format json --no-metrics 2>/dev/null & pids+=($!); pid_off=$!
-wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 wait_port 127.0.0.1:38281; wait_port 127.0.0.1:38282
 curl -sf http://127.0.0.1:38281/-/metrics | grep -q atoll_http_requests_total || { echo "the metrics server records nothing" >&2; exit 1; }
 curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:38282/-/metrics | grep -q 404 || { echo "--no-metrics still serves /-/metrics" >&2; exit 1; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
-# "requests/s cpu-microseconds-per-request" of one round against port $1, process $2.
-measure() {
-  local before after out
-  before=$(cpu_ticks "$2")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/")
-  after=$(cpu_ticks "$2")
-  echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '
-    /Requests\/sec/ {rps=$2}
-    /requests in/ {n=$1}
-    END {printf "%s %.3f\n", rps, (a-b)/t*1e6/n}'
-}
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Warm both (pool slots, compile cache, connection setup).
-measure 38281 "$pid_on" >/dev/null; measure 38282 "$pid_off" >/dev/null
+measure 127.0.0.1:38281 "$pid_on" >/dev/null; measure 127.0.0.1:38282 "$pid_off" >/dev/null
 rps_ratios=""; cpu_ratios=""
 for pair in $(seq "$PAIRS"); do
   # Alternate which goes first, so neither always follows the other.
   if [ $((pair % 2)) = 1 ]; then
-    read -r r_on c_on < <(measure 38281 "$pid_on"); read -r r_off c_off < <(measure 38282 "$pid_off")
+    read -r r_on c_on < <(measure 127.0.0.1:38281 "$pid_on"); read -r r_off c_off < <(measure 127.0.0.1:38282 "$pid_off")
   else
-    read -r r_off c_off < <(measure 38282 "$pid_off"); read -r r_on c_on < <(measure 38281 "$pid_on")
+    read -r r_off c_off < <(measure 127.0.0.1:38282 "$pid_off"); read -r r_on c_on < <(measure 127.0.0.1:38281 "$pid_on")
   fi
   rr=$(echo "$r_on / $r_off" | bc -l); cr=$(echo "$c_on / $c_off" | bc -l)
   rps_ratios+="$rr "; cpu_ratios+="$cr "
   printf 'pair %d/%d: metrics on %.0f req/s %.1f us CPU, off %.0f req/s %.1f us CPU: on/off %.3f req/s, %.3f CPU\n' \
     "$pair" "$PAIRS" "$r_on" "$c_on" "$r_off" "$c_off" "$rr" "$cr" >&2
 done
-med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 rm_=$(med "$rps_ratios"); cm=$(med "$cpu_ratios")
 echo
 echo "waPC hello, wrk -t1 -c$CONNECTIONS, $PAIRS pairs of ${DURATION}s rounds, medians of the per-pair ratios ($(nproc) cores shared by client and server)"

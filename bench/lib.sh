@@ -1,0 +1,28 @@
+# Shared by the bench/*.sh scripts (sourced, not run): waiting for a server,
+# one wrk round with the server's CPU time around it, and medians.
+
+# Waits up to 10 s for http://$1/ to answer; exits the script otherwise.
+wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
+
+# CPU time (user+system, in clock ticks) a server process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# Prints "requests/s cpu-microseconds-per-request" for one wrk round of
+# $DURATION seconds with $CONNECTIONS connections against http://$1/$3,
+# served by process $2.
+measure() {
+  local before after out
+  before=$(cpu_ticks "$2")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/${3:-}")
+  after=$(cpu_ticks "$2")
+  echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '
+    /Requests\/sec/ {rps=$2}
+    /requests in/ {n=$1}
+    END {printf "%s %.3f\n", rps, (a-b)/t*1e6/n}'
+}
+
+# The median of the numbers on standard input, one per line.
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The median of the space-separated numbers in $1.
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
