@@ -1,8 +1,14 @@
-//! Messages end to end on NATS: publish → a subscription's pipeline (the
-//! unmodified `wapc-plain` guest echoing the message, in a fresh instance)
-//! → `reply_to`, with one node and with three nodes of the same app (in
-//! this process, so they share its cores), against a real
-//! `nats-server -js` started by the bench.
+//! Messages end to end on NATS, with one node and with three nodes of the
+//! same app (in this process, so they share its cores), against a real
+//! `nats-server -js` started by the bench:
+//! - CPU-bound: publish → a subscription's pipeline (the unmodified
+//!   `wapc-plain` guest echoing the message, in a fresh instance) →
+//!   `reply_to`. On one machine extra nodes only share its cores.
+//! - Waiting on a backend: requests whose pipeline waits 20 ms (the caps
+//!   fixture's `sleep`, which yields to the host like an outbound call).
+//!   A node holds [`PER_NODE`] such messages at once, so what one node can
+//!   take is bounded by that, not by the CPU, and the queue group should
+//!   spread the load so that three nodes take about three times as much.
 //!
 //! `cargo bench --workspace --bench messaging`
 
@@ -17,6 +23,7 @@ use std::time::{Duration, Instant};
 fn main() {
     let quick = std::env::args().any(|a| a == "--test") || std::env::var_os("ATOLL_BENCH_QUICK").is_some();
     let messages = if quick { 300 } else { 20_000 };
+    let waiting = if quick { 300 } else { 30_000 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,11 +32,14 @@ fn main() {
         let server = NatsServer::start();
         let dir = tempfile::tempdir().unwrap();
         let plain = atoll_testkit::guest_path("wapc-plain").display().to_string();
+        let caps = atoll_testkit::guest_path("caps-fixture").display().to_string();
         std::fs::write(
             dir.path().join("atoll.toml"),
             format!(
                 "[app]\nname = \"bench\"\n\n[functions.echo]\nsource = \"{plain}\"\n\n\
-                 [[subscriptions]]\ntopic = \"bench.in\"\nsteps = [{{ fn = \"echo\", op = \"ping\" }}]\nreply_to = \"bench.out\"\n"
+                 [functions.wait]\nsource = \"{caps}\"\n\n\
+                 [[subscriptions]]\ntopic = \"bench.in\"\nsteps = [{{ fn = \"echo\", op = \"ping\" }}]\nreply_to = \"bench.out\"\n\n\
+                 [[subscriptions]]\ntopic = \"bench.wait\"\nsteps = [{{ fn = \"wait\", op = \"sleep\" }}]\n"
             ),
         )
         .unwrap();
@@ -45,7 +55,10 @@ fn main() {
             ..EngineConfig::default()
         })
         .unwrap();
-        println!("NATS: publish → subscription pipeline (waPC echo) → reply_to, {messages} messages of 64 bytes");
+        println!(
+            "NATS: publish → subscription pipeline (waPC echo) → reply_to, {messages} messages of 64 bytes; \
+             then {waiting} requests whose pipeline waits 20 ms, {IN_FLIGHT} in flight, a node taking {PER_NODE} at once"
+        );
         if cfg!(debug_assertions) {
             println!("UNOPTIMISED debug build: these figures only show the bench runs; measure with `cargo bench`");
         }
@@ -56,7 +69,9 @@ fn main() {
                 running.push((atoll_triggers::start(app.clone()).await.unwrap(), app));
             }
             let (rate, p50, p99) = measure(&server, messages).await;
-            println!("{nodes} node(s): {rate:>8.0} messages/s, latency p50 {p50:.2} ms, p99 {p99:.2} ms");
+            println!("{nodes} node(s), CPU-bound echo:      {rate:>8.0} messages/s, latency p50 {p50:.2} ms, p99 {p99:.2} ms");
+            let (rate, p50, p99) = measure_waiting(&server, waiting).await;
+            println!("{nodes} node(s), waiting 20 ms each: {rate:>8.0} messages/s, latency p50 {p50:.2} ms, p99 {p99:.2} ms");
             for (r, _) in running {
                 r.stop().await;
             }
@@ -107,4 +122,48 @@ async fn measure(server: &NatsServer, n: usize) -> (f64, f64, f64) {
     publisher.await.unwrap();
     latencies.sort_by(f64::total_cmp);
     (n as f64 / took, latencies[n / 2], latencies[n * 99 / 100])
+}
+
+/// Requests the client keeps in flight in the waiting scenario: more than
+/// three nodes can hold, so the nodes, not the client, are the limit.
+const IN_FLIGHT: usize = 1024;
+
+/// Messages of one subscription a node handles at once (the subscription
+/// trigger's own bound).
+const PER_NODE: usize = 64;
+
+/// `n` requests to `bench.wait`, each answered after its pipeline has
+/// waited 20 ms, [`IN_FLIGHT`] at a time; each is timed from its request
+/// to its reply.
+async fn measure_waiting(server: &NatsServer, n: usize) -> (f64, f64, f64) {
+    let client = Arc::new(NatsBroker::new(&server.url(), None).unwrap());
+    let ask = |client: Arc<NatsBroker>| async move {
+        let started = Instant::now();
+        let reply = client
+            .request("bench.wait", Bytes::from_static(b"20"), Duration::from_secs(30))
+            .await;
+        (reply, started.elapsed())
+    };
+    // Until every node's subscription answers.
+    while ask(client.clone()).await.0.is_err() {}
+    let epoch = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        if tasks.len() >= IN_FLIGHT {
+            latencies.push(took(tasks.join_next().await.unwrap().unwrap()));
+        }
+        tasks.spawn(ask(client.clone()));
+    }
+    while let Some(done) = tasks.join_next().await {
+        latencies.push(took(done.unwrap()));
+    }
+    let elapsed = epoch.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    (n as f64 / elapsed, latencies[n / 2], latencies[n * 99 / 100])
+}
+
+fn took((reply, took): (Result<Bytes, String>, Duration)) -> f64 {
+    assert_eq!(reply.expect("every request is answered").as_ref(), b"slept 20");
+    took.as_secs_f64() * 1e3
 }
