@@ -1,8 +1,10 @@
 # Shared by the bench/*.sh scripts (sourced, not run): waiting for a server,
 # one wrk round with the server's CPU time around it, and medians.
 
-# Waits up to 10 s for http://$1/ to answer; exits the script otherwise.
-wait_port() { for _ in $(seq 100); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
+# Waits up to 60 s for http://$1/ to answer; exits the script otherwise. A
+# fresh compile cache means Atoll compiles every module before it listens,
+# which on a loaded 2-core machine has taken more than 10 s.
+wait_port() { for _ in $(seq 600); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 
 # CPU time (user+system, in clock ticks) a server process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
