@@ -18,9 +18,11 @@ mod outcome;
 
 pub use outcome::{HostCallOutcome, InvocationOutcome};
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -348,6 +350,40 @@ pub fn deploy(swapped: bool) {
         m.deploys
             .with_label_values(&[if swapped { "swapped" } else { "refused" }])
             .inc();
+    }
+}
+
+/// Drops every series labelled with `app`, for an app removed from a
+/// running server (`DELETE /-/apps/NAME`): otherwise a server that hosts
+/// apps coming and going would report each one it ever served, frozen,
+/// until it restarts. A request of the app still finishing when this runs
+/// can bring one of its series back.
+pub fn forget_app(app: &str) {
+    let Some(m) = metrics() else {
+        return;
+    };
+    forget(&m.http_requests, app);
+    forget(&m.http_duration, app);
+    forget(&m.invocations, app);
+    forget(&m.invocation_duration, app);
+    forget(&m.schedule_runs, app);
+    forget(&m.messages, app);
+    forget(&m.message_wait, app);
+    forget(&m.function_slots, app);
+    forget(&m.function_slots_in_use, app);
+    forget(&m.function_slot_waiters, app);
+}
+
+/// Removes the series of `vec` whose `app` label is `app`. The vec has no
+/// removal by one label, so its series are listed and removed one by one.
+fn forget<T: MetricVecBuilder>(vec: &MetricVec<T>, app: &str) {
+    for family in vec.collect() {
+        for series in family.get_metric() {
+            let labels: HashMap<&str, &str> = series.get_label().iter().map(|l| (l.name(), l.value())).collect();
+            if labels.get("app") == Some(&app) {
+                let _ = vec.remove(&labels);
+            }
+        }
     }
 }
 

@@ -63,3 +63,29 @@ fn recordings_appear_in_the_text_format_with_bounded_labels() {
     );
     assert!(text.contains("atoll_instances_in_use 0"), "{text}");
 }
+
+#[test]
+fn a_removed_apps_series_are_forgotten_and_the_others_kept() {
+    http_request("gone", "/x", "GET", 200, Duration::from_micros(30));
+    invocation("gone", "f", "wapc", InvocationOutcome::Ok, Duration::from_micros(5));
+    schedule_run("gone", "tick", true);
+    function_slots("gone", "f", 4);
+    http_request("kept", "/x", "GET", 200, Duration::from_micros(30));
+    invocation("kept", "f", "wapc", InvocationOutcome::Ok, Duration::from_micros(5));
+    assert!(render().contains(r#"app="gone""#));
+
+    forget_app("gone");
+    let text = render();
+    assert!(!text.contains(r#"app="gone""#), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"atoll_invocations_total{abi="wapc",app="kept",function="f",outcome="ok"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(
+        text.contains(r#"atoll_http_request_duration_seconds_count{app="kept",route="/x"}"#),
+        "{text}"
+    );
+}

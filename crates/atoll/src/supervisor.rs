@@ -93,6 +93,7 @@ impl Supervisor {
         if let Some(running) = triggers.remove(name) {
             running.stop().await;
         }
+        atoll_metrics::forget_app(name);
         tracing::info!(app = %name, "app removed");
         Ok(())
     }

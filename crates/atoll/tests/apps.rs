@@ -362,8 +362,14 @@ fn apps_are_deployed_added_and_removed_one_by_one() {
     let (code, text) = admin("PUT", "/-/apps/c", &c1);
     assert_eq!(code, 200, "{text}");
     assert_eq!(post(&addr, "x", "/c/version", "greeting").1, r#""c-1""#);
+    let metrics = || common::body(&http(&addr, "GET", "/-/metrics", &[], b"")).to_string();
+    assert!(metrics().contains(r#"app="c""#), "{}", metrics());
     let (code, text) = admin("DELETE", "/-/apps/c", b"");
     assert_eq!(code, 200, "{text}");
+    // Its series go with it; the others stay.
+    let after = metrics();
+    assert!(!after.contains(r#"app="c""#), "{after}");
+    assert!(after.contains(r#"app="a""#), "{after}");
     assert_eq!(post(&addr, "x", "/c/version", "greeting").0, 404);
     assert_eq!(admin("DELETE", "/-/apps/c", b"").0, 404);
     assert_eq!(versions(), (r#""a-2""#.to_string(), r#""b-1""#.to_string()));
