@@ -24,6 +24,9 @@
 //! [apps.shop.kv.default]             # the app "shop"'s own [kv.*] and [sql.*], over the server's
 //! backend = "memory"
 //!
+//! [apps.shop.http]                   # the app "shop"'s own outbound limits, key by key over [http]
+//! timeout = "5s"
+//!
 //! [http]
 //! timeout = "30s"                    # per outbound request
 //! max_response = "10MiB"
@@ -88,8 +91,32 @@ pub struct RuntimeConfigFile {
 #[derive(Debug, Clone, Default)]
 pub struct AppTables {
     pub variables: BTreeMap<String, String>,
+    /// `[apps.NAME.http]`: the keys it sets, over the server's `[http]`.
+    pub http: HttpOverrides,
     /// Where the table is.
     pub loc: Location,
+}
+
+/// The `[http]` keys one table sets, each already checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpOverrides {
+    pub timeout: Option<Duration>,
+    pub max_response: Option<u64>,
+    pub max_redirects: Option<u32>,
+}
+
+impl HttpOverrides {
+    fn apply(&self, to: &mut HttpSettings) {
+        if let Some(t) = self.timeout {
+            to.timeout = t;
+        }
+        if let Some(m) = self.max_response {
+            to.max_response = m;
+        }
+        if let Some(r) = self.max_redirects {
+            to.max_redirects = r;
+        }
+    }
 }
 
 /// The app an app's view of the runtime configuration is for.
@@ -101,9 +128,11 @@ pub struct AppScope {
     pub several: bool,
 }
 
-/// What an `[apps.NAME]` table may hold: an app's own stores and values.
-/// The rest (`data_dir`, `[http]`, `[msg]`, `[cluster]`) is the server's.
-const APP_TABLES: &[&str] = &["variables", "kv", "sql"];
+/// What an `[apps.NAME]` table may hold: an app's own stores, values and
+/// outbound limits. The rest (`data_dir`, `[msg]`, `[cluster]`) is the
+/// server's: one process has one data directory, one broker and one
+/// cluster.
+const APP_TABLES: &[&str] = &["variables", "kv", "sql", "http"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +167,48 @@ struct RawHttp {
     max_redirects: Option<u32>,
 }
 
+/// An `[apps.NAME.http]` table, read from a value that has lost its spans:
+/// its errors point at the table's key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAppHttp {
+    timeout: Option<String>,
+    max_response: Option<String>,
+    max_redirects: Option<u32>,
+}
+
+fn spanned<'a>(src: &SourceText, v: &'a Option<Spanned<String>>) -> Option<(&'a str, Location)> {
+    v.as_ref().map(|v| (v.get_ref().as_str(), src.locate(v.span())))
+}
+
+/// Checks the `[http]` keys one table sets; each error is `(key, message,
+/// where)`, with `key` under `prefix` (`http` or `apps.NAME.http`).
+fn http_overrides(
+    prefix: &str,
+    timeout: Option<(&str, Location)>,
+    max_response: Option<(&str, Location)>,
+    max_redirects: Option<u32>,
+) -> Result<HttpOverrides, Vec<(String, String, Location)>> {
+    let mut errors = Vec::new();
+    let mut out = HttpOverrides {
+        max_redirects,
+        ..HttpOverrides::default()
+    };
+    if let Some((t, at)) = timeout {
+        match parse_duration(t) {
+            Ok(d) => out.timeout = Some(d),
+            Err(e) => errors.push((format!("{prefix}.timeout"), e, at)),
+        }
+    }
+    if let Some((m, at)) = max_response {
+        match parse_size(m) {
+            Ok(v) => out.max_response = Some(v),
+            Err(e) => errors.push((format!("{prefix}.max_response"), e, at)),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
 impl RuntimeConfigFile {
     pub fn load(path: &Path) -> Result<RuntimeConfigFile, ManifestErrors> {
         let text = std::fs::read_to_string(path)
@@ -153,20 +224,14 @@ impl RuntimeConfigFile {
         })?;
         let mut errors = Vec::new();
         let mut http = HttpSettings::default();
-        if let Some(t) = &raw.http.timeout {
-            match parse_duration(t.get_ref()) {
-                Ok(d) => http.timeout = d,
-                Err(e) => errors.push(src.error(src.locate(t.span()), "http.timeout", e)),
-            }
-        }
-        if let Some(m) = &raw.http.max_response {
-            match parse_size(m.get_ref()) {
-                Ok(v) => http.max_response = v,
-                Err(e) => errors.push(src.error(src.locate(m.span()), "http.max_response", e)),
-            }
-        }
-        if let Some(r) = raw.http.max_redirects {
-            http.max_redirects = r;
+        match http_overrides(
+            "http",
+            spanned(&src, &raw.http.timeout),
+            spanned(&src, &raw.http.max_response),
+            raw.http.max_redirects,
+        ) {
+            Ok(set) => set.apply(&mut http),
+            Err(e) => errors.extend(e.into_iter().map(|(key, e, at)| src.error(at, key, e))),
         }
         let mut cluster_coordinator = None;
         if let Some(cluster) = &raw.cluster {
@@ -185,8 +250,8 @@ impl RuntimeConfigFile {
         let mut apps = BTreeMap::new();
         for (name, table) in &raw.apps {
             let mut own = AppTables {
-                variables: BTreeMap::new(),
                 loc: src.locate(table.span()),
+                ..AppTables::default()
             };
             for (key, value) in table.get_ref() {
                 let at = src.locate(key.span());
@@ -196,14 +261,33 @@ impl RuntimeConfigFile {
                         at,
                         path,
                         format!(
-                            "an app's table holds only {}; data_dir, [http], [msg] and [cluster] are the server's",
+                            "an app's table holds only {}; data_dir, [msg] and [cluster] are the server's",
                             APP_TABLES.join(", ")
                         ),
                     ));
                     continue;
                 }
                 let is_table = value.is_table();
-                if key.get_ref() == "variables" {
+                if key.get_ref() == "http" {
+                    let prefix = path.clone();
+                    let checked = value
+                        .clone()
+                        .try_into::<RawAppHttp>()
+                        .map_err(|e| vec![(prefix.clone(), e.message().trim().to_string(), at)])
+                        .and_then(|h| {
+                            http_overrides(
+                                &prefix,
+                                h.timeout.as_deref().map(|t| (t, at)),
+                                h.max_response.as_deref().map(|m| (m, at)),
+                                h.max_redirects,
+                            )
+                        });
+                    match checked {
+                        Ok(set) if is_table => own.http = set,
+                        Ok(_) => errors.push(src.error(at, path, "[apps.NAME.http] is a table like [http]")),
+                        Err(e) => errors.extend(e.into_iter().map(|(key, e, at)| src.error(at, key, e))),
+                    }
+                } else if key.get_ref() == "variables" {
                     match value.clone().try_into::<BTreeMap<String, String>>() {
                         Ok(v) if is_table => own.variables = v,
                         _ => errors.push(src.error(at, path, "variables are a table of strings: `name = \"value\"`")),
@@ -234,8 +318,9 @@ impl RuntimeConfigFile {
 impl RuntimeConfigFile {
     /// The app `app`'s view of the file: its own `[apps.NAME.variables]`
     /// over the server-wide `[variables]` (alone, when the server hosts
-    /// several apps), and its own `[kv.*]` and `[sql.*]` over the server's
-    /// when the capabilities read them.
+    /// several apps), its own `[apps.NAME.http]` keys over `[http]`, and
+    /// its own `[kv.*]` and `[sql.*]` over the server's when the
+    /// capabilities read them.
     pub fn for_app(&self, app: &str, several: bool) -> RuntimeConfigFile {
         let mut view = self.clone();
         if several {
@@ -243,6 +328,7 @@ impl RuntimeConfigFile {
         }
         if let Some(own) = self.apps.get(app) {
             view.variables.extend(own.variables.clone());
+            own.http.apply(&mut view.http);
         }
         view.scope = Some(AppScope {
             app: app.to_string(),
@@ -411,11 +497,32 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
     }
 
     #[test]
-    fn an_apps_table_holds_only_its_variables_and_stores() {
+    fn an_apps_http_keys_override_the_servers_one_by_one() {
+        let text = "[http]\ntimeout = \"10s\"\nmax_redirects = 2\n\n[apps.shop.http]\ntimeout = \"500ms\"\nmax_response = \"1KiB\"\n";
+        let cfg = RuntimeConfigFile::parse(text, Path::new("rt.toml")).unwrap();
+        let shop = cfg.for_app("shop", true).http;
+        assert_eq!(shop.timeout, Duration::from_millis(500));
+        assert_eq!(shop.max_response, 1024);
+        assert_eq!(shop.max_redirects, 2, "a key the app does not set is the server's");
+        let blog = cfg.for_app("blog", true).http;
+        assert_eq!(blog.timeout, Duration::from_secs(10));
+        assert_eq!(blog.max_response, HttpSettings::default().max_response);
+    }
+
+    #[test]
+    fn an_apps_table_holds_only_its_variables_stores_and_outbound_limits() {
         for (text, expected) in [
             (
-                "[apps.a.http]\ntimeout = \"1s\"\n",
-                "rt.toml:1:9: apps.a.http: an app's table holds only",
+                "[apps.a.msg]\nbackend = \"nats\"\n",
+                "rt.toml:1:9: apps.a.msg: an app's table holds only",
+            ),
+            (
+                "[apps.a.http]\ntimeout = \"soon\"\n",
+                "rt.toml:1:9: apps.a.http.timeout:",
+            ),
+            (
+                "[apps.a.http]\nmax_body = \"1MiB\"\n",
+                "rt.toml:1:9: apps.a.http: unknown field `max_body`",
             ),
             (
                 "[apps.a]\ndata_dir = \"x\"\n",

@@ -649,6 +649,62 @@ fn each_app_has_its_own_kv_runtime_configuration() {
     assert!(apps.join(".atoll/apps/b/own.redb").is_file());
 }
 
+/// A loopback upstream answering every request with `body`; its origin.
+fn upstream(body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut head = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut head);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    origin
+}
+
+#[test]
+fn each_app_has_its_own_outbound_limits() {
+    let origin = upstream("a response of forty bytes, give or take");
+    let grant = format!(
+        "\n[functions.out]\nsource = \"f.wasm\"\ncapabilities = [\"http\"]\nallowed_hosts = [\"{origin}\"]\n\n\
+         [[routes]]\nmethod = \"POST\"\npath = \"/out\"\nsteps = [{{ fn = \"out\", op = \"fetch\" }}]\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("apps");
+    app_with(&apps, "a", r#"base = "/a""#, "a-1", &grant);
+    app_with(&apps, "b", r#"base = "/b""#, "b-1", &grant);
+    // The server allows 1 KiB; a's own table allows 16 bytes.
+    let rt = dir.path().join("rt.toml");
+    std::fs::write(
+        &rt,
+        "[http]\nmax_response = \"1KiB\"\n\n[apps.a.http]\nmax_response = \"16B\"\n",
+    )
+    .unwrap();
+    let mut cmd = atoll();
+    cmd.arg("serve").arg("--apps").arg(&apps);
+    let (mut child, addr) = start(&mut cmd, &["--runtime-config", rt.to_str().unwrap()]);
+    let call = format!(r#"{{"url": "{origin}/"}}"#);
+    let (code, text) = post(&addr, "x", "/b/out", &call);
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("forty bytes"), "{text}");
+    let (code, text) = post(&addr, "x", "/a/out", &call);
+    assert_ne!(code, 200, "{text}");
+    assert!(
+        text.contains("larger than the limit of 16 bytes"),
+        "the error names a's limit: {text}"
+    );
+    assert!(terminate(&mut child.0).success());
+}
+
 #[test]
 fn a_misconfigured_app_table_is_refused_naming_the_app_and_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -666,7 +722,7 @@ fn a_misconfigured_app_table_is_refused_naming_the_app_and_the_key() {
         ),
         (
             "[apps.b.msg]\nbackend = \"nats\"\n",
-            "rt.toml:1:9: apps.b.msg: an app's table holds only variables, kv, sql",
+            "rt.toml:1:9: apps.b.msg: an app's table holds only variables, kv, sql, http",
         ),
         (
             "[apps.a]\nvariables = \"x\"\n",
