@@ -1,15 +1,15 @@
 //! TLS to backends whose servers a private CA signs (PostgreSQL's
-//! `sslrootcert`): certificates and keys read from PEM
+//! `sslrootcert`, NATS's `ca_file`): certificates and keys read from PEM
 //! files, the checks made of a server's certificate, and its failures in
 //! words an operator can act on.
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The certificates of a PEM file; an error if it has none, so a file of
 /// the wrong kind (a key, DER) is caught when the configuration loads.
@@ -36,6 +36,13 @@ pub fn read_roots(path: &Path) -> Result<RootCertStore, String> {
             .map_err(|e| format!("{} holds a certificate that cannot be a root: {e}", path.display()))?;
     }
     Ok(roots)
+}
+
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| format!("{} has no private key in it (expected PEM): {e}", path.display()))
 }
 
 /// What is checked of a server's certificate, beyond that it is current.
@@ -66,6 +73,90 @@ pub fn verifier(roots: RootCertStore, check: Check) -> Result<Arc<dyn ServerCert
         Check::ChainAndName => webpki,
         Check::ChainOnly => Arc::new(AnyName(webpki)),
     })
+}
+
+/// The system's checks, as PostgreSQL's `sslmode=require` and outbound
+/// HTTP make them.
+pub fn platform_verifier() -> Result<Arc<dyn ServerCertVerifier>, String> {
+    crate::http::use_ring_for_tls();
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| format!("cannot set up TLS: {e}"))?;
+    Ok(Arc::new(verifier))
+}
+
+/// Why the last server certificate was refused, while no later one has
+/// been accepted: for a client that reconnects by itself in the
+/// background and reports only that it is not connected.
+#[derive(Debug, Clone, Default)]
+pub struct LastRefusal(Arc<Mutex<Option<rustls::Error>>>);
+
+impl LastRefusal {
+    pub fn get(&self) -> Option<rustls::Error> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, e: Option<rustls::Error>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = e;
+    }
+}
+
+/// `inner`, remembering its verdicts in a [`LastRefusal`].
+pub fn remembering(inner: Arc<dyn ServerCertVerifier>) -> (Arc<dyn ServerCertVerifier>, LastRefusal) {
+    let last = LastRefusal::default();
+    (
+        Arc::new(Remembering {
+            inner,
+            last: last.clone(),
+        }),
+        last,
+    )
+}
+
+#[derive(Debug)]
+struct Remembering {
+    inner: Arc<dyn ServerCertVerifier>,
+    last: LastRefusal,
+}
+
+impl ServerCertVerifier for Remembering {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        self.last.set(verdict.as_ref().err().cloned());
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// WebPKI's checks, but for a name mismatch: the chain is checked before
