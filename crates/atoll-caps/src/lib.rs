@@ -37,6 +37,7 @@ mod namespaces;
 pub mod reachable;
 mod services;
 pub mod sql;
+mod tls;
 pub mod trace;
 pub mod vars;
 mod wire;

@@ -2,9 +2,9 @@
 //! groups across nodes, request/reply, durable subscriptions (kept,
 //! redelivered, dead after `max_deliver`), and an outage.
 
-use atoll_caps::msg::{Broker, InProcessBroker, Message, NatsBroker};
+use atoll_caps::msg::{Broker, InProcessBroker, Message, NatsBroker, NatsTls};
 use atoll_manifest::TopicPattern;
-use atoll_testkit::NatsServer;
+use atoll_testkit::{NatsServer, NatsServerTls, TestCa};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -217,4 +217,88 @@ async fn a_subscription_given_up_leaves_its_queue_group_at_once() {
     for _ in 0..50 {
         next(&mut staying).await;
     }
+}
+
+/// A NATS server whose certificate a CA made here signs, requiring TLS.
+fn tls_files(dir: &std::path::Path, ca: &TestCa) -> NatsTls {
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("other-ca.pem"), TestCa::new("another CA").pem()).unwrap();
+    NatsTls {
+        ca_file: Some(dir.join("ca.pem")),
+        client_cert: None,
+    }
+}
+
+fn tls_node(server: &NatsServer, tls: &NatsTls) -> NatsBroker {
+    NatsBroker::new(&server.url(), None).unwrap().with_tls(tls).unwrap()
+}
+
+/// Publishing keeps failing; the last error.
+async fn never_connects(broker: &NatsBroker) -> String {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match broker.publish("atoll.test.warmup", Bytes::new()).await {
+            Ok(()) => panic!("connected"),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca_carries_messages_and_refuses_another_ca() {
+    let ca = TestCa::new("atoll test CA");
+    let server = NatsServer::start_tls(&NatsServerTls {
+        server: ca.issue(&["localhost", "127.0.0.1"]),
+        client_ca: None,
+    });
+    assert!(server.url().starts_with("tls://"));
+    let dir = tempfile::tempdir().unwrap();
+    let tls = tls_files(dir.path(), &ca);
+    let node = tls_node(&server, &tls);
+    let mut sub = node.subscribe(&pattern("secure.*"), "secure").await.unwrap();
+    connected(&node).await;
+    node.publish("secure.one", Bytes::from("sealed")).await.unwrap();
+    let m = next(&mut sub).await;
+    assert_eq!((m.topic.as_str(), &m.payload[..]), ("secure.one", &b"sealed"[..]));
+
+    let other = dir.path().join("other-ca.pem");
+    let stranger = tls_node(
+        &server,
+        &NatsTls {
+            ca_file: Some(other.clone()),
+            client_cert: None,
+        },
+    );
+    let err = never_connects(&stranger).await;
+    let want = format!(
+        "not connected to NATS at 127.0.0.1:{} (reconnecting; the last attempt failed: TLS: the server's certificate is not signed by the CA in ca_file {})",
+        server.url().rsplit(':').next().unwrap(),
+        other.display()
+    );
+    assert_eq!(err, want);
+}
+
+#[tokio::test]
+async fn tls_with_a_client_certificate() {
+    let ca = TestCa::new("atoll test CA");
+    let server = NatsServer::start_tls(&NatsServerTls {
+        server: ca.issue(&["127.0.0.1"]),
+        client_ca: Some(ca.pem()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut tls = tls_files(dir.path(), &ca);
+    // Without a certificate of its own, the server turns the node away.
+    let anonymous = tls_node(&server, &tls);
+    never_connects(&anonymous).await;
+    let client = ca.issue(&["atoll-node"]);
+    std::fs::write(dir.path().join("client.pem"), &client.cert).unwrap();
+    std::fs::write(dir.path().join("client.key"), &client.key).unwrap();
+    tls.client_cert = Some((dir.path().join("client.pem"), dir.path().join("client.key")));
+    let node = tls_node(&server, &tls);
+    let mut sub = node.subscribe(&pattern("mtls"), "mtls").await.unwrap();
+    connected(&node).await;
+    node.publish("mtls", Bytes::from("both ways")).await.unwrap();
+    assert_eq!(&next(&mut sub).await.payload[..], b"both ways");
 }

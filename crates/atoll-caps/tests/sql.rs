@@ -11,7 +11,7 @@
 use atoll_caps::sql::{QueryResult, SqlValue};
 use atoll_caps::{AppFiles, HostCallError, Invocation, RequestInfo, Services};
 use atoll_manifest::{Manifest, RuntimeConfigFile};
-use atoll_testkit::PostgresServer;
+use atoll_testkit::{PostgresServer, PostgresTls, TestCa};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -551,5 +551,150 @@ async fn postgres_down_is_a_clear_error_and_recovers_by_itself() {
             }
             Err(e) => panic!("still failing 20 s after the server came back: {e}"),
         }
+    }
+}
+
+/// A PostgreSQL server with `ssl = on` that refuses connections without
+/// TLS, its certificate (for `localhost` only) signed by a CA made here;
+/// the CA, and another that signed nothing, written beside the runtime
+/// configuration as `ca.pem` and `other-ca.pem`.
+struct TlsSetup {
+    server: PostgresServer,
+    dir: tempfile::TempDir,
+}
+
+fn tls_setup() -> TlsSetup {
+    let ca = TestCa::new("atoll test CA");
+    let server = PostgresServer::start_tls(&PostgresTls {
+        server: ca.issue(&["localhost"]),
+        tls_only: true,
+    });
+    server.create_database("tls");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("other-ca.pem"), TestCa::new("another CA").pem()).unwrap();
+    TlsSetup { server, dir }
+}
+
+impl TlsSetup {
+    /// A URL with a password (which no error may show), naming the server
+    /// `host` (`localhost`, which its certificate names, or `127.0.0.1`,
+    /// which it does not) while connecting to 127.0.0.1 either way.
+    fn url(&self, host: &str, tls: &str) -> String {
+        format!(
+            "postgres://postgres:hunter2@{host}:{}/tls?hostaddr=127.0.0.1&{tls}",
+            self.server.port()
+        )
+    }
+
+    async fn load(&self, host: &str, tls: &str) -> Result<Services, String> {
+        let backend = Backend::Postgres(self.url(host, tls));
+        build(
+            &backend,
+            self.dir.path(),
+            MANIFEST,
+            migrations(&[("001_schema.sql", MIGRATION)]),
+        )
+        .await
+    }
+
+    async fn refused(&self, host: &str, tls: &str) -> String {
+        let err = match self.load(host, tls).await {
+            Ok(_) => panic!("{tls} (host {host}) connected"),
+            Err(e) => e,
+        };
+        assert!(err.contains("database \"default\" (postgres)"), "{err}");
+        assert!(!err.contains("hunter2"), "the password shows in: {err}");
+        err
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_with_a_private_ca() {
+    let tls = tls_setup();
+    // The chain and the name checked: named queries work end to end.
+    let services = tls
+        .load("localhost", "sslmode=verify-full&sslrootcert=ca.pem")
+        .await
+        .unwrap();
+    let mut db = Db::new(&services);
+    assert_eq!(
+        db.rows("balances", vec![]).await,
+        [[Int(1), Int(100)], [Int(2), Int(0)]]
+    );
+    db.transaction("transfer", vec![vec![Int(1), Int(30)], vec![Int(2), Int(30)]])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.rows("balances", vec![]).await,
+        [[Int(1), Int(70)], [Int(2), Int(30)]]
+    );
+    // The chain only, whatever the name; `require` with a root file is the
+    // same, as in libpq.
+    for mode in ["verify-ca", "require", "prefer"] {
+        let services = tls
+            .load("127.0.0.1", &format!("sslmode={mode}&sslrootcert=ca.pem"))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let mut db = Db::new(&services);
+        assert_eq!(db.rows("balances", vec![]).await.len(), 2, "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_server_its_tls_settings_do_not_trust() {
+    let tls = tls_setup();
+    let other = tls.dir.path().join("other-ca.pem");
+    for (host, settings, want) in [
+        (
+            "localhost",
+            "sslmode=verify-full&sslrootcert=other-ca.pem",
+            format!(
+                "database unavailable: TLS: the server's certificate is not signed by the CA in sslrootcert {}",
+                other.display()
+            ),
+        ),
+        (
+            "127.0.0.1",
+            "sslmode=verify-full&sslrootcert=ca.pem",
+            "database unavailable: TLS: the server's certificate is not for the host name connected to".into(),
+        ),
+        (
+            "127.0.0.1",
+            "sslmode=verify-ca&sslrootcert=other-ca.pem",
+            format!("not signed by the CA in sslrootcert {}", other.display()),
+        ),
+        // The system's roots: a private CA is not among them.
+        (
+            "localhost",
+            "sslmode=require",
+            "database unavailable: TLS: the server's certificate is not signed by a CA the system trusts (give sslrootcert=FILE for a private CA)".into(),
+        ),
+        // This server takes TLS connections only (pg_hba.conf says hostssl).
+        (
+            "localhost",
+            "sslmode=disable",
+            "no pg_hba.conf entry for host \"127.0.0.1\", user \"postgres\", database \"tls\", no encryption".into(),
+        ),
+    ] {
+        let err = tls.refused(host, settings).await;
+        assert!(err.contains(&want), "{settings}: missing {want:?} in:\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_requiring_tls_refuses_a_server_without_it() {
+    let url = fresh_database(PostgresServer::shared());
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["require", "verify-full"] {
+        let backend = Backend::Postgres(format!("{url}?sslmode={mode}"));
+        let err = match build(&backend, dir.path(), MANIFEST, migrations(&[])).await {
+            Ok(_) => panic!("sslmode={mode} connected without TLS"),
+            Err(e) => e,
+        };
+        let want = format!(
+            "database \"default\" (postgres): database unavailable: TLS: the server does not offer TLS, and sslmode={mode} insists on it"
+        );
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
 }

@@ -13,8 +13,10 @@ use std::sync::OnceLock;
 
 mod logs;
 mod servers;
+mod tls;
 pub use logs::{capture_logs, captured};
-pub use servers::{NatsServer, PostgresServer, PrometheusServer, RedisServer, free_port};
+pub use servers::{NatsServer, NatsServerTls, PostgresServer, PostgresTls, PrometheusServer, RedisServer, free_port};
+pub use tls::{Issued, TestCa};
 
 /// Rust fixtures under `tests/guests`, with the target each is built for.
 const RUST_GUESTS: &[(&str, &str)] = &[

@@ -229,27 +229,67 @@ pub struct NatsServer {
     binary: PathBuf,
     port: u16,
     dir: TempDir,
+    tls: bool,
     child: Option<Child>,
+}
+
+/// TLS for a server of the test's own: the certificate it presents (and
+/// its key, both PEM), and, if given, the CA whose certificates it
+/// requires clients to present (`--tlsverify`).
+pub struct NatsServerTls {
+    pub server: crate::Issued,
+    pub client_ca: Option<String>,
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        NatsServer::start_with(None)
+    }
+
+    /// A server that requires TLS from every client, presenting `tls`.
+    pub fn start_tls(tls: &NatsServerTls) -> NatsServer {
+        NatsServer::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&NatsServerTls>) -> NatsServer {
         let mut server = NatsServer {
             binary: require_binary("nats-server", "nats-server"),
             port: free_port(),
             dir: TempDir::new("nats"),
+            tls: tls.is_some(),
             child: None,
         };
+        if let Some(tls) = tls {
+            std::fs::write(server.dir.path.join("server.pem"), &tls.server.cert).unwrap();
+            std::fs::write(server.dir.path.join("server.key"), &tls.server.key).unwrap();
+            if let Some(ca) = &tls.client_ca {
+                std::fs::write(server.dir.path.join("client-ca.pem"), ca).unwrap();
+            }
+        }
         server.spawn();
         server
     }
 
+    /// `nats://` (or `tls://` for a TLS server) `127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        if self.tls {
+            cmd.arg("--tls")
+                .arg("--tlscert")
+                .arg(self.dir.path.join("server.pem"))
+                .arg("--tlskey")
+                .arg(self.dir.path.join("server.key"));
+            let client_ca = self.dir.path.join("client-ca.pem");
+            if client_ca.exists() {
+                cmd.arg("--tlsverify").arg("--tlscacert").arg(client_ca);
+            }
+        }
+        let child = cmd
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
             .arg("-sd")
             .arg(self.dir.path.join("jetstream"))
@@ -263,8 +303,9 @@ impl NatsServer {
         }
     }
 
-    /// A NATS server greets every connection with `INFO {...}`; it is ready
-    /// for durable subscriptions once that greeting says JetStream is on.
+    /// A NATS server greets every connection with `INFO {...}` (in the
+    /// clear, TLS or not); it is ready for durable subscriptions once that
+    /// greeting says JetStream is on.
     fn answers(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
@@ -309,7 +350,16 @@ pub struct PostgresServer {
     dir: PathBuf,
     port: u16,
     user: Option<(u32, u32)>,
+    tls: bool,
     child: Option<Child>,
+}
+
+/// TLS for a server of the test's own: the certificate it presents (and
+/// its key, both PEM), and whether it refuses connections without TLS
+/// (`hostssl` lines only in its pg_hba.conf).
+pub struct PostgresTls {
+    pub server: crate::Issued,
+    pub tls_only: bool,
 }
 
 impl PostgresServer {
@@ -322,6 +372,15 @@ impl PostgresServer {
 
     /// A server of the caller's own, to stop and start again.
     pub fn start() -> PostgresServer {
+        PostgresServer::start_with(None)
+    }
+
+    /// A server of the caller's own with `ssl = on`.
+    pub fn start_tls(tls: &PostgresTls) -> PostgresServer {
+        PostgresServer::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&PostgresTls>) -> PostgresServer {
         let bin = postgres_bin();
         let user = running_as_root().then(postgres_user);
         let dir = std::env::temp_dir().join(format!("atoll-pg-{}-{}", std::process::id(), free_port()));
@@ -352,11 +411,15 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(tls) = tls {
+            write_tls_files(&dir.join("data"), tls, user);
+        }
         let mut server = PostgresServer {
             bin,
             dir,
             port: free_port(),
             user,
+            tls: tls.is_some(),
             child: None,
         };
         server.spawn();
@@ -409,10 +472,12 @@ impl PostgresServer {
             // fsync off: a test server needs no protection from a power cut,
             // and a killed process loses nothing the kernel already has.
             "{} -D data -p {} -k \"$PWD\" -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
-             -c max_connections=200 >log 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid; \
+             -c max_connections=200 {} >log 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid; \
              [ \"$1\" = cleanup ] && rm -rf \"$PWD\"",
             postgres.display(),
-            self.port
+            self.port,
+            // server.crt and server.key in the data directory are the defaults.
+            if self.tls { "-c ssl=on" } else { "" }
         );
         // What a killed server leaves behind would stop the next one: its
         // pid file, and the lock of its socket (a killed process can stay a
@@ -472,6 +537,30 @@ impl Drop for PostgresServer {
         if let Some(mut c) = self.child.take() {
             drop(c.stdin.take());
             let _ = c.wait();
+        }
+    }
+}
+
+/// The server's certificate and key where `ssl = on` looks for them, and,
+/// for a TLS-only server, a pg_hba.conf with `hostssl` lines only.
+/// PostgreSQL refuses a key file that another user owns or others can
+/// read: under root it is handed to the user the server runs as.
+fn write_tls_files(data: &std::path::Path, tls: &PostgresTls, user: Option<(u32, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![
+        ("server.crt", tls.server.cert.as_str()),
+        ("server.key", tls.server.key.as_str()),
+    ];
+    let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n";
+    if tls.tls_only {
+        files.push(("pg_hba.conf", hba));
+    }
+    for (name, text) in files {
+        let path = data.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("handing a TLS file to postgres");
         }
     }
 }

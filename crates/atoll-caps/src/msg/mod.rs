@@ -15,7 +15,7 @@ mod nats;
 pub mod runtime_config;
 
 pub use nats::{Delivery, NatsBroker, PROGRESS_EVERY};
-pub use runtime_config::MsgBackendConfig;
+pub use runtime_config::{MsgBackendConfig, NatsTls};
 
 use crate::capability::{BuildContext, HostCapability};
 use crate::wire::{decode, encode};
@@ -253,7 +253,12 @@ impl HostCapability for Msg {
     async fn build(ctx: &BuildContext<'_>) -> Result<Msg, Vec<ManifestError>> {
         let broker: Arc<dyn Broker> = match runtime_config::parse(ctx.runtime)? {
             MsgBackendConfig::InProcess => Arc::new(InProcessBroker::new()),
-            MsgBackendConfig::Nats { url, credentials, loc } => match NatsBroker::new(&url, credentials) {
+            MsgBackendConfig::Nats {
+                url,
+                credentials,
+                tls,
+                loc,
+            } => match NatsBroker::new(&url, credentials).and_then(|b| b.with_tls(&tls)) {
                 Ok(b) => Arc::new(b),
                 Err(e) => {
                     let src = ctx.runtime.source.as_ref().expect("a [msg] section comes from a file");

@@ -10,7 +10,8 @@
 //!   while it is down, publishing fails with an error that says so rather
 //!   than queueing, and durable subscriptions retry until the server is back.
 
-use super::{Broker, Message, Subscription};
+use super::{Broker, Message, NatsTls, Subscription};
+use crate::tls::{Check, LastRefusal};
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use async_nats::{Client, ConnectOptions, ServerAddr};
 use async_trait::async_trait;
@@ -38,8 +39,18 @@ const QUEUE: usize = 256;
 pub struct NatsBroker {
     servers: Vec<ServerAddr>,
     credentials: Option<PathBuf>,
+    tls: Option<Tls>,
     shown: String,
     client: OnceCell<Client>,
+}
+
+/// TLS of Atoll's own making, for a private CA or a client certificate:
+/// its verifier remembers why it last refused the server, which the client
+/// (reconnecting in the background) would not say.
+struct Tls {
+    config: rustls::ClientConfig,
+    last_refusal: LastRefusal,
+    trusted: String,
 }
 
 impl NatsBroker {
@@ -65,8 +76,49 @@ impl NatsBroker {
                 .join(","),
             servers,
             credentials,
+            tls: None,
             client: OnceCell::new(),
         })
+    }
+
+    /// Trusts `tls.ca_file` only (else the system's roots), presents
+    /// `tls.client_cert` if given, and requires TLS if either is set.
+    pub fn with_tls(mut self, tls: &NatsTls) -> Result<NatsBroker, String> {
+        if !tls.is_set() {
+            return Ok(self);
+        }
+        let (verifier, trusted) = match &tls.ca_file {
+            Some(file) => {
+                let roots = crate::tls::read_roots(file).map_err(|e| format!("ca_file: {e}"))?;
+                (
+                    crate::tls::verifier(roots, Check::ChainAndName)?,
+                    format!("the CA in ca_file {}", file.display()),
+                )
+            }
+            None => (
+                crate::tls::platform_verifier()?,
+                "a CA the system trusts (give ca_file for a private CA)".to_string(),
+            ),
+        };
+        let (verifier, last_refusal) = crate::tls::remembering(verifier);
+        let builder = rustls::ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let config = match &tls.client_cert {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    crate::tls::read_certs(cert).map_err(|e| format!("client_cert: {e}"))?,
+                    crate::tls::read_key(key).map_err(|e| format!("client_key: {e}"))?,
+                )
+                .map_err(|e| format!("client_cert and client_key do not make a pair: {e}"))?,
+        };
+        self.tls = Some(Tls {
+            config,
+            last_refusal,
+            trusted,
+        });
+        Ok(self)
     }
 
     async fn client(&self) -> Result<&Client, String> {
@@ -77,6 +129,9 @@ impl NatsBroker {
                     .retry_on_initial_connect()
                     .max_reconnects(None)
                     .connection_timeout(Duration::from_secs(2));
+                if let Some(tls) = &self.tls {
+                    options = options.tls_client_config(tls.config.clone()).require_tls(true);
+                }
                 if let Some(c) = &self.credentials {
                     options = options
                         .credentials_file(c)
@@ -91,13 +146,31 @@ impl NatsBroker {
             .await
     }
 
+    /// Why TLS refused the server at the last attempt, if it did.
+    fn refusal(&self) -> String {
+        let Some(tls) = &self.tls else {
+            return String::new();
+        };
+        match tls.last_refusal.get() {
+            Some(e) => format!(
+                "; the last attempt failed: TLS: {}",
+                crate::tls::explain(&e, &tls.trusted)
+            ),
+            None => String::new(),
+        }
+    }
+
     /// The client, if it is connected now: publishing to a client that is
     /// not would queue the message in memory and report success.
     async fn connected(&self) -> Result<&Client, String> {
         let client = self.client().await?;
         match client.connection_state() {
             async_nats::connection::State::Connected => Ok(client),
-            _ => Err(format!("not connected to NATS at {} (reconnecting)", self.shown)),
+            _ => Err(format!(
+                "not connected to NATS at {} (reconnecting{})",
+                self.shown,
+                self.refusal()
+            )),
         }
     }
 }

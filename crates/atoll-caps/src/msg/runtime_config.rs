@@ -6,7 +6,14 @@
 //! backend = "nats"                   # in-process (default) | nats
 //! url = "nats://10.0.0.6:4222"       # or tls://; several servers separated by commas
 //! credentials = "app.creds"          # optional: a NATS .creds file, relative to this file
+//! ca_file = "ca.pem"                 # optional: the CA(s) to trust instead of the system's
+//! client_cert = "client.pem"         # optional, with client_key: a certificate to present
+//! client_key = "client.key"
 //! ```
+//!
+//! Any of the last three makes TLS required, whatever the URL's scheme.
+//! Every file is read when the configuration loads, so a missing or wrong
+//! one is an error then, at its key, rather than a node that never connects.
 
 use crate::capability::runtime_sections;
 use atoll_manifest::{Location, ManifestError, RuntimeConfigFile, SourceText};
@@ -25,8 +32,23 @@ pub enum MsgBackendConfig {
     Nats {
         url: String,
         credentials: Option<PathBuf>,
+        tls: NatsTls,
         loc: Location,
     },
+}
+
+/// TLS settings beyond the URL's `tls://`, their paths resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    pub ca_file: Option<PathBuf>,
+    /// A certificate (chain) and its key, for servers that verify clients.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl NatsTls {
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.client_cert.is_some()
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -40,6 +62,9 @@ struct RawMsg {
     backend: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     credentials: Option<String>,
+    ca_file: Option<Spanned<String>>,
+    client_cert: Option<Spanned<String>>,
+    client_key: Option<Spanned<String>>,
 }
 
 /// The `[msg]` section, or where it is wrong. `credentials` is relative to
@@ -82,6 +107,7 @@ fn backend(src: &SourceText, m: &Spanned<RawMsg>) -> Result<MsgBackendConfig, Ve
             Ok(MsgBackendConfig::Nats {
                 url: url.get_ref().clone(),
                 credentials: r.credentials.as_ref().map(|c| base.join(c)),
+                tls: tls(src, m, base)?,
                 loc: src.locate(url.span()),
             })
         }
@@ -93,6 +119,42 @@ fn backend(src: &SourceText, m: &Spanned<RawMsg>) -> Result<MsgBackendConfig, Ve
                 format!("unknown messaging backend \"{other}\" (expected in-process or nats)"),
             )])
         }
+    }
+}
+
+/// `ca_file`, `client_cert` and `client_key`, each read now.
+fn tls(src: &SourceText, m: &Spanned<RawMsg>, base: &Path) -> Result<NatsTls, Vec<ManifestError>> {
+    let r = m.get_ref();
+    let mut errors = Vec::new();
+    let mut file = |key: &str, value: &Option<Spanned<String>>, read: &dyn Fn(&Path) -> Result<(), String>| {
+        let v = value.as_ref()?;
+        let path = base.join(v.get_ref());
+        match read(&path) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                errors.push(src.error(src.locate(v.span()), format!("msg.{key}"), e));
+                None
+            }
+        }
+    };
+    let ca_file = file("ca_file", &r.ca_file, &|p| crate::tls::read_roots(p).map(drop));
+    let cert = file("client_cert", &r.client_cert, &|p| crate::tls::read_certs(p).map(drop));
+    let key = file("client_key", &r.client_key, &|p| crate::tls::read_key(p).map(drop));
+    let client_cert = match (&r.client_cert, &r.client_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            errors.push(src.error(
+                src.locate(m.span()),
+                "msg",
+                "client_cert and client_key go together: the certificate to present, and its private key",
+            ));
+            None
+        }
+        _ => cert.zip(key),
+    };
+    if errors.is_empty() {
+        Ok(NatsTls { ca_file, client_cert })
+    } else {
+        Err(errors)
     }
 }
 
@@ -119,6 +181,33 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(parsed("", "rt.toml").unwrap(), MsgBackendConfig::InProcess);
+        let dir = tempfile::tempdir().unwrap();
+        let rt = dir.path().join("rt.toml");
+        std::fs::write(
+            dir.path().join("key.pem"),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = parsed(
+            "[msg]\nbackend = \"nats\"\nurl = \"tls://a\"\nca_file = \"ca.pem\"\nclient_cert = \"key.pem\"\n",
+            rt.to_str().unwrap(),
+        )
+        .unwrap_err();
+        for want in [
+            format!(
+                "{}:4:11: msg.ca_file: cannot read {}",
+                rt.display(),
+                dir.path().join("ca.pem").display()
+            ),
+            format!(
+                "{}:5:15: msg.client_cert: {} has no certificate in it",
+                rt.display(),
+                dir.path().join("key.pem").display()
+            ),
+            format!("{}:1:1: msg: client_cert and client_key go together", rt.display()),
+        ] {
+            assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+        }
         for (text, want) in [
             (
                 "[msg]\nbackend = \"kafka\"\n",

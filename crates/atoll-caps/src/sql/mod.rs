@@ -38,6 +38,7 @@ mod grant;
 mod host;
 pub mod migrations;
 mod postgres;
+mod postgres_tls;
 pub mod runtime_config;
 mod sqlite;
 mod value;

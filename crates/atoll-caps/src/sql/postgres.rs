@@ -1,5 +1,6 @@
 //! The PostgreSQL backend: a pool of connections (deadpool), statements
-//! prepared once per connection, TLS as the URL's `sslmode` says.
+//! prepared once per connection, TLS as the URL's `sslmode` and
+//! `sslrootcert` say (see `postgres_tls.rs`).
 //!
 //! Nothing connects at construction: the pool opens connections on use, so
 //! a query while the server is down fails with [`SqlError::Unavailable`]
@@ -8,12 +9,14 @@
 //! own, so nodes starting together apply each migration once.
 
 use super::migrations::{TABLE, pending};
+use super::postgres_tls::{self, SslMode};
 use super::{Migration, QueryResult, SqlDatabase, SqlError, SqlValue, Statement};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::TryStreamExt;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
@@ -31,21 +34,29 @@ pub struct PostgresDatabase {
     pool: Pool,
     config: Config,
     tls: MakeRustlsConnect,
+    mode: SslMode,
+    root_cert: Option<PathBuf>,
 }
 
 impl PostgresDatabase {
-    /// A pool of at most `connections`, none opened yet.
-    pub fn new(url: &str, connections: usize, name: &str) -> Result<PostgresDatabase, String> {
-        let mut config: Config = url.parse().map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    /// A pool of at most `connections`, none opened yet. `root_cert` is
+    /// the URL's `sslrootcert`, resolved.
+    pub fn new(
+        url: &str,
+        root_cert: Option<&Path>,
+        connections: usize,
+        name: &str,
+    ) -> Result<PostgresDatabase, String> {
+        let split = postgres_tls::split(url)?;
+        let mut config: Config = split
+            .client_url
+            .parse()
+            .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         if config.get_application_name().is_none() {
             config.application_name(format!("atoll ({name})"));
         }
-        crate::http::use_ring_for_tls();
-        let tls_config =
-            <rustls::ClientConfig as rustls_platform_verifier::ConfigVerifierExt>::with_platform_verifier()
-                .map_err(|e| format!("cannot set up TLS: {e}"))?;
-        let tls = MakeRustlsConnect::new(tls_config);
+        let tls = MakeRustlsConnect::new(postgres_tls::client_config(split.mode, root_cert)?);
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -61,16 +72,58 @@ impl PostgresDatabase {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| format!("cannot make the connection pool: {e}"))?;
-        Ok(PostgresDatabase { pool, config, tls })
+        Ok(PostgresDatabase {
+            pool,
+            config,
+            tls,
+            mode: split.mode,
+            root_cert: root_cert.map(Path::to_path_buf),
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, SqlError> {
         self.pool.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => classify(e),
+            PoolError::Backend(e) => self.connect_error(e),
             PoolError::Timeout(_) => SqlError::Unavailable(format!("no connection within {CONNECT_TIMEOUT:?}")),
             other => SqlError::Unavailable(other.to_string()),
         })
     }
+
+    /// A failure to connect, with what TLS refused said plainly: the
+    /// client's own words stop at "error performing TLS handshake".
+    fn connect_error(&self, e: tokio_postgres::Error) -> SqlError {
+        if let Some(tls) = crate::tls::rustls_cause(&e) {
+            let why = crate::tls::explain(tls, &postgres_tls::trusted(self.root_cert.as_deref()));
+            return SqlError::Unavailable(format!("TLS: {why}"));
+        }
+        let text = with_causes(&e);
+        if text.contains("server does not support TLS") {
+            let mode = match self.mode {
+                SslMode::VerifyCa => "verify-ca",
+                SslMode::VerifyFull => "verify-full",
+                _ => "require",
+            };
+            return SqlError::Unavailable(format!(
+                "TLS: the server does not offer TLS, and sslmode={mode} insists on it"
+            ));
+        }
+        classify(e)
+    }
+}
+
+/// An error and its causes, as one line: tokio-postgres's own message is
+/// often only the kind ("error connecting to server").
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(&format!(": {more}"));
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn classify(e: tokio_postgres::Error) -> SqlError {
@@ -88,9 +141,9 @@ fn classify(e: tokio_postgres::Error) -> SqlError {
         };
     }
     if e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) {
-        return SqlError::Unavailable(e.to_string());
+        return SqlError::Unavailable(with_causes(&e));
     }
-    SqlError::Backend(e.to_string())
+    SqlError::Backend(with_causes(&e))
 }
 
 /// Whether a value of this kind can be bound to a parameter of type `ty`.
@@ -270,7 +323,11 @@ impl SqlDatabase for PostgresDatabase {
         let at = |e: tokio_postgres::Error| ("migrations".to_string(), classify(e));
         // A connection of its own: the advisory lock belongs to the session,
         // and ends with it even if this node dies half way.
-        let (mut client, connection) = self.config.connect(self.tls.clone()).await.map_err(at)?;
+        let (mut client, connection) = self
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| ("migrations".to_string(), self.connect_error(e)))?;
         let driver = tokio::spawn(connection);
         let result = async {
             client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(at)?;

@@ -14,11 +14,13 @@
 //! connections = 16                   # PostgreSQL: pool size (default 16)
 //! ```
 //!
-//! TLS to PostgreSQL follows the URL's `sslmode`: `disable`, `prefer` (the
-//! default: TLS if the server offers it) or `require`; certificates are
-//! checked against the system's roots.
+//! TLS to PostgreSQL follows the URL's `sslmode`, as libpq's does:
+//! `disable`, `prefer` (the default: TLS if the server offers it),
+//! `require`, `verify-ca` or `verify-full`; `sslrootcert=ca.pem` (relative
+//! to this file) is the CA to trust instead of the system's roots. What each
+//! checks: `postgres_tls.rs`.
 
-use super::{PostgresDatabase, SqlDatabase, SqliteDatabase};
+use super::{PostgresDatabase, SqlDatabase, SqliteDatabase, postgres_tls};
 use crate::capability::app_runtime_sections;
 use atoll_manifest::{Location, ManifestError, RuntimeConfigFile};
 use serde::Deserialize;
@@ -40,6 +42,9 @@ pub enum SqlBackendConfig {
     },
     Postgres {
         url: String,
+        /// The URL's `sslrootcert`, relative to the runtime configuration's
+        /// directory (checked to hold certificates).
+        root_cert: Option<PathBuf>,
         connections: Option<usize>,
         loc: Location,
     },
@@ -107,18 +112,18 @@ pub fn parse(runtime: &RuntimeConfigFile) -> Result<BTreeMap<String, SqlBackendC
             }
             "postgres" => match &r.url {
                 Some(url) if url.get_ref().starts_with("postgres://") || url.get_ref().starts_with("postgresql://") => {
-                    if let Err(e) = url.get_ref().parse::<tokio_postgres::Config>() {
-                        errors.push(src.error(
-                            src.locate(url.span()),
-                            format!("{key}.url"),
-                            format!("not a PostgreSQL URL: {e}"),
-                        ));
-                        continue;
-                    }
-                    SqlBackendConfig::Postgres {
-                        url: url.get_ref().clone(),
-                        connections,
-                        loc: src.locate(url.span()),
+                    let base = src.path.parent().unwrap_or(Path::new("."));
+                    match postgres_url(url.get_ref(), base) {
+                        Ok(root_cert) => SqlBackendConfig::Postgres {
+                            url: url.get_ref().clone(),
+                            root_cert,
+                            connections,
+                            loc: src.locate(url.span()),
+                        },
+                        Err(e) => {
+                            errors.push(src.error(src.locate(url.span()), format!("{key}.url"), e));
+                            continue;
+                        }
                     }
                 }
                 Some(url) => {
@@ -153,11 +158,34 @@ pub fn parse(runtime: &RuntimeConfigFile) -> Result<BTreeMap<String, SqlBackendC
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
+/// Checks a PostgreSQL URL whole, libpq's TLS settings included; its
+/// `sslrootcert` resolved against `base`, once read and found to hold
+/// certificates (not at the first connection, which may be much later).
+fn postgres_url(url: &str, base: &Path) -> Result<Option<PathBuf>, String> {
+    let split = postgres_tls::split(url)?;
+    if let Err(e) = split.client_url.parse::<tokio_postgres::Config>() {
+        return Err(format!("not a PostgreSQL URL: {e}"));
+    }
+    let Some(written) = split.root_cert else {
+        return Ok(None);
+    };
+    let file = base.join(&written);
+    crate::tls::read_roots(&file).map_err(|e| format!("sslrootcert \"{}\": {e}", written.display()))?;
+    Ok(Some(file))
+}
+
 /// Where one database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqlLocation {
-    Sqlite { file: PathBuf, connections: usize },
-    Postgres { url: String, connections: usize },
+    Sqlite {
+        file: PathBuf,
+        connections: usize,
+    },
+    Postgres {
+        url: String,
+        root_cert: Option<PathBuf>,
+        connections: usize,
+    },
 }
 
 /// Where the database `name` lives: as configured, else the SQLite file
@@ -172,8 +200,14 @@ pub fn sql_location(config: &BTreeMap<String, SqlBackendConfig>, data_dir: &Path
             file: data_dir.join(path.clone().unwrap_or_else(|| format!("{name}.sqlite").into())),
             connections: connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS),
         },
-        Some(SqlBackendConfig::Postgres { url, connections, .. }) => SqlLocation::Postgres {
+        Some(SqlBackendConfig::Postgres {
+            url,
+            root_cert,
+            connections,
+            ..
+        }) => SqlLocation::Postgres {
             url: url.clone(),
+            root_cert: root_cert.clone(),
             connections: connections.unwrap_or(DEFAULT_POSTGRES_CONNECTIONS),
         },
     }
@@ -185,8 +219,12 @@ pub async fn open(location: &SqlLocation, name: &str) -> Result<Arc<dyn SqlDatab
         SqlLocation::Sqlite { file, connections } => {
             Ok(Arc::new(SqliteDatabase::open(file, *connections)?) as Arc<dyn SqlDatabase>)
         }
-        SqlLocation::Postgres { url, connections } => {
-            Ok(Arc::new(PostgresDatabase::new(url, *connections, name)?) as Arc<dyn SqlDatabase>)
+        SqlLocation::Postgres {
+            url,
+            root_cert,
+            connections,
+        } => {
+            Ok(Arc::new(PostgresDatabase::new(url, root_cert.as_deref(), *connections, name)?) as Arc<dyn SqlDatabase>)
         }
     }
 }
@@ -225,6 +263,7 @@ mod tests {
             sql_location(&sql, dir, "pg"),
             SqlLocation::Postgres {
                 url: "postgres://u:p@db:5432/shop".into(),
+                root_cert: None,
                 connections: DEFAULT_POSTGRES_CONNECTIONS
             }
         );
@@ -253,6 +292,47 @@ mod tests {
         let err = parse_text("[sql.a]\nbakend = \"sqlite\"\n").unwrap_err();
         assert!(
             err.contains("rt.toml:2:1") && err.contains("unknown field `bakend`"),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod root_cert_tests {
+    use super::*;
+
+    fn parse_in(dir: &Path, url: &str) -> Result<BTreeMap<String, SqlBackendConfig>, String> {
+        let text = format!("[sql.pg]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
+        let runtime = RuntimeConfigFile::parse(&text, &dir.join("rt.toml")).map_err(|e| e.to_string())?;
+        parse(&runtime).map_err(|e| atoll_manifest::ManifestErrors(e).to_string())
+    }
+
+    #[test]
+    fn sslrootcert_is_relative_to_the_file_and_read_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = dir.path().join("rt.toml");
+        let err = parse_in(
+            dir.path(),
+            "postgres://u:secret@db/x?sslmode=verify-full&sslrootcert=ca.pem",
+        )
+        .unwrap_err();
+        let want = format!(
+            "{}:3:7: sql.pg.url: sslrootcert \"ca.pem\": cannot read {}",
+            rt.display(),
+            dir.path().join("ca.pem").display()
+        );
+        assert!(err.contains(&want), "{err}");
+        // The message itself; the excerpt under it quotes the file's line.
+        assert!(!err.lines().next().unwrap().contains("secret"), "{err}");
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+        let err = parse_in(dir.path(), "postgres://db/x?sslrootcert=ca.pem").unwrap_err();
+        assert!(
+            err.contains("sql.pg.url: sslrootcert \"ca.pem\": ") && err.contains("has no certificate in it"),
+            "{err}"
+        );
+        let err = parse_in(dir.path(), "postgres://db/x?sslmode=verify-ca").unwrap_err();
+        assert!(
+            err.contains("sql.pg.url: sslmode=verify-ca needs sslrootcert=FILE"),
             "{err}"
         );
     }

@@ -1,0 +1,245 @@
+//! TLS to backends whose servers a private CA signs (PostgreSQL's
+//! `sslrootcert`, NATS's `ca_file`): certificates and keys read from PEM
+//! files, the checks made of a server's certificate, and its failures in
+//! words an operator can act on.
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The certificates of a PEM file; an error if it has none, so a file of
+/// the wrong kind (a key, DER) is caught when the configuration loads.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} has no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The CA certificates of a PEM file, as the only roots to trust.
+pub fn read_roots(path: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{} holds a certificate that cannot be a root: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| format!("{} has no private key in it (expected PEM): {e}", path.display()))
+}
+
+/// What is checked of a server's certificate, beyond that it is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Signed by the roots, and for the host name connected to.
+    ChainAndName,
+    /// Signed by the roots, for whatever name (libpq's `verify-ca`): for
+    /// servers reached by an address their certificate does not name.
+    ChainOnly,
+}
+
+/// A client configuration that trusts `roots` only.
+pub fn client_config(roots: RootCertStore, check: Check) -> Result<ClientConfig, String> {
+    Ok(ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier(roots, check)?)
+        .with_no_client_auth())
+}
+
+/// The checks of a server's certificate against `roots` only.
+pub fn verifier(roots: RootCertStore, check: Check) -> Result<Arc<dyn ServerCertVerifier>, String> {
+    crate::http::use_ring_for_tls();
+    let webpki = WebPkiServerVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| format!("cannot check certificates against these roots: {e}"))?;
+    Ok(match check {
+        Check::ChainAndName => webpki,
+        Check::ChainOnly => Arc::new(AnyName(webpki)),
+    })
+}
+
+/// The system's checks, as PostgreSQL's `sslmode=require` and outbound
+/// HTTP make them.
+pub fn platform_verifier() -> Result<Arc<dyn ServerCertVerifier>, String> {
+    crate::http::use_ring_for_tls();
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| format!("cannot set up TLS: {e}"))?;
+    Ok(Arc::new(verifier))
+}
+
+/// Why the last server certificate was refused, while no later one has
+/// been accepted: for a client that reconnects by itself in the
+/// background and reports only that it is not connected.
+#[derive(Debug, Clone, Default)]
+pub struct LastRefusal(Arc<Mutex<Option<rustls::Error>>>);
+
+impl LastRefusal {
+    pub fn get(&self) -> Option<rustls::Error> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, e: Option<rustls::Error>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = e;
+    }
+}
+
+/// `inner`, remembering its verdicts in a [`LastRefusal`].
+pub fn remembering(inner: Arc<dyn ServerCertVerifier>) -> (Arc<dyn ServerCertVerifier>, LastRefusal) {
+    let last = LastRefusal::default();
+    (
+        Arc::new(Remembering {
+            inner,
+            last: last.clone(),
+        }),
+        last,
+    )
+}
+
+#[derive(Debug)]
+struct Remembering {
+    inner: Arc<dyn ServerCertVerifier>,
+    last: LastRefusal,
+}
+
+impl ServerCertVerifier for Remembering {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        self.last.set(verdict.as_ref().err().cloned());
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// WebPKI's checks, but for a name mismatch: the chain is checked before
+/// the name, so that is the only error which can hide behind it.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The rustls error somewhere in `e`'s chain of causes, if any: clients
+/// wrap it in an `io::Error`, whose `source()` skips the error it holds.
+pub fn rustls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(r) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(r);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Why a server's certificate was refused, said plainly; `trusted` says
+/// what it was checked against ("the CA in sslrootcert /etc/ca.pem").
+pub fn explain(e: &rustls::Error, trusted: &str) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            format!("the server's certificate is not signed by {trusted}")
+        }
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!("the server's certificate is not for the host name connected to ({e})"),
+        rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+            format!("the server's certificate has expired ({e})")
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
