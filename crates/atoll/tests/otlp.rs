@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 struct Received {
     spans: Vec<(Vec<KeyValue>, Span)>,
-    exports: usize,
+    /// Each export's `authorization` and `x-tenant` headers.
+    headers: Vec<(String, String)>,
 }
 
 /// A collector on loopback: `POST /v1/traces` is decoded and kept; any
@@ -70,6 +71,7 @@ fn answer(stream: TcpStream, received: &Mutex<Received>) {
     let mut request_line = String::new();
     reader.read_line(&mut request_line).unwrap();
     let (mut length, mut traceparent) = (0, String::from("(none)"));
+    let (mut authorization, mut tenant) = (String::new(), String::new());
     loop {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -81,6 +83,8 @@ fn answer(stream: TcpStream, received: &Mutex<Received>) {
         match name.to_ascii_lowercase().as_str() {
             "content-length" => length = value.trim().parse().unwrap(),
             "traceparent" => traceparent = value.trim().to_string(),
+            "authorization" => authorization = value.trim().to_string(),
+            "x-tenant" => tenant = value.trim().to_string(),
             _ => {}
         }
     }
@@ -89,7 +93,7 @@ fn answer(stream: TcpStream, received: &Mutex<Received>) {
     let reply = if request_line.starts_with("POST /v1/traces ") {
         let export = ExportTraceServiceRequest::decode(body.as_slice()).expect("a valid ExportTraceServiceRequest");
         let mut received = received.lock().unwrap();
-        received.exports += 1;
+        received.headers.push((authorization, tenant));
         for resource_spans in export.resource_spans {
             let resource = resource_spans.resource.map(|r| r.attributes).unwrap_or_default();
             for scope in resource_spans.scope_spans {
@@ -303,6 +307,37 @@ fn spans_reach_the_collector_with_the_ids_atoll_propagates() {
     assert!(status.message.contains("fails on purpose"), "{status:?}");
 
     assert!(terminate(&mut served.child).success());
+}
+
+/// The standard variables work as they do for any OpenTelemetry SDK: the
+/// endpoint (with `/v1/traces` added) and headers, beside `--otlp-header`.
+#[test]
+fn the_standard_variables_configure_export() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = atoll()
+        .arg("serve")
+        .arg(app(tmp.path(), &collector.addr))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--otlp-header", "authorization=Bearer sesame"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", collector.addr))
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=blue")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = serving_address(&mut lines);
+    std::thread::spawn(move || for _ in lines {});
+    assert_eq!(body(&http(&addr, "POST", "/pipe", &[], b"hi")), "HI");
+    collector.spans_when(|spans| spans.iter().any(|s| s.name == "POST /pipe"));
+    let headers = collector.received.lock().unwrap().headers.clone();
+    assert!(
+        headers
+            .iter()
+            .all(|(auth, tenant)| auth == "Bearer sesame" && tenant == "blue"),
+        "{headers:?}"
+    );
+    assert!(terminate(&mut child).success());
 }
 
 /// A schedule's run is the root of a trace of its own, its step under it.
