@@ -373,6 +373,51 @@ steps = [{ fn = "upper", op = "upper", input = "word" }]
     assert!(terminate(&mut served.child).success());
 }
 
+/// A message taken from a subscription is the root of a trace of its own:
+/// a consumer span, its step under it.
+#[test]
+fn a_subscription_message_is_a_consumer_root_span() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"
+[functions.f]
+source = "f.wasm"
+capabilities = ["msg"]
+publish_topics = ["jobs.*"]
+
+[[routes]]
+method = "POST"
+path = "/publish"
+steps = [{ fn = "f", op = "publish" }]
+
+[[subscriptions]]
+topic = "jobs.*"
+steps = [{ fn = "upper", op = "upper" }]
+"#;
+    let dir = app_with(tmp.path(), &collector.addr, extra);
+    std::fs::copy(guest_path("caps-fixture"), dir.join("f.wasm")).unwrap();
+    let endpoint = format!("http://{}", collector.addr);
+    let mut served = serve_with(&dir, &["--otlp-endpoint", &endpoint]);
+    let job = r#"{"topic": "jobs.one", "payload": "hello"}"#;
+    let r = http(&served.addr, "POST", "/publish", &[], job.as_bytes());
+    assert_eq!(body(&r), "published", "{r}");
+    let received = collector.spans_when(|spans| spans.iter().any(|s| s.name == "process jobs.one"));
+    let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
+    let message = spans.iter().find(|s| s.name == "process jobs.one").unwrap();
+    assert_eq!(message.kind, SpanKind::Consumer as i32);
+    assert!(message.parent_span_id.is_empty(), "a message starts its trace");
+    assert_eq!(text(&message.attributes, "messaging.destination.name"), "jobs.one");
+    assert_eq!(text(&message.attributes, "atoll.subscription"), "jobs.*");
+    assert_eq!(int(&message.attributes, "messaging.body.size"), 5);
+    let step = spans
+        .iter()
+        .find(|s| s.parent_span_id == message.span_id)
+        .unwrap_or_else(|| panic!("the message's step: {spans:#?}"));
+    assert_eq!(step.name, "invoke upper");
+    assert_eq!(step.trace_id, message.trace_id);
+    assert!(terminate(&mut served.child).success());
+}
+
 /// A collector that takes connections and never answers: every request is
 /// answered at once all the same, shutdown gives up on the queued spans
 /// within its bound, and the loss is logged.
