@@ -110,21 +110,22 @@ fn server_span(trace: &Trace, method: &Method, path: &str, status: StatusCode, s
     let context = &trace.context;
     let mut span = Began::ago(start.elapsed()).until_now(context, context.span_id(), spans::SpanKind::Server, name);
     span.parent = context.parent_span_id().map(|p| (p, true));
-    span.attributes.push(("http.request.method", method.as_str().into()));
-    span.attributes.push(("url.path", path.into()));
+    span.attributes
+        .push(("http.request.method", method.as_str().to_string().into()));
+    span.attributes.push(("url.path", path.to_string().into()));
     span.attributes
         .push(("http.response.status_code", i64::from(status.as_u16()).into()));
     if let Some(route) = route {
-        span.attributes.push(("http.route", route.into()));
+        span.attributes.push(("http.route", route.to_string().into()));
     }
     if let Some(app) = &trace.app {
-        span.attributes.push(("atoll.app", app.to_string().into()));
+        span.attributes.push(("atoll.app", app.clone().into()));
     }
     if let Some(function) = &trace.function {
         span.attributes.push(("atoll.function", function.clone().into()));
     }
     if status.is_server_error() {
-        span.attributes.push(("error.type", status.as_str().into()));
+        span.attributes.push(("error.type", status.as_str().to_string().into()));
         span.error = Some(trace.error.clone().unwrap_or_else(|| status.to_string()));
     }
     span

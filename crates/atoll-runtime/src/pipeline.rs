@@ -351,11 +351,11 @@ fn invocation_span(
     let name = format!("invoke {}", f.name);
     let mut span = Began::ago(elapsed).until_now(trace, new_span_id(), spans::SpanKind::Internal, name);
     span.parent = Some((trace.span_id(), false));
-    span.attributes.push(("atoll.app", f.app.to_string().into()));
-    span.attributes.push(("atoll.function", f.name.to_string().into()));
+    span.attributes.push(("atoll.app", f.app.clone().into()));
+    span.attributes.push(("atoll.function", f.name.clone().into()));
     span.attributes.push(("atoll.abi", f.guest.abi().as_str().into()));
     if !op.is_empty() {
-        span.attributes.push(("atoll.op", op.into()));
+        span.attributes.push(("atoll.op", op.to_string().into()));
     }
     span.attributes.push(("atoll.outcome", outcome.label().into()));
     span.error = error.map(|e| e.to_string());

@@ -233,9 +233,9 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
             SpanKind::Internal,
             format!("schedule {}", schedule.name),
         );
-        span.attributes.push(("atoll.app", app_name.as_str().into()));
-        span.attributes.push(("atoll.schedule", schedule.name.as_str().into()));
-        span.attributes.push(("atoll.request_id", request_id.as_str().into()));
+        span.attributes.push(("atoll.app", app_name.clone().into()));
+        span.attributes.push(("atoll.schedule", schedule.name.clone().into()));
+        span.attributes.push(("atoll.request_id", request_id.clone().into()));
         span.error = outcome.result.as_ref().err().map(|f| f.message());
         spans::record(span);
     }

@@ -178,13 +178,15 @@ fn message_span(
     let mut span = began.until_now(trace, trace.span_id(), SpanKind::Consumer, name);
     span.attributes.push(("messaging.operation.type", "process".into()));
     span.attributes
-        .push(("messaging.destination.name", message.topic.as_str().into()));
+        .push(("messaging.destination.name", message.topic.clone().into()));
     span.attributes
         .push(("messaging.body.size", (message.payload.len() as i64).into()));
     span.attributes
-        .push(("atoll.app", app.manifest.app.name.as_str().into()));
-    span.attributes.push(("atoll.subscription", sub.topic.as_str().into()));
-    span.attributes.push(("atoll.request_id", request_id.into()));
+        .push(("atoll.app", app.manifest.app.name.clone().into()));
+    span.attributes
+        .push(("atoll.subscription", sub.topic.as_str().to_string().into()));
+    span.attributes
+        .push(("atoll.request_id", request_id.to_string().into()));
     span.error = outcome.result.as_ref().err().map(|f| f.message());
     span
 }

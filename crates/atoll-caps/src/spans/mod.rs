@@ -11,7 +11,7 @@
 pub mod otlp;
 
 use crate::trace::TraceContext;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What a span stands for, as OTLP's `SpanKind` says it.
@@ -25,16 +25,26 @@ pub enum SpanKind {
     Consumer,
 }
 
-/// An attribute's value.
+/// An attribute's value. Names the server already holds (an app's, a
+/// function's) are shared and labels are static, so a span copies no
+/// more text than it must on the request's path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    Static(&'static str),
+    Shared(Arc<str>),
     Str(String),
     Int(i64),
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Value {
-        Value::Str(s.to_string())
+impl From<&'static str> for Value {
+    fn from(s: &'static str) -> Value {
+        Value::Static(s)
+    }
+}
+
+impl From<Arc<str>> for Value {
+    fn from(s: Arc<str>) -> Value {
+        Value::Shared(s)
     }
 }
 
@@ -129,7 +139,8 @@ impl Began {
             name,
             start: self.wall,
             end: self.wall + self.mono.elapsed(),
-            attributes: Vec::new(),
+            // Room for what any call site adds, so pushing never reallocates.
+            attributes: Vec::with_capacity(8),
             error: None,
         }
     }

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Spans waiting to be sent; beyond this, new ones are dropped. A few
 /// seconds of a busy server's requests, a few hundred kilobytes.
@@ -106,12 +106,14 @@ pub fn start(config: &Config, service: Service) -> Result<Exporting, String> {
     exporter.set_resource(&resource(&service));
     let (queue, spans) = mpsc::channel(QUEUE);
     let lost = Arc::new(Lost::default());
+    let full = Arc::new(Notify::new());
     super::install(Box::new(Queue {
         queue,
+        full: full.clone(),
         lost: lost.clone(),
     }));
     let (stop, stopped) = oneshot::channel();
-    let done = tokio::spawn(send_batches(spans, exporter, lost, stopped));
+    let done = tokio::spawn(send_batches(spans, full, exporter, lost, stopped));
     tracing::info!(
         target: "atoll::otlp",
         endpoint = endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"),
@@ -170,6 +172,8 @@ struct Lost {
 /// The process's span sink: a place in the queue, or a count.
 struct Queue {
     queue: mpsc::Sender<Span>,
+    /// Told when a batch's worth is waiting.
+    full: Arc<Notify>,
     lost: Arc<Lost>,
 }
 
@@ -177,14 +181,19 @@ impl SpanSink for Queue {
     fn record(&self, span: Span) {
         if self.queue.try_send(span).is_err() {
             self.lost.queue_full.fetch_add(1, Ordering::Relaxed);
+        } else if self.queue.max_capacity() - self.queue.capacity() >= BATCH {
+            self.full.notify_one();
         }
     }
 }
 
-/// Sends spans in batches of up to [`BATCH`], or whatever came within
-/// [`DELAY`]; on `stop`, what is queued, and returns.
+/// Sends what is queued whenever a batch's worth is waiting, or every
+/// [`DELAY`]; on `stop`, what is queued, and returns. The queue is only
+/// read with `try_recv`, never awaited: a request's send then wakes no
+/// task, and a batch's worth wakes this one once.
 async fn send_batches<E: SpanExporter>(
     mut spans: mpsc::Receiver<Span>,
+    full: Arc<Notify>,
     exporter: E,
     lost: Arc<Lost>,
     mut stop: oneshot::Receiver<()>,
@@ -196,34 +205,33 @@ async fn send_batches<E: SpanExporter>(
     let mut batch: Vec<Span> = Vec::with_capacity(BATCH);
     let mut tick = tokio::time::interval(DELAY);
     loop {
-        let room = BATCH - batch.len();
         tokio::select! {
             _ = &mut stop => break,
-            n = spans.recv_many(&mut batch, room) => {
-                if n == 0 {
-                    break;
-                }
-                if batch.len() < BATCH {
-                    continue;
-                }
-            }
+            _ = full.notified() => {}
             _ = tick.tick() => {}
         }
-        if !batch.is_empty() {
+        while take(&mut spans, &mut batch) > 0 {
             send(&exporter, &mut batch, &scope, &mut report).await;
         }
         report.log(&lost, false);
     }
     // Shutdown: what was queued before it, and no more.
     spans.close();
-    loop {
-        let room = BATCH - batch.len();
-        if spans.recv_many(&mut batch, room).await == 0 && batch.is_empty() {
-            break;
-        }
+    while take(&mut spans, &mut batch) > 0 {
         send(&exporter, &mut batch, &scope, &mut report).await;
     }
     report.log(&lost, true);
+}
+
+/// Moves queued spans into `batch`, up to [`BATCH`]; how many it holds.
+fn take(spans: &mut mpsc::Receiver<Span>, batch: &mut Vec<Span>) -> usize {
+    while batch.len() < BATCH {
+        match spans.try_recv() {
+            Ok(span) => batch.push(span),
+            Err(_) => break,
+        }
+    }
+    batch.len()
 }
 
 async fn send<E: SpanExporter>(exporter: &E, batch: &mut Vec<Span>, scope: &InstrumentationScope, report: &mut Report) {
@@ -297,6 +305,8 @@ fn span_data(span: Span, scope: &InstrumentationScope) -> SpanData {
             .attributes
             .into_iter()
             .map(|(key, value)| match value {
+                Value::Static(s) => KeyValue::new(key, s),
+                Value::Shared(s) => KeyValue::new(key, opentelemetry::StringValue::from(s)),
                 Value::Str(s) => KeyValue::new(key, s),
                 Value::Int(n) => KeyValue::new(key, n),
             })
