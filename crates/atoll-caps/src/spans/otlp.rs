@@ -162,8 +162,8 @@ fn resource(service: &Service) -> Resource {
     Resource::builder_empty().with_attributes(attributes).build()
 }
 
-/// Spans lost since the last report: dropped with the queue full, or in a
-/// batch the collector did not take.
+/// Spans dropped with the queue full since the last report: counted on the
+/// request's path, so an atomic (the exporter's own losses are in [`Report`]).
 #[derive(Default)]
 struct Lost {
     queue_full: AtomicU64,
