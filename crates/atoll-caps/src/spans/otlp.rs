@@ -326,6 +326,57 @@ fn span_data(span: Span, scope: &InstrumentationScope) -> SpanData {
 mod tests {
     use super::*;
 
+    fn span() -> Span {
+        let trace = crate::trace::TraceContext::start();
+        super::super::Began::now().until_now(&trace, 1, SpanKind::Internal, "s".into())
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_wakes_the_exporter_once_a_batch_waits() {
+        let (queue, mut spans) = mpsc::channel(BATCH + 1);
+        let (full, lost) = (Arc::new(Notify::new()), Arc::new(Lost::default()));
+        let sink = Queue {
+            queue,
+            full: full.clone(),
+            lost: lost.clone(),
+        };
+        for _ in 0..BATCH + 3 {
+            sink.record(span());
+        }
+        assert_eq!(lost.queue_full.load(Ordering::Relaxed), 2, "dropped, never waited for");
+        let mut batch = Vec::new();
+        assert_eq!(take(&mut spans, &mut batch), BATCH, "one batch at a time");
+        batch.clear();
+        assert_eq!(take(&mut spans, &mut batch), 1);
+        // The exporter was told a batch was waiting.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let told = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), full.notified()).await });
+        assert!(told.is_ok());
+    }
+
+    #[test]
+    fn losses_are_reported_at_most_once_a_minute_and_at_the_end() {
+        let lost = Lost::default();
+        let mut report = Report::default();
+        lost.queue_full.store(3, Ordering::Relaxed);
+        report.log(&lost, false);
+        assert!(report.last.is_some(), "the first loss is reported at once");
+        assert_eq!(lost.queue_full.load(Ordering::Relaxed), 0);
+        lost.queue_full.store(5, Ordering::Relaxed);
+        report.failed = 7;
+        report.log(&lost, false);
+        assert_eq!(
+            (lost.queue_full.load(Ordering::Relaxed), report.failed),
+            (5, 7),
+            "kept for the next report"
+        );
+        report.log(&lost, true);
+        assert_eq!((lost.queue_full.load(Ordering::Relaxed), report.failed), (0, 0));
+    }
+
     #[test]
     fn the_endpoint_is_a_base_url_and_traces_go_under_it() {
         assert_eq!(
