@@ -36,6 +36,7 @@ pub mod msg;
 mod namespaces;
 pub mod reachable;
 mod services;
+pub mod spans;
 pub mod sql;
 mod tls;
 pub mod trace;

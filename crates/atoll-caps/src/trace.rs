@@ -3,9 +3,10 @@
 //! tags every log line of the request, and the function's outbound HTTP
 //! requests carry it on with Atoll's own span as their parent.
 //!
-//! Atoll does not export spans; the sampled flag is passed on as it came,
-//! and set on traces Atoll starts so that services downstream that sample
-//! by their parent keep the trace.
+//! The sampled flag is passed on as it came, and set on traces Atoll starts
+//! so that services downstream that sample by their parent keep the trace.
+//! The ids here are the ones exported (`crate::spans`): Atoll's span for
+//! the request is the server span, the client's the server span's parent.
 
 use http::{HeaderMap, HeaderValue};
 use std::fmt;
@@ -22,6 +23,8 @@ pub const TRACESTATE: &str = "tracestate";
 pub struct TraceContext {
     trace_id: u128,
     span_id: u64,
+    /// The caller's span, when the trace was continued.
+    parent: Option<u64>,
     flags: u8,
     state: Option<HeaderValue>,
 }
@@ -52,6 +55,7 @@ impl TraceContext {
             .and_then(|v| TraceContext::parse(v.as_bytes()))
             .map(|parent| TraceContext {
                 span_id: random_nonzero(),
+                parent: Some(parent.span_id),
                 state: headers.get(TRACESTATE).cloned(),
                 ..parent
             })
@@ -64,6 +68,7 @@ impl TraceContext {
         TraceContext {
             trace_id,
             span_id: random_nonzero(),
+            parent: None,
             flags: 0x01,
             state: None,
         }
@@ -99,6 +104,7 @@ impl TraceContext {
         (trace_id != 0 && span_id != 0).then_some(TraceContext {
             trace_id,
             span_id,
+            parent: None,
             // Only the sampled bit is defined for version 00.
             flags: flags & 0x01,
             state: None,
@@ -107,6 +113,26 @@ impl TraceContext {
 
     pub fn trace_id(&self) -> TraceId {
         TraceId(self.trace_id)
+    }
+
+    /// The trace id as a number, for an exporter.
+    pub fn trace_id_value(&self) -> u128 {
+        self.trace_id
+    }
+
+    /// Atoll's span for the request: the parent of what it sends on.
+    pub fn span_id(&self) -> u64 {
+        self.span_id
+    }
+
+    /// The caller's span, if the trace came with the request.
+    pub fn parent_span_id(&self) -> Option<u64> {
+        self.parent
+    }
+
+    /// Whether the trace is sampled (recorded) by whoever started it.
+    pub fn sampled(&self) -> bool {
+        self.flags & 0x01 != 0
     }
 
     /// The header for a request sent on the trace's behalf: Atoll's span as
@@ -136,6 +162,11 @@ impl TraceContext {
             outbound.insert(TRACESTATE, state.clone());
         }
     }
+}
+
+/// A new span id for a span inside this request (an invocation's).
+pub fn new_span_id() -> u64 {
+    random_nonzero()
 }
 
 fn is_hex(s: &str) -> bool {
@@ -187,6 +218,15 @@ mod tests {
             "00f067aa0ba902b7",
             "Atoll's own span is the parent downstream"
         );
+        assert_eq!(out[36..52], format!("{:016x}", ctx.span_id()));
+        assert_eq!(
+            ctx.parent_span_id(),
+            Some(0x00f0_67aa_0ba9_02b7),
+            "the caller's span is kept"
+        );
+        assert!(ctx.sampled());
+        assert!(!TraceContext::continue_or_start(&headers(&tp.replace("-01", "-00"))).sampled());
+        assert_eq!(TraceContext::start().parent_span_id(), None);
         // A later version with more fields is read for the fields it knows.
         let later = TraceContext::continue_or_start(&headers(&format!("cc{}-what-ever", &tp[2..])));
         assert_eq!(later.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");

@@ -7,6 +7,7 @@ use crate::router::Lookup;
 use crate::server::Shared;
 use crate::streamed_request::GuardedBody;
 use atoll_caps::ResponseParts;
+use atoll_caps::spans::{self, Began};
 use atoll_caps::trace::TraceContext;
 use atoll_runtime::{LoadedFunction, Outcome, RequestInfo, StepFailure, Trigger, TriggerKind, new_request_id};
 use bytes::Bytes;
@@ -83,7 +84,51 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     // Apps are the ones loaded, so the label stays bounded.
     let app = trace.app.as_deref().unwrap_or("(none)");
     atoll_metrics::http_request(app, route, method.as_str(), reply.status().as_u16(), start.elapsed());
+    if spans::wanted(Some(&trace.context)) && !is_probe(uri.path()) {
+        spans::record(server_span(&trace, &method, uri.path(), reply.status(), start));
+    }
     Ok(reply)
+}
+
+/// Probes and scrapes come every few seconds and say nothing about the
+/// app: no spans for them.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/-/health" | "/-/ready" | "/-/metrics")
+}
+
+/// The request's server span, named and described as the OpenTelemetry
+/// HTTP conventions ask: `METHOD /route` (the method alone when no route
+/// matched, so names stay few), an error only for 5xx (a 4xx is the
+/// client's doing).
+fn server_span(trace: &Trace, method: &Method, path: &str, status: StatusCode, start: Instant) -> spans::Span {
+    // The label is `METHODS /pattern`; the pattern is the route.
+    let route = trace.route.as_deref().map(|r| r.split_once(' ').map_or(r, |(_, p)| p));
+    let name = match route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_string(),
+    };
+    let context = &trace.context;
+    let mut span = Began::ago(start.elapsed()).until_now(context, context.span_id(), spans::SpanKind::Server, name);
+    span.parent = context.parent_span_id().map(|p| (p, true));
+    span.attributes
+        .push(("http.request.method", method.as_str().to_string().into()));
+    span.attributes.push(("url.path", path.to_string().into()));
+    span.attributes
+        .push(("http.response.status_code", i64::from(status.as_u16()).into()));
+    if let Some(route) = route {
+        span.attributes.push(("http.route", route.to_string().into()));
+    }
+    if let Some(app) = &trace.app {
+        span.attributes.push(("atoll.app", app.clone().into()));
+    }
+    if let Some(function) = &trace.function {
+        span.attributes.push(("atoll.function", function.clone().into()));
+    }
+    if status.is_server_error() {
+        span.attributes.push(("error.type", status.as_str().to_string().into()));
+        span.error = Some(trace.error.clone().unwrap_or_else(|| status.to_string()));
+    }
+    span
 }
 
 /// A client-supplied id is kept if it is short and plain (so it cannot

@@ -56,16 +56,21 @@ impl App {
         };
         // Counted until the response head: the body streams on afterwards.
         let started = std::time::Instant::now();
+        let trace = trigger
+            .request
+            .trace
+            .clone()
+            .filter(|t| atoll_caps::spans::wanted(Some(t)));
         let slot = match f.slot(None).await {
             Ok(slot) => slot,
             Err(error) => {
-                crate::pipeline::record(f, Some(&error), started);
+                crate::pipeline::record(f, "", Some(&error), started, trace.as_ref());
                 return Err(failed(error));
             }
         };
         let inv = Invocation::new(f.name.clone(), trigger.request_id, f.grants.clone(), trigger.request);
         let served = component.serve(inv, body, None).await;
-        crate::pipeline::record(f, served.as_ref().err(), started);
+        crate::pipeline::record(f, "", served.as_ref().err(), started, trace.as_ref());
         Ok((served.map_err(failed)?, slot))
     }
 }

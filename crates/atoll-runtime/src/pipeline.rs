@@ -21,6 +21,8 @@ use crate::app::{App, LoadedFunction};
 use crate::failure::StepFailure;
 use crate::guest::{Guest, Teardown};
 use atoll_caps::links::{LinkCall, LinkTarget};
+use atoll_caps::spans::{self, Began};
+use atoll_caps::trace::{TraceContext, new_span_id};
 use atoll_caps::{HostCallError, Invocation, RequestInfo, ResponseParts, State, StateView};
 use atoll_engine::CallError;
 use atoll_engine::Lane;
@@ -287,10 +289,12 @@ pub(crate) async fn invoke_function(
     until: Option<Instant>,
 ) -> Done {
     let started = Instant::now();
+    // Cloned only when exported: the invocation takes `inv`.
+    let trace = inv.request.trace.clone().filter(|t| spans::wanted(Some(t)));
     let _slot = match f.slot(until).await {
         Ok(slot) => slot,
         Err(error) => {
-            record(f, Some(&error), started);
+            record(f, op, Some(&error), started, trace.as_ref());
             return Done {
                 result: Err(error),
                 parts: ResponseParts::default(),
@@ -301,12 +305,19 @@ pub(crate) async fn invoke_function(
     let in_use = atoll_metrics::instance_in_use();
     let done = run_guest(f, inv, op, payload, until).await;
     drop(in_use);
-    record(f, done.result.as_ref().err(), started);
+    record(f, op, done.result.as_ref().err(), started, trace.as_ref());
     done
 }
 
-/// One invocation in the metrics: its function, ABI, outcome and time.
-pub(crate) fn record(f: &LoadedFunction, error: Option<&CallError>, started: Instant) {
+/// One invocation in the metrics, and as a span of its trace if spans are
+/// exported: its function, ABI, outcome and time.
+pub(crate) fn record(
+    f: &LoadedFunction,
+    op: &str,
+    error: Option<&CallError>,
+    started: Instant,
+    trace: Option<&TraceContext>,
+) {
     use atoll_engine::Failure;
     use atoll_metrics::InvocationOutcome as O;
     let outcome = match error {
@@ -319,7 +330,36 @@ pub(crate) fn record(f: &LoadedFunction, error: Option<&CallError>, started: Ins
             _ => O::Trap,
         },
     };
-    atoll_metrics::invocation(&f.app, &f.name, f.guest.abi().as_str(), outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    atoll_metrics::invocation(&f.app, &f.name, f.guest.abi().as_str(), outcome, elapsed);
+    // Callers pass a trace only when it is exported.
+    if let Some(trace) = trace {
+        spans::record(invocation_span(f, op, outcome, error, elapsed, trace));
+    }
+}
+
+/// An invocation as an internal span, the child of the request's (or the
+/// run's) span: a pipeline's steps show as its children, in order.
+fn invocation_span(
+    f: &LoadedFunction,
+    op: &str,
+    outcome: atoll_metrics::InvocationOutcome,
+    error: Option<&CallError>,
+    elapsed: std::time::Duration,
+    trace: &TraceContext,
+) -> spans::Span {
+    let name = format!("invoke {}", f.name);
+    let mut span = Began::ago(elapsed).until_now(trace, new_span_id(), spans::SpanKind::Internal, name);
+    span.parent = Some((trace.span_id(), false));
+    span.attributes.push(("atoll.app", f.app.clone().into()));
+    span.attributes.push(("atoll.function", f.name.clone().into()));
+    span.attributes.push(("atoll.abi", f.guest.abi().as_str().into()));
+    if !op.is_empty() {
+        span.attributes.push(("atoll.op", op.to_string().into()));
+    }
+    span.attributes.push(("atoll.outcome", outcome.label().into()));
+    span.error = error.map(|e| e.to_string());
+    span
 }
 
 async fn run_guest(f: &LoadedFunction, inv: Invocation, op: &str, payload: Bytes, until: Option<Instant>) -> Done {

@@ -5,6 +5,7 @@
 //! names the same tick the same way and only one of them runs it.
 
 use crate::cluster::Cluster;
+use atoll_caps::spans::{self, Began, SpanKind};
 use atoll_caps::trace::TraceContext;
 use atoll_manifest::{Schedule, When};
 use atoll_runtime::{App, RequestInfo, State, Trigger, TriggerKind, new_request_id};
@@ -193,6 +194,7 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
     let request_id = new_request_id();
     let trace = TraceContext::start();
     let trace_id = trace.trace_id();
+    let exported = spans::wanted(Some(&trace)).then(|| (trace.clone(), Began::now()));
     let trigger = Trigger {
         state: seed.clone(),
         ..Trigger::new(
@@ -223,6 +225,20 @@ async fn run_once(app: &Arc<App>, schedule: &Schedule, seed: &State, node: Optio
     let duration_ms = started.elapsed().as_millis() as u64;
     let app_name = &app.manifest.app.name;
     atoll_metrics::schedule_run(app_name, &schedule.name, outcome.result.is_ok());
+    if let Some((trace, began)) = exported {
+        // The run is the trace's root: its steps' invocations hang under it.
+        let mut span = began.until_now(
+            &trace,
+            trace.span_id(),
+            SpanKind::Internal,
+            format!("schedule {}", schedule.name),
+        );
+        span.attributes.push(("atoll.app", app_name.clone().into()));
+        span.attributes.push(("atoll.schedule", schedule.name.clone().into()));
+        span.attributes.push(("atoll.request_id", request_id.clone().into()));
+        span.error = outcome.result.as_ref().err().map(|f| f.message());
+        spans::record(span);
+    }
     match &outcome.result {
         Ok(_) => {
             tracing::info!(target: "atoll::schedule", app = %app_name, schedule = %schedule.name, request_id = %request_id, trace_id = %trace_id, duration_ms, node, tick, "schedule ran")

@@ -1,4 +1,5 @@
 use atoll_caps::msg::{Delivery, Message, PROGRESS_EVERY, Subscription as Messages};
+use atoll_caps::spans::{self, Began, SpanKind};
 use atoll_caps::trace::TraceContext;
 use atoll_manifest::Subscription;
 use atoll_runtime::{App, RequestInfo, Trigger, TriggerKind, new_request_id};
@@ -68,6 +69,7 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
     let request_id = new_request_id();
     let trace = TraceContext::start();
     let trace_id = trace.trace_id();
+    let exported = spans::wanted(Some(&trace)).then(|| (trace.clone(), Began::now()));
     let trigger = Trigger::new(
         request_id.clone(),
         RequestInfo {
@@ -99,6 +101,9 @@ async fn handle(app: &Arc<App>, sub: &Subscription, message: Message) {
     };
     // Labelled by the subscription's pattern: a wildcard may match any number of topics.
     atoll_metrics::message_handled(&app.manifest.app.name, sub.topic.as_str(), outcome.result.is_ok());
+    if let Some((trace, began)) = exported {
+        spans::record(message_span(app, sub, &message, &request_id, &outcome, &trace, began));
+    }
     match outcome.result {
         Ok(body) => {
             tracing::info!(target: "atoll::message", app = %app.manifest.app.name, topic = %message.topic, request_id = %request_id, trace_id = %trace_id, "message handled");
@@ -155,4 +160,33 @@ async fn settle_failed(app: &App, sub: &Subscription, d: &Delivery, topic: &str,
             tracing::error!(target: "atoll::message", topic = %topic, dead_letter = %dead, error = %e, "could not dead-letter a message; it will be delivered again")
         }
     }
+}
+
+/// A message handled, as the root span of its trace: a consumer span named
+/// as the OpenTelemetry messaging conventions ask (`process TOPIC`), with
+/// its pipeline's invocations under it.
+fn message_span(
+    app: &App,
+    sub: &Subscription,
+    message: &Message,
+    request_id: &str,
+    outcome: &atoll_runtime::Outcome,
+    trace: &TraceContext,
+    began: Began,
+) -> spans::Span {
+    let name = format!("process {}", message.topic);
+    let mut span = began.until_now(trace, trace.span_id(), SpanKind::Consumer, name);
+    span.attributes.push(("messaging.operation.type", "process".into()));
+    span.attributes
+        .push(("messaging.destination.name", message.topic.clone().into()));
+    span.attributes
+        .push(("messaging.body.size", (message.payload.len() as i64).into()));
+    span.attributes
+        .push(("atoll.app", app.manifest.app.name.clone().into()));
+    span.attributes
+        .push(("atoll.subscription", sub.topic.as_str().to_string().into()));
+    span.attributes
+        .push(("atoll.request_id", request_id.to_string().into()));
+    span.error = outcome.result.as_ref().err().map(|f| f.message());
+    span
 }

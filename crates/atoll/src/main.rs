@@ -6,6 +6,7 @@
 mod commands;
 mod logging;
 mod options;
+mod otlp;
 mod process;
 mod readiness;
 mod supervisor;

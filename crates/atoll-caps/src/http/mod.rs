@@ -321,7 +321,7 @@ impl OutboundHttp {
 /// Makes ring the process's TLS crypto provider (reqwest is built without
 /// one of its own). Installing can only fail if a provider is already set,
 /// which then serves as well.
-pub(crate) fn use_ring_for_tls() {
+pub fn use_ring_for_tls() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

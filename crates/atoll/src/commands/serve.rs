@@ -98,6 +98,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
     #[command(flatten)]
+    pub otlp: crate::otlp::OtlpOptions,
+    #[command(flatten)]
     pub engine: EngineOptions,
     #[command(flatten)]
     pub runtime: crate::options::RuntimeOptions,
@@ -202,6 +204,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ]
     };
     check_scopes(&config.file, &names, several)?;
+    let exporting = crate::otlp::start(&args.otlp, service(&sources, &names, several))?;
     let mut apps = Vec::new();
     for (i, (path, source)) in sources.iter().enumerate() {
         let app_config = crate::supervisor::app_config(&config, several, &names[i]);
@@ -293,7 +296,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     server.serve(listener, shutdown_signal()).await?;
     supervisor.shutdown().await;
+    if let Some(exporting) = exporting {
+        exporting.shutdown().await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The service the exported spans are of: the app when there is one, with
+/// its version at start; `atoll` when several apps are hosted.
+fn service(sources: &[(PathBuf, AppSource)], names: &[String], several: bool) -> atoll_caps::spans::otlp::Service {
+    let version = (!several)
+        .then(|| sources[0].1.manifest().ok().map(|m| m.app.version.clone()))
+        .flatten();
+    atoll_caps::spans::otlp::Service {
+        name: if several { "atoll".into() } else { names[0].clone() },
+        version,
+        apps: names.to_vec(),
+    }
 }
 
 /// The apps in `dir`: each directory holding `atoll.toml` and each

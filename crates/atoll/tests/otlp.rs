@@ -1,0 +1,540 @@
+//! OTLP span export (`atoll serve --otlp-endpoint`), through the `atoll`
+//! binary with real guests, to a collector on loopback: this test's own
+//! HTTP server, which decodes each `ExportTraceServiceRequest` as a
+//! collector does (no collector is packaged in Debian). It also answers
+//! any other path as the upstream a function fetches, with the
+//! `traceparent` it was sent.
+
+mod common;
+
+use atoll_testkit::{free_port, guest_path};
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
+use prost::Message;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the collector received: each span with its resource's attributes.
+#[derive(Default)]
+struct Received {
+    spans: Vec<(Vec<KeyValue>, Span)>,
+    /// Each export's `authorization` and `x-tenant` headers.
+    headers: Vec<(String, String)>,
+}
+
+/// A collector on loopback: `POST /v1/traces` is decoded and kept; any
+/// other request is answered with the `traceparent` it carried.
+struct Collector {
+    addr: String,
+    received: Arc<Mutex<Received>>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let received = Arc::new(Mutex::new(Received::default()));
+        let kept = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let kept = kept.clone();
+                std::thread::spawn(move || answer(stream.unwrap(), &kept));
+            }
+        });
+        Collector { addr, received }
+    }
+
+    /// The spans received once `done` says they are all there (10 s at most).
+    fn spans_when(&self, done: impl Fn(&[Span]) -> bool) -> Vec<(Vec<KeyValue>, Span)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let received = self.received.lock().unwrap();
+            let spans: Vec<Span> = received.spans.iter().map(|(_, s)| s.clone()).collect();
+            if done(&spans) {
+                return received.spans.clone();
+            }
+            assert!(Instant::now() < deadline, "the collector has only {spans:#?}");
+            drop(received);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange, then the connection is closed.
+fn answer(stream: TcpStream, received: &Mutex<Received>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).unwrap();
+    let (mut length, mut traceparent) = (0, String::from("(none)"));
+    let (mut authorization, mut tenant) = (String::new(), String::new());
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().unwrap(),
+            "traceparent" => traceparent = value.trim().to_string(),
+            "authorization" => authorization = value.trim().to_string(),
+            "x-tenant" => tenant = value.trim().to_string(),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let reply = if request_line.starts_with("POST /v1/traces ") {
+        let export = ExportTraceServiceRequest::decode(body.as_slice()).expect("a valid ExportTraceServiceRequest");
+        let mut received = received.lock().unwrap();
+        received.headers.push((authorization, tenant));
+        for resource_spans in export.resource_spans {
+            let resource = resource_spans.resource.map(|r| r.attributes).unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    received.spans.push((resource.clone(), span));
+                }
+            }
+        }
+        // An empty ExportTraceServiceResponse is zero bytes.
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            .to_string()
+    } else {
+        let text = format!("traceparent={traceparent}");
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+            text.len()
+        )
+    };
+    let mut stream = stream;
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+/// An app whose `web` component fetches what it is told from `upstream`,
+/// and whose `upper` waPC function runs as a two-step pipeline and as one
+/// that fails.
+fn app(dir: &Path, upstream: &str) -> PathBuf {
+    app_with(dir, upstream, "")
+}
+
+/// `app` with `extra` at the end of its manifest.
+fn app_with(dir: &Path, upstream: &str, extra: &str) -> PathBuf {
+    let dir = dir.join("traced");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(guest_path("wasi-http-rust"), dir.join("web.wasm")).unwrap();
+    std::fs::copy(guest_path("wapc-plain"), dir.join("plain.wasm")).unwrap();
+    std::fs::write(
+        dir.join("atoll.toml"),
+        format!(
+            r#"[app]
+name = "traced"
+version = "1.2.3"
+
+[functions.web]
+source = "web.wasm"
+abi = "wasi-http"
+capabilities = ["http"]
+allowed_hosts = ["http://{upstream}"]
+
+[functions.upper]
+source = "plain.wasm"
+
+[[routes]]
+path = "/web/*rest"
+fn = "web"
+
+[[routes]]
+method = "POST"
+path = "/pipe"
+steps = [{{ fn = "upper", op = "upper", as = "loud" }}, {{ fn = "upper", op = "upper", input = "loud" }}]
+
+[[routes]]
+path = "/fail"
+steps = [{{ fn = "upper", op = "fail" }}]
+{extra}"#
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v: &AnyValue| v.value.as_ref())
+}
+
+fn text(attributes: &[KeyValue], key: &str) -> String {
+    match attr(attributes, key) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        other => panic!("{key} is {other:?} in {attributes:?}"),
+    }
+}
+
+fn int(attributes: &[KeyValue], key: &str) -> i64 {
+    match attr(attributes, key) {
+        Some(any_value::Value::IntValue(n)) => *n,
+        other => panic!("{key} is {other:?} in {attributes:?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A client's trace through Atoll to the collector: the server span has
+/// the client's trace id and span as its parent, its id is the parent in
+/// the `traceparent` the function's outbound request carried, and each
+/// invocation is its child; a pipeline's steps are two invocations; a
+/// failure is an error; an unsampled trace and probes send nothing.
+#[test]
+fn spans_reach_the_collector_with_the_ids_atoll_propagates() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{}", collector.addr);
+    let mut served = serve_with(&app(tmp.path(), &collector.addr), &["--otlp-endpoint", &endpoint]);
+    let addr = served.addr.clone();
+
+    // Sent first, so they are exported first if at all.
+    let unsampled = "00-11111111111111111111111111111111-2222222222222222-00";
+    assert_eq!(
+        status(&http(&addr, "POST", "/pipe", &[("traceparent", unsampled)], b"x")),
+        200
+    );
+    assert_eq!(status(&http(&addr, "GET", "/-/health", &[], b"")), 200);
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let incoming = format!("00-{trace}-{client_span}-01");
+    let fetch = format!("/web/fetch?http://{}/up", collector.addr);
+    let r = http(&addr, "GET", &fetch, &[("traceparent", &incoming)], b"");
+    assert_eq!(status(&r), 200, "{r}");
+    // A streamed component's body comes chunked.
+    let sent = body(&r)
+        .lines()
+        .find_map(|l| l.strip_prefix("upstream 200: traceparent="))
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(sent.starts_with(&format!("00-{trace}-")), "{sent}");
+    let atoll_span = &sent[36..52];
+
+    let r = http(&addr, "POST", "/pipe", &[], b"hi");
+    assert_eq!(body(&r), "HI", "{r}");
+    let r = http(&addr, "GET", "/fail", &[], b"");
+    assert_eq!(status(&r), 500, "{r}");
+
+    // 3 server spans, 1 + 2 + 1 invocations.
+    let received = collector.spans_when(|spans| spans.len() >= 7);
+    let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
+    assert_eq!(spans.len(), 7, "{spans:#?}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| hex(&s.trace_id) != "11111111111111111111111111111111"),
+        "an unsampled trace is not exported"
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| attr(&s.attributes, "url.path")
+                .is_none_or(|p| *p != any_value::Value::StringValue("/-/health".into()))),
+        "probes are not exported"
+    );
+    for (resource, _) in &received {
+        assert_eq!(text(resource, "service.name"), "traced");
+        assert_eq!(text(resource, "service.version"), "1.2.3");
+    }
+
+    // The fetch: client span -> Atoll's server span -> the invocation.
+    let server = spans
+        .iter()
+        .find(|s| hex(&s.trace_id) == trace && s.kind == SpanKind::Server as i32)
+        .expect("the server span of the traced request");
+    assert_eq!(hex(&server.span_id), atoll_span, "the span Atoll sent on as the parent");
+    assert_eq!(hex(&server.parent_span_id), client_span);
+    assert_eq!(server.name, "GET /web/*rest");
+    assert_eq!(text(&server.attributes, "http.request.method"), "GET");
+    assert_eq!(text(&server.attributes, "http.route"), "/web/*rest");
+    assert_eq!(text(&server.attributes, "url.path"), "/web/fetch");
+    assert_eq!(int(&server.attributes, "http.response.status_code"), 200);
+    assert_eq!(text(&server.attributes, "atoll.app"), "traced");
+    assert_ne!(server.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
+    assert!(server.end_time_unix_nano >= server.start_time_unix_nano);
+    let invocation = spans
+        .iter()
+        .find(|s| hex(&s.trace_id) == trace && s.kind == SpanKind::Internal as i32)
+        .expect("the invocation span");
+    assert_eq!(invocation.parent_span_id, server.span_id);
+    assert_eq!(invocation.name, "invoke web");
+    assert_eq!(text(&invocation.attributes, "atoll.function"), "web");
+    assert_eq!(text(&invocation.attributes, "atoll.abi"), "wasi-http");
+    assert_eq!(text(&invocation.attributes, "atoll.outcome"), "ok");
+    assert!(invocation.start_time_unix_nano >= server.start_time_unix_nano);
+
+    // The pipeline: a new trace, its two steps under its server span.
+    let pipe = spans
+        .iter()
+        .find(|s| s.name == "POST /pipe")
+        .expect("the pipeline's server span");
+    assert!(pipe.parent_span_id.is_empty(), "a trace Atoll started has no parent");
+    let steps: Vec<_> = spans.iter().filter(|s| s.parent_span_id == pipe.span_id).collect();
+    assert_eq!(steps.len(), 2, "{steps:#?}");
+    for step in steps {
+        assert_eq!(step.name, "invoke upper");
+        assert_eq!(step.trace_id, pipe.trace_id);
+        assert_eq!(text(&step.attributes, "atoll.op"), "upper");
+    }
+
+    // The failure: an error on both spans.
+    let fail = spans
+        .iter()
+        .find(|s| s.name == "GET /fail")
+        .expect("the failed request's span");
+    assert_eq!(int(&fail.attributes, "http.response.status_code"), 500);
+    assert_eq!(fail.status.as_ref().unwrap().code, StatusCode::Error as i32);
+    assert_eq!(text(&fail.attributes, "error.type"), "500");
+    let failed = spans.iter().find(|s| s.parent_span_id == fail.span_id).unwrap();
+    assert_eq!(text(&failed.attributes, "atoll.outcome"), "error");
+    let status = failed.status.as_ref().unwrap();
+    assert_eq!(status.code, StatusCode::Error as i32);
+    assert!(status.message.contains("fails on purpose"), "{status:?}");
+
+    assert!(terminate(&mut served.child).success());
+}
+
+/// The standard variables work as they do for any OpenTelemetry SDK: the
+/// endpoint (with `/v1/traces` added) and headers, beside `--otlp-header`.
+#[test]
+fn the_standard_variables_configure_export() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = atoll()
+        .arg("serve")
+        .arg(app(tmp.path(), &collector.addr))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--otlp-header", "authorization=Bearer sesame"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", collector.addr))
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=blue")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = serving_address(&mut lines);
+    std::thread::spawn(move || for _ in lines {});
+    assert_eq!(body(&http(&addr, "POST", "/pipe", &[], b"hi")), "HI");
+    collector.spans_when(|spans| spans.iter().any(|s| s.name == "POST /pipe"));
+    let headers = collector.received.lock().unwrap().headers.clone();
+    assert!(
+        headers
+            .iter()
+            .all(|(auth, tenant)| auth == "Bearer sesame" && tenant == "blue"),
+        "{headers:?}"
+    );
+    assert!(terminate(&mut child).success());
+}
+
+/// A schedule's run is the root of a trace of its own, its step under it.
+#[test]
+fn a_schedule_run_is_a_root_span() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let schedule = r#"
+[[schedules]]
+name = "tick"
+every = "200ms"
+state = { word = "tock" }
+steps = [{ fn = "upper", op = "upper", input = "word" }]
+"#;
+    let endpoint = format!("http://{}", collector.addr);
+    let mut served = serve_with(
+        &app_with(tmp.path(), &collector.addr, schedule),
+        &["--otlp-endpoint", &endpoint],
+    );
+    let received = collector.spans_when(|spans| spans.iter().any(|s| s.name == "schedule tick"));
+    let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
+    let run = spans.iter().find(|s| s.name == "schedule tick").unwrap();
+    assert!(run.parent_span_id.is_empty(), "a run starts its trace");
+    assert_eq!(run.kind, SpanKind::Internal as i32);
+    assert_eq!(text(&run.attributes, "atoll.schedule"), "tick");
+    assert_eq!(text(&run.attributes, "atoll.app"), "traced");
+    let step = spans
+        .iter()
+        .find(|s| s.parent_span_id == run.span_id)
+        .unwrap_or_else(|| panic!("the run's step, exported with it: {spans:#?}"));
+    assert_eq!(step.trace_id, run.trace_id);
+    assert_eq!(step.name, "invoke upper");
+    assert!(terminate(&mut served.child).success());
+}
+
+/// A message taken from a subscription is the root of a trace of its own:
+/// a consumer span, its step under it.
+#[test]
+fn a_subscription_message_is_a_consumer_root_span() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"
+[functions.f]
+source = "f.wasm"
+capabilities = ["msg"]
+publish_topics = ["jobs.*"]
+
+[[routes]]
+method = "POST"
+path = "/publish"
+steps = [{ fn = "f", op = "publish" }]
+
+[[subscriptions]]
+topic = "jobs.*"
+steps = [{ fn = "upper", op = "upper" }]
+"#;
+    let dir = app_with(tmp.path(), &collector.addr, extra);
+    std::fs::copy(guest_path("caps-fixture"), dir.join("f.wasm")).unwrap();
+    let endpoint = format!("http://{}", collector.addr);
+    let mut served = serve_with(&dir, &["--otlp-endpoint", &endpoint]);
+    let job = r#"{"topic": "jobs.one", "payload": "hello"}"#;
+    let r = http(&served.addr, "POST", "/publish", &[], job.as_bytes());
+    assert_eq!(body(&r), "published", "{r}");
+    let received = collector.spans_when(|spans| spans.iter().any(|s| s.name == "process jobs.one"));
+    let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
+    let message = spans.iter().find(|s| s.name == "process jobs.one").unwrap();
+    assert_eq!(message.kind, SpanKind::Consumer as i32);
+    assert!(message.parent_span_id.is_empty(), "a message starts its trace");
+    assert_eq!(text(&message.attributes, "messaging.destination.name"), "jobs.one");
+    assert_eq!(text(&message.attributes, "atoll.subscription"), "jobs.*");
+    assert_eq!(int(&message.attributes, "messaging.body.size"), 5);
+    let step = spans
+        .iter()
+        .find(|s| s.parent_span_id == message.span_id)
+        .unwrap_or_else(|| panic!("the message's step: {spans:#?}"));
+    assert_eq!(step.name, "invoke upper");
+    assert_eq!(step.trace_id, message.trace_id);
+    assert!(terminate(&mut served.child).success());
+}
+
+/// A collector that takes connections and never answers: every request is
+/// answered at once all the same, shutdown gives up on the queued spans
+/// within its bound, and the loss is logged.
+#[test]
+fn a_collector_that_hangs_slows_no_request() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let holder = held.clone();
+    std::thread::spawn(move || {
+        for stream in silent.incoming() {
+            holder.lock().unwrap().push(stream.unwrap());
+        }
+    });
+    let upstream = format!("127.0.0.1:{}", free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, addr, lines) = start_serving(&app(tmp.path(), &upstream), &["--otlp-endpoint", &endpoint]);
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let pipe = || assert_eq!(body(&http(&addr, "POST", "/pipe", &[], b"hi")), "HI");
+    pipe();
+    // The first batch goes within a second; the export then waits 5 s on
+    // the collector.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "Atoll never tried the collector");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut slowest = Duration::ZERO;
+    for _ in 0..100 {
+        let started = Instant::now();
+        pipe();
+        slowest = slowest.max(started.elapsed());
+    }
+    // A request that waited on the export would take seconds.
+    assert!(slowest < Duration::from_secs(1), "the slowest request took {slowest:?}");
+
+    let stopping = Instant::now();
+    assert!(terminate(&mut child).success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "shutdown waited {:?} for the collector",
+        stopping.elapsed()
+    );
+    let log = log.join().unwrap();
+    assert!(
+        log.iter().any(|l| l.contains("were not all sent")),
+        "the loss at shutdown is logged: {log:#?}"
+    );
+}
+
+/// A collector that is down: requests are answered, and the spans lost are
+/// counted in a warning (the first at once, then at most once a minute).
+#[test]
+fn a_collector_that_is_down_is_logged_once() {
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let upstream = format!("127.0.0.1:{}", free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, addr, lines) = start_serving(&app(tmp.path(), &upstream), &["--otlp-endpoint", &endpoint]);
+    let (tx, logged) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    for _ in 0..5 {
+        assert_eq!(body(&http(&addr, "POST", "/pipe", &[], b"hi")), "HI");
+    }
+    // The exporter's retries take about a second before it gives up.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let warning = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = logged.recv_timeout(left).expect("a warning about the lost spans");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["target"] == "atoll::otlp" && v["level"] == "WARN" {
+            break v;
+        }
+    };
+    assert!(warning["dropped"].as_u64().unwrap() >= 3, "{warning}");
+    assert!(
+        warning["message"].as_str().unwrap().contains("not exported"),
+        "{warning}"
+    );
+    // No second warning within the minute, however many more are lost.
+    for _ in 0..5 {
+        assert_eq!(body(&http(&addr, "POST", "/pipe", &[], b"hi")), "HI");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(terminate(&mut child).success());
+    let after: Vec<String> = logged.iter().collect();
+    let warnings = after.iter().filter(|l| l.contains("spans were not exported")).count();
+    assert!(warnings <= 1, "only the final count at shutdown: {after:#?}");
+}
+
+/// A bad endpoint or header is refused at start, naming the option.
+#[test]
+fn bad_otlp_options_are_refused_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = app(tmp.path(), "127.0.0.1:1");
+    let (out, _, stderr) =
+        run(atoll()
+            .arg("serve")
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0", "--otlp-endpoint", "localhost:4318"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--otlp-endpoint") && stderr.contains("http://"),
+        "{stderr}"
+    );
+    let (out, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0", "--otlp-endpoint", "http://127.0.0.1:4318"])
+        .args(["--otlp-header", "no-equals-sign"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--otlp-header") && stderr.contains("NAME=VALUE"),
+        "{stderr}"
+    );
+}
