@@ -45,6 +45,23 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
         .map_err(|e| format!("{} has no private key in it (expected PEM): {e}", path.display()))
 }
 
+/// Checks that the private key in `key` belongs to the certificate in
+/// `cert`: a mismatched pair is otherwise found only by the server, at
+/// connect, as a handshake failure that names neither file.
+pub fn check_pair(cert: &Path, key: &Path) -> Result<(), String> {
+    let provider = rustls::crypto::ring::default_provider();
+    let certified = rustls::sign::CertifiedKey::from_der(read_certs(cert)?, read_key(key)?, &provider);
+    match certified {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(format!(
+            "the private key in {} is not the key of the certificate in {}",
+            key.display(),
+            cert.display()
+        )),
+        Err(e) => Err(format!("{} cannot be used as a private key: {e}", key.display())),
+    }
+}
+
 /// What is checked of a server's certificate, beyond that it is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {

@@ -151,6 +151,11 @@ fn tls(src: &SourceText, m: &Spanned<RawMsg>, base: &Path) -> Result<NatsTls, Ve
         }
         _ => cert.zip(key),
     };
+    if let (Some((cert, key)), Some(at)) = (&client_cert, &r.client_key)
+        && let Err(e) = crate::tls::check_pair(cert, key)
+    {
+        errors.push(src.error(src.locate(at.span()), "msg.client_key", e));
+    }
     if errors.is_empty() {
         Ok(NatsTls { ca_file, client_cert })
     } else {
@@ -208,6 +213,29 @@ mod tests {
         ] {
             assert!(err.contains(&want), "missing {want:?} in:\n{err}");
         }
+        // A key that is not the certificate's: refused at the key.
+        let ca = atoll_testkit::TestCa::new("test CA");
+        let (one, other) = (ca.issue(&["localhost"]), ca.issue(&["localhost"]));
+        std::fs::write(dir.path().join("client.pem"), &one.cert).unwrap();
+        std::fs::write(dir.path().join("other.key"), &other.key).unwrap();
+        std::fs::write(dir.path().join("client.key"), &one.key).unwrap();
+        let pair = |key: &str| {
+            parsed(
+                &format!(
+                    "[msg]\nbackend = \"nats\"\nurl = \"tls://a\"\nclient_cert = \"client.pem\"\nclient_key = \"{key}\"\n"
+                ),
+                rt.to_str().unwrap(),
+            )
+        };
+        let err = pair("other.key").unwrap_err();
+        let want = format!(
+            "{}:5:14: msg.client_key: the private key in {} is not the key of the certificate in {}",
+            rt.display(),
+            dir.path().join("other.key").display(),
+            dir.path().join("client.pem").display()
+        );
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+        assert!(pair("client.key").is_ok());
         for (text, want) in [
             (
                 "[msg]\nbackend = \"kafka\"\n",
