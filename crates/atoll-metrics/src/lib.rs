@@ -58,6 +58,7 @@ struct Metrics {
     messages: IntCounterVec,
     message_wait: HistogramVec,
     deploys: IntCounterVec,
+    spans_dropped: IntCounterVec,
     build_info: IntGaugeVec,
     function_slots: IntGaugeVec,
     function_slots_in_use: IntGaugeVec,
@@ -171,6 +172,12 @@ impl Metrics {
                 "atoll_deploys_total",
                 "New versions of the app loaded while serving (PUT /-/bundle, --watch), by result (swapped, refused).",
                 &["result"],
+            ),
+            spans_dropped: counter(
+                &r,
+                "atoll_spans_dropped_total",
+                "Spans not exported (--otlp-endpoint), by reason: queue_full (the collector is slow or down and the queue filled), export_failed (the collector refused a batch or did not answer).",
+                &["reason"],
             ),
             function_slots: gauges(
                 &r,
@@ -350,6 +357,14 @@ pub fn deploy(swapped: bool) {
         m.deploys
             .with_label_values(&[if swapped { "swapped" } else { "refused" }])
             .inc();
+    }
+}
+
+/// `n` spans that will not reach the collector, for `reason`
+/// (`queue_full`, `export_failed`).
+pub fn spans_dropped(reason: &'static str, n: u64) {
+    if let Some(m) = metrics() {
+        m.spans_dropped.with_label_values(&[reason]).inc_by(n);
     }
 }
 

@@ -181,6 +181,7 @@ impl SpanSink for Queue {
     fn record(&self, span: Span) {
         if self.queue.try_send(span).is_err() {
             self.lost.queue_full.fetch_add(1, Ordering::Relaxed);
+            atoll_metrics::spans_dropped("queue_full", 1);
         } else if self.queue.max_capacity() - self.queue.capacity() >= BATCH {
             self.full.notify_one();
         }
@@ -244,6 +245,7 @@ async fn send<E: SpanExporter>(exporter: &E, batch: &mut Vec<Span>, scope: &Inst
     };
     report.failed += count;
     report.error = Some(error);
+    atoll_metrics::spans_dropped("export_failed", count);
 }
 
 /// What was lost since the last log line, and when that was.
@@ -344,6 +346,14 @@ mod tests {
             sink.record(span());
         }
         assert_eq!(lost.queue_full.load(Ordering::Relaxed), 2, "dropped, never waited for");
+        // Counted where an operator's alert can see it too (at least these
+        // two: the registry is the process's).
+        let metrics = atoll_metrics::render();
+        let counted = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"atoll_spans_dropped_total{reason="queue_full"} "#))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(counted.is_some_and(|n| n >= 2), "{metrics}");
         let mut batch = Vec::new();
         assert_eq!(take(&mut spans, &mut batch), BATCH, "one batch at a time");
         batch.clear();
