@@ -268,23 +268,23 @@ impl RuntimeConfigFile {
                     continue;
                 }
                 let is_table = value.is_table();
-                if key.get_ref() == "http" {
-                    let prefix = path.clone();
+                if key.get_ref() == "http" && !is_table {
+                    errors.push(src.error(at, path, "[apps.NAME.http] is a table like [http]"));
+                } else if key.get_ref() == "http" {
                     let checked = value
                         .clone()
                         .try_into::<RawAppHttp>()
-                        .map_err(|e| vec![(prefix.clone(), e.message().trim().to_string(), at)])
+                        .map_err(|e| vec![(path.clone(), e.message().trim().to_string(), at)])
                         .and_then(|h| {
                             http_overrides(
-                                &prefix,
+                                &path,
                                 h.timeout.as_deref().map(|t| (t, at)),
                                 h.max_response.as_deref().map(|m| (m, at)),
                                 h.max_redirects,
                             )
                         });
                     match checked {
-                        Ok(set) if is_table => own.http = set,
-                        Ok(_) => errors.push(src.error(at, path, "[apps.NAME.http] is a table like [http]")),
+                        Ok(set) => own.http = set,
                         Err(e) => errors.extend(e.into_iter().map(|(key, e, at)| src.error(at, key, e))),
                     }
                 } else if key.get_ref() == "variables" {
@@ -519,6 +519,10 @@ coordinator = "redis://:pw@10.0.0.5:6380/3"
             (
                 "[apps.a.http]\ntimeout = \"soon\"\n",
                 "rt.toml:1:9: apps.a.http.timeout:",
+            ),
+            (
+                "[apps.a]\nhttp = 3\n",
+                "rt.toml:2:1: apps.a.http: [apps.NAME.http] is a table like [http]",
             ),
             (
                 "[apps.a.http]\nmax_body = \"1MiB\"\n",
