@@ -97,10 +97,12 @@ pub fn remote_backends(config: &RuntimeConfigFile) -> Vec<RemoteBackend> {
 async fn nats_greets(urls: &str) -> Result<(), String> {
     let mut last = String::from("no server");
     for url in urls.split(',').map(str::trim) {
+        // What the error says of this URL: it may hold a user's password.
+        let shown = atoll_manifest::without_password(url);
         let addr: async_nats::ServerAddr = match url.parse() {
             Ok(a) => a,
             Err(e) => {
-                last = format!("{url}: {e}");
+                last = format!("{shown}: {e}");
                 continue;
             }
         };
@@ -109,11 +111,11 @@ async fn nats_greets(urls: &str) -> Result<(), String> {
                 let mut greeting = [0u8; 5];
                 match stream.read_exact(&mut greeting).await {
                     Ok(_) if &greeting == b"INFO " => return Ok(()),
-                    Ok(_) => last = format!("{url}: not a NATS server"),
-                    Err(e) => last = format!("{url}: {e}"),
+                    Ok(_) => last = format!("{shown}: not a NATS server"),
+                    Err(e) => last = format!("{shown}: {e}"),
                 }
             }
-            Err(e) => last = format!("{url}: {e}"),
+            Err(e) => last = format!("{shown}: {e}"),
         }
     }
     Err(last)

@@ -14,6 +14,8 @@ pub struct SourceText {
     /// finding a line by scanning from the start each time made validation
     /// quadratic in the manifest's size.
     index: Arc<LineIndex>,
+    /// Where the text holds passwords, masked in every line an error quotes.
+    secrets: Arc<[(usize, usize)]>,
 }
 
 impl fmt::Debug for SourceText {
@@ -37,6 +39,7 @@ impl SourceText {
             path: path.to_path_buf(),
             text: Arc::from(text),
             index: Arc::new(LineIndex::new(text)),
+            secrets: crate::redact::secret_ranges(text).into(),
         }
     }
 
@@ -84,20 +87,22 @@ impl SourceText {
         const MAX_SHOWN: usize = 160;
         const BEFORE: usize = 60;
         let (start, end) = self.line_range(loc.line);
-        if end - start <= MAX_SHOWN {
-            return Snippet {
-                text: self.text[start..end].to_string(),
-                caret: loc.column.saturating_sub(1),
-            };
-        }
-        let at = loc.start.clamp(start, end);
-        let from = floor_char_boundary(&self.text, at.saturating_sub(BEFORE).max(start));
-        let to = ceil_char_boundary(&self.text, (at + MAX_SHOWN - BEFORE).min(end));
+        // A span may start inside a character; the caret goes after it.
+        let at = ceil_char_boundary(&self.text, loc.start.clamp(start, end));
+        let (from, to) = if end - start <= MAX_SHOWN {
+            (start, end)
+        } else {
+            (
+                floor_char_boundary(&self.text, at.saturating_sub(BEFORE).max(start)),
+                ceil_char_boundary(&self.text, (at + MAX_SHOWN - BEFORE).min(end)),
+            )
+        };
+        let (shown, caret) = crate::redact::mask(&self.text, (from, to), at, &self.secrets);
         let cut_before = if from > start { "..." } else { "" };
         let cut_after = if to < end { "..." } else { "" };
         Snippet {
-            text: format!("{cut_before}{}{cut_after}", &self.text[from..to]),
-            caret: cut_before.len() + self.index.chars_between(&self.text, from, at),
+            text: format!("{cut_before}{shown}{cut_after}"),
+            caret: cut_before.len() + caret,
         }
     }
 

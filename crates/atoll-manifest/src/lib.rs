@@ -29,6 +29,7 @@ mod model;
 mod mount;
 mod path;
 mod raw;
+mod redact;
 mod runtime_config;
 mod sql_text;
 
@@ -42,6 +43,7 @@ pub use hosts::{HostMatch, HostPattern};
 pub use model::*;
 pub use mount::{Mount, host_of};
 pub use path::{RoutePath, Segment};
+pub use redact::without_password;
 pub use runtime_config::{AppScope, AppTables, HttpSettings, RuntimeConfigFile};
 pub use sql_text::{MAX_PARAMS, SqlShape, sql_shape};
 pub use template::{Template, TemplatePart};

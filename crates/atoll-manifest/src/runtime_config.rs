@@ -438,6 +438,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_error_quoting_a_url_never_shows_its_password() {
+        let err = RuntimeConfigFile::parse(
+            "[cluster]\ncoordinator = \"redis://admin:hunter2@10.0.0.5:99999/3\"\n",
+            Path::new("rt.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("port \"99999\""), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("redis://admin:***@10.0.0.5:99999/3"), "{err}");
+    }
+
+    #[test]
     fn parses_the_host_settings_and_accepts_capability_sections() {
         let cfg = RuntimeConfigFile::parse(
             r#"

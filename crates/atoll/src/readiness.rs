@@ -2,9 +2,9 @@
 //! configuration names are probed every few seconds, and `/-/ready` answers
 //! 503 naming the ones that do not answer, until they do.
 
-use crate::commands::serve::without_password;
 use atoll_caps::reachable::RemoteBackend;
 use atoll_http::HttpServer;
+use atoll_manifest::without_password;
 use std::time::Duration;
 
 /// How often the backends are asked, and how long each may take.

@@ -23,7 +23,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 impl RedisStore {
     /// `prefix` is usually `atoll:<app>`; the store's name is appended.
     pub fn new(url: &str, prefix: &str, store: &str) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL \"{url}\": {e}"))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| format!("invalid Redis URL \"{}\": {e}", atoll_manifest::without_password(url)))?;
         Ok(RedisStore {
             client,
             manager: Mutex::new(None),

@@ -11,7 +11,7 @@ use anyhow::bail;
 use atoll_caps::kv::{KvLocation, kv_location};
 use atoll_caps::sql::SqlLocation;
 use atoll_http::{HttpConfig, HttpServer};
-use atoll_manifest::{When, parse_duration, parse_size};
+use atoll_manifest::{When, parse_duration, parse_size, without_password};
 use atoll_runtime::{App, AppSource, RuntimeConfig};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -488,40 +488,6 @@ fn log_databases(app: &App, config: &RuntimeConfig) {
     }
 }
 
-/// A backend URL fit for a log: the password in `user:password@` and any
-/// `pass`/`password` query parameter replaced by `***`.
-pub(crate) fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            // `redis://secret@host` is read as a password by some clients.
-            None => format!("***@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    let query = query.map(|q| {
-        let params: Vec<String> = q
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") => {
-                    format!("{k}=***")
-                }
-                _ => p.to_string(),
-            })
-            .collect();
-        format!("?{}", params.join("&"))
-    });
-    format!("{scheme}://{authority}{path}{}", query.unwrap_or_default())
-}
-
 /// SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -540,24 +506,6 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn backend_urls_are_logged_without_passwords() {
-        let cases = [
-            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-            ("redis://app:s3cret@db:6379/0", "redis://app:***@db:6379/0"),
-            ("redis://:s3cret@db", "redis://:***@db"),
-            ("rediss://s3cret@db/1", "rediss://***@db/1"),
-            (
-                "unix:///run/redis.sock?db=1&pass=s3cret",
-                "unix:///run/redis.sock?db=1&pass=***",
-            ),
-            ("redis://db/0?password=s3cret", "redis://db/0?password=***"),
-        ];
-        for (url, logged) in cases {
-            assert_eq!(super::without_password(url), logged, "{url}");
-        }
-    }
-
     #[test]
     fn admin_tokens_are_counted_in_characters_and_must_not_be_blank() {
         assert!(super::check_admin_token("0123456789abcdef").is_ok());
