@@ -82,18 +82,6 @@ fn bundle(app_dir: &Path, out: &Path) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-/// A server the test started, killed if the test fails before stopping it.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// `atoll serve --apps DIR` with `extra` flags: the server and its address.
 fn serve_apps(dir: &Path, extra: &[&str]) -> (Running, String) {
     let mut cmd = atoll();
@@ -107,44 +95,9 @@ fn start(cmd: &mut std::process::Command, extra: &[&str]) -> (Running, String) {
     (child, addr)
 }
 
-/// Every line a server logged so far (JSON).
-type Log = Arc<std::sync::Mutex<Vec<String>>>;
-
-/// `start`, keeping the server's log lines.
-fn start_logged(cmd: &mut std::process::Command, extra: &[&str]) -> (Running, String, Log) {
-    let mut child = cmd
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(extra)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let log: Log = Arc::default();
-    let mut seen = Vec::new();
-    let addr = serving_address(&mut lines.by_ref().inspect(|l| {
-        if let Ok(l) = l {
-            seen.push(l.clone())
-        }
-    }));
-    log.lock().unwrap().extend(seen);
-    let kept = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            kept.lock().unwrap().push(line);
-        }
-    });
-    (Running(child), addr, log)
-}
-
 /// The lines of `log` whose message is `message` and whose `app` is `app`.
-fn logged(log: &Log, message: &str, app: &str) -> Vec<serde_json::Value> {
-    log.lock()
-        .unwrap()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"] == message && v["app"] == app)
-        .collect()
+fn logged_by(log: &ServerLog, message: &str, app: &str) -> Vec<serde_json::Value> {
+    logged(log, message).into_iter().filter(|v| v["app"] == app).collect()
 }
 
 /// `POST path` with `body` for the host `host` (the only `Host` header):
@@ -619,21 +572,21 @@ fn each_app_has_its_own_kv_runtime_configuration() {
         let mut cmd = atoll();
         cmd.arg("serve").arg("--apps").arg(&apps);
         let (mut child, addr, log) = start_logged(&mut cmd, &["--runtime-config", rt]);
-        let a = logged(&log, "kv store", "a");
+        let a = logged_by(&log, "kv store", "a");
         assert_eq!(
             (a.len(), &a[0]["store"], &a[0]["backend"]),
             (1, &"default".into(), &"memory".into()),
             "{a:?}"
         );
-        let b = logged(&log, "kv store", "b");
+        let b = logged_by(&log, "kv store", "b");
         assert_eq!(b[0]["backend"], "redb", "{b:?}");
         assert!(b[0]["at"].as_str().unwrap().ends_with("apps/b/own.redb"), "{b:?}");
         // A table for an app not served is a warning naming it.
-        let warned = log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("[apps.gone] names no app served"));
+        let warned = log.lock().unwrap().iter().any(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("[apps.gone] names no app served"))
+        });
         assert!(warned, "{:?}", log.lock().unwrap());
         if round == 0 {
             for app in ["a", "b"] {
@@ -800,8 +753,8 @@ fn every_apps_triggers_run_and_a_deploy_restarts_only_its_own() {
     until("both schedules", &|| {
         count("a", "ticks") >= 2 && count("b", "ticks") >= 2
     });
-    assert!(!logged(&log, "schedule ran", "a").is_empty());
-    assert!(!logged(&log, "schedule ran", "b").is_empty());
+    assert!(!logged_by(&log, "schedule ran", "a").is_empty());
+    assert!(!logged_by(&log, "schedule ran", "b").is_empty());
 
     // A message published in a reaches a's subscription, not b's.
     let job = r#"{"topic": "jobs.one", "payload": "{\"op\":\"increment\",\"key\":\"jobs\",\"by\":1}"}"#;
@@ -822,7 +775,7 @@ fn every_apps_triggers_run_and_a_deploy_restarts_only_its_own() {
         &app_with(&src, "a", r#"base = "/a""#, "a-2", TRIGGERS),
         &dir.path().join("a2.atoll"),
     );
-    let b_runs = logged(&log, "schedule ran", "b").len();
+    let b_runs = logged_by(&log, "schedule ran", "b").len();
     let a_ticks = count("a", "ticks");
     let auth = format!("Bearer {TOKEN}");
     let r = http(&addr, "PUT", "/-/apps/a", &[("authorization", &auth)], &a2);
@@ -830,7 +783,7 @@ fn every_apps_triggers_run_and_a_deploy_restarts_only_its_own() {
     assert_eq!(post(&addr, "x", "/a/version", "greeting").1, r#""a-2""#);
     until("a's schedule on a-2", &|| count("a", "ticks") >= a_ticks + 2);
     until("b's schedule, still", &|| {
-        logged(&log, "schedule ran", "b").len() >= b_runs + 3
+        logged_by(&log, "schedule ran", "b").len() >= b_runs + 3
     });
     // b's subscription was left alone; a's follows a-2.
     assert_eq!(post(&addr, "x", "/b/publish", job).0, 200);

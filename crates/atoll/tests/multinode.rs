@@ -19,8 +19,7 @@ mod common;
 use atoll_testkit::{NatsServer, PostgresServer, RedisServer};
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,62 +78,26 @@ steps = [{ fn = "counter", op = "kv" }]
 "#;
 
 struct Node {
-    child: Child,
+    server: Running,
     addr: String,
     alive: Arc<AtomicBool>,
+    log: ServerLog,
 }
 
-/// A node's log lines, kept for the schedule check.
-type Log = Arc<Mutex<Vec<serde_json::Value>>>;
-
-fn start_node(app: &std::path::Path, runtime: &std::path::Path, data: &std::path::Path, log: Log) -> Node {
-    let mut child = atoll()
-        .arg("serve")
+fn start_node(app: &std::path::Path, runtime: &std::path::Path, data: &std::path::Path) -> Node {
+    let mut cmd = atoll();
+    cmd.arg("serve")
         .arg(app)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--shutdown-grace",
-            "5",
-        ])
         .arg("--runtime-config")
         .arg(runtime)
         .arg("--data-dir")
-        .arg(data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    // Every line is kept, those before `serving` too (migrations, stores).
-    let mut addr = None;
-    for line in lines.by_ref().map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["message"] == "serving" {
-            addr = v["address"]
-                .as_str()
-                .map(|a| a.trim_start_matches("http://").to_string());
-        }
-        log.lock().unwrap().push(v);
-        if addr.is_some() {
-            break;
-        }
-    }
-    let addr = addr.expect("the node's log ended before it served");
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                log.lock().unwrap().push(v);
-            }
-        }
-    });
+        .arg(data);
+    let (server, addr, log) = start_logged(&mut cmd, &["--shutdown-grace", "5"]);
     Node {
-        child,
+        server,
         addr,
         alive: Arc::new(AtomicBool::new(true)),
+        log,
     }
 }
 
@@ -200,17 +163,15 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
         ),
     )
     .unwrap();
-    let logs: Vec<Log> = (0..3).map(|_| Log::default()).collect();
     // Started together: the migration is applied once, under its lock.
     let starting: Vec<_> = (0..3)
         .map(|i| {
-            let (app, runtime, data, log) = (
+            let (app, runtime, data) = (
                 dir.path().to_path_buf(),
                 runtime.clone(),
                 dir.path().join(format!("node{i}")),
-                logs[i].clone(),
             );
-            std::thread::spawn(move || start_node(&app, &runtime, &data, log))
+            std::thread::spawn(move || start_node(&app, &runtime, &data))
         })
         .collect();
     let mut nodes: Vec<Node> = starting.into_iter().map(|t| t.join().unwrap()).collect();
@@ -276,8 +237,8 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
         deliveries(&redis_server).values().all(|n| *n == 1)
     };
     nodes[KILLED].alive.store(false, Ordering::Relaxed);
-    nodes[KILLED].child.kill().unwrap();
-    nodes[KILLED].child.wait().unwrap();
+    nodes[KILLED].server.0.kill().unwrap();
+    nodes[KILLED].server.0.wait().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     for c in clients {
@@ -303,28 +264,15 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
         .as_u64()
         .unwrap_or_else(|| panic!("{count}"));
     let orders = tally.orders_acked.load(Ordering::Relaxed);
-    let migrations: usize = logs
-        .iter()
-        .map(|l| {
-            l.lock()
-                .unwrap()
-                .iter()
-                .filter(|v| v["message"] == "applied migration")
-                .count()
-        })
-        .sum();
+    let migrations: usize = nodes.iter().map(|n| logged(&n.log, "applied migration").len()).sum();
     let acked = tally.visits_acked.load(Ordering::Relaxed);
     let unanswered = tally.unanswered_on_killed.load(Ordering::Relaxed);
     let lost: Vec<_> = published.iter().filter(|id| !handled.contains_key(id)).collect();
     let duplicates: u64 = handled.values().map(|n| n.saturating_sub(1)).sum();
     // Ticks: each "schedule ran" line names its tick; none may appear twice.
     let mut ticks: BTreeMap<String, usize> = BTreeMap::new();
-    for log in &logs {
-        for line in log.lock().unwrap().iter() {
-            if line["message"] == "schedule ran" {
-                *ticks.entry(line["tick"].to_string()).or_default() += 1;
-            }
-        }
+    for line in nodes.iter().flat_map(|n| logged(&n.log, "schedule ran")) {
+        *ticks.entry(line["tick"].to_string()).or_default() += 1;
     }
     let twice: Vec<_> = ticks.iter().filter(|(_, n)| **n > 1).collect();
     println!(
@@ -364,7 +312,7 @@ fn three_nodes_lose_nothing_acknowledged_when_one_is_killed() {
     assert_eq!(tally.failed_on_survivors.load(Ordering::Relaxed), 0);
     for (i, n) in nodes.iter_mut().enumerate() {
         if i != KILLED {
-            terminate(&mut n.child);
+            terminate(&mut n.server.0);
         }
     }
 }

@@ -71,6 +71,74 @@ pub fn serve_with(dir: &Path, extra: &[&str]) -> Served {
     Served { child, addr }
 }
 
+/// A server a test started, killed if the test ends (or fails) before
+/// stopping it.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Every line a server logged, kept as it runs, those before `serving` too:
+/// JSON lines parsed, anything else (a panic, say) as a string.
+pub type ServerLog = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// `cmd` (an `atoll serve ...`) with `extra` arguments, JSON logs, on a
+/// free port, once it serves: the server, its address and its log.
+pub fn start_logged(cmd: &mut Command, extra: &[&str]) -> (Running, String, ServerLog) {
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = ServerLog::default();
+    let keep = |log: &ServerLog, line: String| {
+        let v = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+        log.lock().unwrap().push(v);
+    };
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "serving" {
+            addr = v["address"]
+                .as_str()
+                .map(|a| a.trim_start_matches("http://").to_string());
+        }
+        keep(&log, line);
+        if addr.is_some() {
+            break;
+        }
+    }
+    let Some(addr) = addr else {
+        let said: Vec<_> = log.lock().unwrap().iter().map(|v| v.to_string()).collect();
+        panic!("the server's log ended before it served:\n{}", said.join("\n"));
+    };
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            keep(&kept, line);
+        }
+    });
+    (Running(child), addr, log)
+}
+
+/// The lines of `log` whose message is `message`.
+pub fn logged(log: &ServerLog, message: &str) -> Vec<serde_json::Value> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["message"] == message)
+        .cloned()
+        .collect()
+}
+
 /// Starts `atoll serve <dir> <extra args>` with JSON logs on a free port and
 /// waits until it serves: the child, its address and its remaining log lines.
 pub fn start_serving(dir: &Path, extra: &[&str]) -> (std::process::Child, String, Lines<BufReader<ChildStderr>>) {
