@@ -7,7 +7,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -70,14 +70,6 @@ pub enum Check {
     /// Signed by the roots, for whatever name (libpq's `verify-ca`): for
     /// servers reached by an address their certificate does not name.
     ChainOnly,
-}
-
-/// A client configuration that trusts `roots` only.
-pub fn client_config(roots: RootCertStore, check: Check) -> Result<ClientConfig, String> {
-    Ok(ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier(roots, check)?)
-        .with_no_client_auth())
 }
 
 /// The checks of a server's certificate against `roots` only.
@@ -258,5 +250,34 @@ pub fn explain(e: &rustls::Error, trusted: &str) -> String {
             format!("the server's certificate has expired ({e})")
         }
         other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// Why the server ended the handshake over the client's certificate, if
+/// its alert says so; `presented` names the certificate sent ("sslcert
+/// /etc/me.pem"), if any, and `how` says how to give one. A server
+/// checks the client's certificate after the client thinks the handshake
+/// is done, so this is an alert received, not an error of rustls's own.
+pub fn explain_client_refusal(e: &rustls::Error, presented: Option<&str>, how: &str) -> Option<String> {
+    use rustls::AlertDescription as Alert;
+    let rustls::Error::AlertReceived(alert) = e else {
+        return None;
+    };
+    match (alert, presented) {
+        (Alert::CertificateRequired, None) => Some(format!("the server requires a client certificate: {how}")),
+        (Alert::UnknownCA, Some(cert)) => Some(format!(
+            "the server does not trust the CA that signed the client certificate in {cert} ({e})"
+        )),
+        (
+            Alert::CertificateRequired
+            | Alert::BadCertificate
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateRevoked
+            | Alert::CertificateExpired
+            | Alert::CertificateUnknown
+            | Alert::AccessDenied,
+            Some(cert),
+        ) => Some(format!("the server refused the client certificate in {cert} ({e})")),
+        _ => None,
     }
 }

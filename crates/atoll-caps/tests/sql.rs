@@ -564,15 +564,42 @@ struct TlsSetup {
 }
 
 fn tls_setup() -> TlsSetup {
+    tls_server(false)
+}
+
+/// The same, but for a server that also asks each client for a
+/// certificate its CA signed, whose common name is the user it logs in as
+/// (`hostssl ... cert`). Beside `ca.pem`: `client.pem` and `client.key`
+/// for the user `postgres`; `stranger.pem` and `stranger.key`, the same
+/// but signed by another CA; `someone-else.pem` and `someone-else.key`,
+/// signed by the CA for another user.
+fn client_cert_setup() -> TlsSetup {
+    tls_server(true)
+}
+
+fn tls_server(client_certs: bool) -> TlsSetup {
     let ca = TestCa::new("atoll test CA");
     let server = PostgresServer::start_tls(&PostgresTls {
         server: ca.issue(&["localhost"]),
         tls_only: true,
+        client_ca: client_certs.then(|| ca.pem()),
     });
     server.create_database("tls");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.path().join("other-ca.pem"), TestCa::new("another CA").pem()).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("ca.pem", &ca.pem());
+    write("other-ca.pem", &TestCa::new("another CA").pem());
+    if client_certs {
+        let client = ca.issue(&["postgres"]);
+        write("client.pem", &client.cert);
+        write("client.key", &client.key);
+        let stranger = TestCa::new("another CA").issue(&["postgres"]);
+        write("stranger.pem", &stranger.cert);
+        write("stranger.key", &stranger.key);
+        let someone_else = ca.issue(&["someone-else"]);
+        write("someone-else.pem", &someone_else.cert);
+        write("someone-else.key", &someone_else.key);
+    }
     TlsSetup { server, dir }
 }
 
@@ -670,6 +697,11 @@ async fn postgres_refuses_a_server_its_tls_settings_do_not_trust() {
             "sslmode=require",
             "database unavailable: TLS: the server's certificate is not signed by a CA the system trusts (give sslrootcert=FILE for a private CA)".into(),
         ),
+        (
+            "localhost",
+            "sslrootcert=system",
+            "database unavailable: TLS: the server's certificate is not signed by a CA the system trusts (give sslrootcert=FILE for a private CA)".into(),
+        ),
         // This server takes TLS connections only (pg_hba.conf says hostssl).
         (
             "localhost",
@@ -696,5 +728,57 @@ async fn postgres_requiring_tls_refuses_a_server_without_it() {
             "database \"default\" (postgres): database unavailable: TLS: the server does not offer TLS, and sslmode={mode} insists on it"
         );
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_with_a_client_certificate() {
+    let tls = client_cert_setup();
+    // The server checks the certificate and logs in as its common name
+    // (`cert` in pg_hba.conf: no password is asked).
+    let services = tls
+        .load(
+            "localhost",
+            "sslmode=verify-full&sslrootcert=ca.pem&sslcert=client.pem&sslkey=client.key",
+        )
+        .await
+        .unwrap();
+    let mut db = Db::new(&services);
+    db.transaction("transfer", vec![vec![Int(1), Int(30)], vec![Int(2), Int(30)]])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.rows("balances", vec![]).await,
+        [[Int(1), Int(70)], [Int(2), Int(30)]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_client_without_the_certificate_it_wants() {
+    let tls = client_cert_setup();
+    let at = |name: &str| tls.dir.path().join(name).display().to_string();
+    let trusted = "sslmode=verify-full&sslrootcert=ca.pem";
+    for (settings, want) in [
+        (
+            trusted.to_string(),
+            "database unavailable: TLS: the server wants a client certificate and none was given: add sslcert=FILE&sslkey=FILE to the URL (PEM: a certificate the server's CA signed for the user, and its key) (the server said: connection requires a valid client certificate)".to_string(),
+        ),
+        (
+            format!("{trusted}&sslcert=stranger.pem&sslkey=stranger.key"),
+            format!(
+                "database unavailable: TLS: the server does not trust the CA that signed the client certificate in sslcert {} (received fatal alert: UnknownCA)",
+                at("stranger.pem")
+            ),
+        ),
+        (
+            format!("{trusted}&sslcert=someone-else.pem&sslkey=someone-else.key"),
+            format!(
+                "database unavailable: TLS: the server did not log in the user \"postgres\" with the client certificate in sslcert {}: its common name (CN) must be the user name",
+                at("someone-else.pem")
+            ),
+        ),
+    ] {
+        let err = tls.refused("localhost", &settings).await;
+        assert!(err.contains(&want), "{settings}: missing {want:?} in:\n{err}");
     }
 }

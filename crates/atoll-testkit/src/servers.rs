@@ -350,16 +350,23 @@ pub struct PostgresServer {
     dir: PathBuf,
     port: u16,
     user: Option<(u32, u32)>,
-    tls: bool,
+    /// The settings `ssl = on` takes, if TLS is on.
+    tls: Option<&'static str>,
     child: Option<Child>,
 }
 
 /// TLS for a server of the test's own: the certificate it presents (and
-/// its key, both PEM), and whether it refuses connections without TLS
-/// (`hostssl` lines only in its pg_hba.conf).
+/// its key, both PEM), whether it refuses connections without TLS
+/// (`hostssl` lines only in its pg_hba.conf), and whether it asks clients
+/// for a certificate.
 pub struct PostgresTls {
     pub server: crate::Issued,
     pub tls_only: bool,
+    /// The CA (PEM) whose certificates the server takes from clients
+    /// (`ssl_ca_file`); with it, every connection over TCP must present
+    /// one, and its common name is the database user it logs in as
+    /// (`hostssl ... cert` in pg_hba.conf).
+    pub client_ca: Option<String>,
 }
 
 impl PostgresServer {
@@ -419,7 +426,13 @@ impl PostgresServer {
             dir,
             port: free_port(),
             user,
-            tls: tls.is_some(),
+            tls: tls.map(|t| {
+                if t.client_ca.is_some() {
+                    "-c ssl=on -c ssl_ca_file=root.crt"
+                } else {
+                    "-c ssl=on"
+                }
+            }),
             child: None,
         };
         server.spawn();
@@ -437,10 +450,12 @@ impl PostgresServer {
 
     /// Creates an empty database; its URL.
     pub fn create_database(&self, name: &str) -> String {
+        // Through the server's Unix socket, which pg_hba.conf trusts
+        // whatever it asks of TCP connections (TLS, a client certificate).
         let out = Command::new(self.bin.join("psql"))
             .args([
                 "-h",
-                "127.0.0.1",
+                self.dir.to_str().expect("a UTF-8 temporary directory"),
                 "-p",
                 &self.port.to_string(),
                 "-U",
@@ -476,8 +491,9 @@ impl PostgresServer {
              [ \"$1\" = cleanup ] && rm -rf \"$PWD\"",
             postgres.display(),
             self.port,
-            // server.crt and server.key in the data directory are the defaults.
-            if self.tls { "-c ssl=on" } else { "" }
+            // server.crt and server.key in the data directory are the
+            // defaults; ssl_ca_file is relative to it too.
+            self.tls.unwrap_or("")
         );
         // What a killed server leaves behind would stop the next one: its
         // pid file, and the lock of its socket (a killed process can stay a
@@ -541,8 +557,9 @@ impl Drop for PostgresServer {
     }
 }
 
-/// The server's certificate and key where `ssl = on` looks for them, and,
-/// for a TLS-only server, a pg_hba.conf with `hostssl` lines only.
+/// The server's certificate and key where `ssl = on` looks for them (and
+/// the clients' CA where `ssl_ca_file` says), and, for a TLS-only server
+/// or one that wants client certificates, a pg_hba.conf that says so.
 /// PostgreSQL refuses a key file that another user owns or others can
 /// read: under root it is handed to the user the server runs as.
 fn write_tls_files(data: &std::path::Path, tls: &PostgresTls, user: Option<(u32, u32)>) {
@@ -551,8 +568,17 @@ fn write_tls_files(data: &std::path::Path, tls: &PostgresTls, user: Option<(u32,
         ("server.crt", tls.server.cert.as_str()),
         ("server.key", tls.server.key.as_str()),
     ];
-    let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n";
-    if tls.tls_only {
+    let hba = match (&tls.client_ca, tls.tls_only) {
+        (Some(ca), _) => {
+            files.push(("root.crt", ca.as_str()));
+            Some("local all all trust\nhostssl all all 127.0.0.1/32 cert\nhostssl all all ::1/128 cert\n")
+        }
+        (None, true) => {
+            Some("local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n")
+        }
+        (None, false) => None,
+    };
+    if let Some(hba) = hba {
         files.push(("pg_hba.conf", hba));
     }
     for (name, text) in files {

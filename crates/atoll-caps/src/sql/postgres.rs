@@ -1,6 +1,6 @@
 //! The PostgreSQL backend: a pool of connections (deadpool), statements
-//! prepared once per connection, TLS as the URL's `sslmode` and
-//! `sslrootcert` say (see `postgres_tls.rs`).
+//! prepared once per connection, TLS as the URL's `sslmode`,
+//! `sslrootcert`, `sslcert` and `sslkey` say (see `postgres_tls.rs`).
 //!
 //! Nothing connects at construction: the pool opens connections on use, so
 //! a query while the server is down fails with [`SqlError::Unavailable`]
@@ -9,14 +9,13 @@
 //! own, so nodes starting together apply each migration once.
 
 use super::migrations::{TABLE, pending};
-use super::postgres_tls::{self, SslMode};
+use super::postgres_tls::{self, SslMode, TlsFiles};
 use super::{Migration, QueryResult, SqlDatabase, SqlError, SqlValue, Statement};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::TryStreamExt;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
@@ -35,18 +34,13 @@ pub struct PostgresDatabase {
     config: Config,
     tls: MakeRustlsConnect,
     mode: SslMode,
-    root_cert: Option<PathBuf>,
+    files: TlsFiles,
 }
 
 impl PostgresDatabase {
-    /// A pool of at most `connections`, none opened yet. `root_cert` is
-    /// the URL's `sslrootcert`, resolved.
-    pub fn new(
-        url: &str,
-        root_cert: Option<&Path>,
-        connections: usize,
-        name: &str,
-    ) -> Result<PostgresDatabase, String> {
+    /// A pool of at most `connections`, none opened yet. `files` are the
+    /// URL's, resolved.
+    pub fn new(url: &str, files: &TlsFiles, connections: usize, name: &str) -> Result<PostgresDatabase, String> {
         let split = postgres_tls::split(url)?;
         let mut config: Config = split
             .client_url
@@ -56,7 +50,7 @@ impl PostgresDatabase {
         if config.get_application_name().is_none() {
             config.application_name(format!("atoll ({name})"));
         }
-        let tls = MakeRustlsConnect::new(postgres_tls::client_config(split.mode, root_cert)?);
+        let tls = MakeRustlsConnect::new(postgres_tls::client_config(split.mode, files)?);
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -77,7 +71,7 @@ impl PostgresDatabase {
             config,
             tls,
             mode: split.mode,
-            root_cert: root_cert.map(Path::to_path_buf),
+            files: files.clone(),
         })
     }
 
@@ -92,8 +86,17 @@ impl PostgresDatabase {
     /// A failure to connect, with what TLS refused said plainly: the
     /// client's own words stop at "error performing TLS handshake".
     fn connect_error(&self, e: tokio_postgres::Error) -> SqlError {
+        let presented = self
+            .files
+            .client_cert
+            .as_ref()
+            .map(|c| format!("sslcert {}", c.cert.display()));
         if let Some(tls) = crate::tls::rustls_cause(&e) {
-            let why = crate::tls::explain(tls, &postgres_tls::trusted(self.root_cert.as_deref()));
+            let why = crate::tls::explain_client_refusal(tls, presented.as_deref(), GIVE_CLIENT_CERT)
+                .unwrap_or_else(|| crate::tls::explain(tls, &postgres_tls::trusted(self.files.root_cert.as_deref())));
+            return SqlError::Unavailable(format!("TLS: {why}"));
+        }
+        if let Some(why) = self.client_cert_refused(&e, presented.as_deref()) {
             return SqlError::Unavailable(format!("TLS: {why}"));
         }
         let text = with_causes(&e);
@@ -109,7 +112,33 @@ impl PostgresDatabase {
         }
         classify(e)
     }
+
+    /// A server that asks for client certificates (`cert` in pg_hba.conf,
+    /// or `clientcert=verify-full`) takes the TLS handshake without one and
+    /// refuses the login after it, in words that do not say what to do.
+    fn client_cert_refused(&self, e: &tokio_postgres::Error, presented: Option<&str>) -> Option<String> {
+        let db = e.as_db_error().filter(|db| db.code().code() == "28000")?;
+        let said = db.message();
+        match presented {
+            None if said.contains("client certificate") => Some(format!(
+                "the server wants a client certificate and none was given: {GIVE_CLIENT_CERT} (the server said: {said})"
+            )),
+            Some(cert)
+                if said.starts_with("certificate authentication failed") || said.contains("clientcert=verify-full") =>
+            {
+                Some(format!(
+                    "the server did not log in the user \"{}\" with the client certificate in {cert}: its common name (CN) must be the user name, unless the server's pg_ident.conf maps it (the server said: {said})",
+                    self.config.get_user().unwrap_or_default()
+                ))
+            }
+            _ => None,
+        }
+    }
 }
+
+/// What a URL without a client certificate lacks, said as its settings.
+const GIVE_CLIENT_CERT: &str =
+    "add sslcert=FILE&sslkey=FILE to the URL (PEM: a certificate the server's CA signed for the user, and its key)";
 
 /// An error and its causes, as one line: tokio-postgres's own message is
 /// often only the kind ("error connecting to server").

@@ -17,10 +17,13 @@
 //! TLS to PostgreSQL follows the URL's `sslmode`, as libpq's does:
 //! `disable`, `prefer` (the default: TLS if the server offers it),
 //! `require`, `verify-ca` or `verify-full`; `sslrootcert=ca.pem` (relative
-//! to this file) is the CA to trust instead of the system's roots. What each
-//! checks: `postgres_tls.rs`.
+//! to this file) is the CA to trust instead of the system's roots
+//! (`sslrootcert=system`: those, with `verify-full`); `sslcert=me.pem` with
+//! `sslkey=me.key` (relative to this file too), the client certificate to
+//! present. What each checks: `postgres_tls.rs`.
 
-use super::{PostgresDatabase, SqlDatabase, SqliteDatabase, postgres_tls};
+use super::postgres_tls::{self, TlsFiles};
+use super::{PostgresDatabase, SqlDatabase, SqliteDatabase};
 use crate::capability::app_runtime_sections;
 use atoll_manifest::{Location, ManifestError, RuntimeConfigFile};
 use serde::Deserialize;
@@ -42,9 +45,9 @@ pub enum SqlBackendConfig {
     },
     Postgres {
         url: String,
-        /// The URL's `sslrootcert`, relative to the runtime configuration's
-        /// directory (checked to hold certificates).
-        root_cert: Option<PathBuf>,
+        /// The URL's `sslrootcert`, `sslcert` and `sslkey`, resolved
+        /// against the runtime configuration's directory, read and checked.
+        tls: TlsFiles,
         connections: Option<usize>,
         loc: Location,
     },
@@ -114,9 +117,9 @@ pub fn parse(runtime: &RuntimeConfigFile) -> Result<BTreeMap<String, SqlBackendC
                 Some(url) if url.get_ref().starts_with("postgres://") || url.get_ref().starts_with("postgresql://") => {
                     let base = src.path.parent().unwrap_or(Path::new("."));
                     match postgres_url(url.get_ref(), base) {
-                        Ok(root_cert) => SqlBackendConfig::Postgres {
+                        Ok(tls) => SqlBackendConfig::Postgres {
                             url: url.get_ref().clone(),
-                            root_cert,
+                            tls,
                             connections,
                             loc: src.locate(url.span()),
                         },
@@ -159,19 +162,16 @@ pub fn parse(runtime: &RuntimeConfigFile) -> Result<BTreeMap<String, SqlBackendC
 }
 
 /// Checks a PostgreSQL URL whole, libpq's TLS settings included; its
-/// `sslrootcert` resolved against `base`, once read and found to hold
-/// certificates (not at the first connection, which may be much later).
-fn postgres_url(url: &str, base: &Path) -> Result<Option<PathBuf>, String> {
+/// files resolved against `base`, once read and checked (not at the first
+/// connection, which may be much later).
+fn postgres_url(url: &str, base: &Path) -> Result<TlsFiles, String> {
     let split = postgres_tls::split(url)?;
     if let Err(e) = split.client_url.parse::<tokio_postgres::Config>() {
         return Err(format!("not a PostgreSQL URL: {e}"));
     }
-    let Some(written) = split.root_cert else {
-        return Ok(None);
-    };
-    let file = base.join(&written);
-    crate::tls::read_roots(&file).map_err(|e| format!("sslrootcert \"{}\": {e}", written.display()))?;
-    Ok(Some(file))
+    let files = split.files.resolve(base);
+    postgres_tls::check_files(&split.files, &files)?;
+    Ok(files)
 }
 
 /// Where one database lives.
@@ -183,7 +183,7 @@ pub enum SqlLocation {
     },
     Postgres {
         url: String,
-        root_cert: Option<PathBuf>,
+        tls: TlsFiles,
         connections: usize,
     },
 }
@@ -201,13 +201,10 @@ pub fn sql_location(config: &BTreeMap<String, SqlBackendConfig>, data_dir: &Path
             connections: connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS),
         },
         Some(SqlBackendConfig::Postgres {
-            url,
-            root_cert,
-            connections,
-            ..
+            url, tls, connections, ..
         }) => SqlLocation::Postgres {
             url: url.clone(),
-            root_cert: root_cert.clone(),
+            tls: tls.clone(),
             connections: connections.unwrap_or(DEFAULT_POSTGRES_CONNECTIONS),
         },
     }
@@ -219,12 +216,8 @@ pub async fn open(location: &SqlLocation, name: &str) -> Result<Arc<dyn SqlDatab
         SqlLocation::Sqlite { file, connections } => {
             Ok(Arc::new(SqliteDatabase::open(file, *connections)?) as Arc<dyn SqlDatabase>)
         }
-        SqlLocation::Postgres {
-            url,
-            root_cert,
-            connections,
-        } => {
-            Ok(Arc::new(PostgresDatabase::new(url, root_cert.as_deref(), *connections, name)?) as Arc<dyn SqlDatabase>)
+        SqlLocation::Postgres { url, tls, connections } => {
+            Ok(Arc::new(PostgresDatabase::new(url, tls, *connections, name)?) as Arc<dyn SqlDatabase>)
         }
     }
 }
@@ -263,7 +256,7 @@ mod tests {
             sql_location(&sql, dir, "pg"),
             SqlLocation::Postgres {
                 url: "postgres://u:p@db:5432/shop".into(),
-                root_cert: None,
+                tls: TlsFiles::default(),
                 connections: DEFAULT_POSTGRES_CONNECTIONS
             }
         );
@@ -335,5 +328,94 @@ mod root_cert_tests {
             err.contains("sql.pg.url: sslmode=verify-ca needs sslrootcert=FILE"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sslcert_and_sslkey_are_read_and_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = dir.path().join("rt.toml");
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        let ca = atoll_testkit::TestCa::new("test CA");
+        let (me, other) = (ca.issue(&["atoll"]), ca.issue(&["atoll"]));
+        std::fs::write(dir.path().join("me.pem"), &me.cert).unwrap();
+        std::fs::write(dir.path().join("me.key"), &me.key).unwrap();
+        std::fs::write(dir.path().join("other.key"), &other.key).unwrap();
+        std::fs::write(dir.path().join("junk.pem"), "not PEM at all\n").unwrap();
+        let url = |tls: &str| format!("postgres://u:secret@db/x?{tls}");
+        let parsed = parse_in(dir.path(), &url("sslcert=me.pem&sslkey=me.key")).unwrap();
+        let Some(SqlBackendConfig::Postgres { tls, .. }) = parsed.get("pg") else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(
+            tls.client_cert,
+            Some(crate::sql::ClientCert {
+                cert: dir.path().join("me.pem"),
+                key: dir.path().join("me.key"),
+            })
+        );
+        for (settings, want) in [
+            (
+                "sslcert=me.pem",
+                "sql.pg.url: sslcert needs sslkey=FILE: sslcert and sslkey go together".to_string(),
+            ),
+            (
+                "sslkey=me.key&sslmode=verify-full",
+                "sql.pg.url: sslkey needs sslcert=FILE".to_string(),
+            ),
+            (
+                "sslcert=missing.pem&sslkey=me.key",
+                format!("sql.pg.url: sslcert \"missing.pem\": cannot read {}", at("missing.pem")),
+            ),
+            (
+                "sslcert=junk.pem&sslkey=me.key",
+                format!(
+                    "sql.pg.url: sslcert \"junk.pem\": {} has no certificate in it",
+                    at("junk.pem")
+                ),
+            ),
+            (
+                "sslcert=me.key&sslkey=me.key",
+                format!(
+                    "sql.pg.url: sslcert \"me.key\": {} has no certificate in it",
+                    at("me.key")
+                ),
+            ),
+            (
+                "sslcert=me.pem&sslkey=me.pem",
+                format!(
+                    "sql.pg.url: sslkey \"me.pem\": {} has no private key in it",
+                    at("me.pem")
+                ),
+            ),
+            (
+                "sslcert=me.pem&sslkey=junk.pem",
+                format!(
+                    "sql.pg.url: sslkey \"junk.pem\": {} has no private key in it",
+                    at("junk.pem")
+                ),
+            ),
+            (
+                "sslcert=me.pem&sslkey=other.key",
+                format!(
+                    "{}:3:7: sql.pg.url: sslkey \"other.key\": the private key in {} is not the key of the certificate in {}",
+                    rt.display(),
+                    at("other.key"),
+                    at("me.pem")
+                ),
+            ),
+            (
+                "sslrootcert=system&sslmode=require",
+                format!(
+                    "{}:3:7: sql.pg.url: sslmode=require is weaker than sslrootcert=system allows",
+                    rt.display()
+                ),
+            ),
+        ] {
+            let err = parse_in(dir.path(), &url(settings)).unwrap_err();
+            assert!(err.contains(&want), "{settings}: missing {want:?} in:\n{err}");
+            // The message itself; the excerpt under it quotes the file's line.
+            let message = err.lines().next().unwrap();
+            assert!(!message.contains("secret") && !message.contains("PRIVATE"), "{err}");
+        }
     }
 }
