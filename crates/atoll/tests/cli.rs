@@ -270,6 +270,27 @@ fn a_failing_build_shows_its_output_and_fails() {
     assert!(stderr.contains("the build of plain failed"), "{stderr}");
 }
 
+/// A target directory exported for the user's shell (common with a shared
+/// cargo cache) does not reach a function's build: its `source` names the
+/// file where its own directory builds it.
+#[test]
+fn a_build_ignores_a_target_directory_set_for_the_shell() {
+    let dir = app("");
+    let manifest = std::fs::read_to_string(dir.path().join("atoll.toml")).unwrap().replace(
+        "source = \"plain.wasm\"",
+        "source = \"plain.wasm\"\nbuild = { command = \"echo ${CARGO_TARGET_DIR-unset} ${CARGO_BUILD_TARGET_DIR-unset} > seen.txt\" }",
+    );
+    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
+    let (out, _, stderr) = run(atoll()
+        .arg("build")
+        .arg(dir.path())
+        .env("CARGO_TARGET_DIR", "/tmp/elsewhere")
+        .env("CARGO_BUILD_TARGET_DIR", "/tmp/elsewhere"));
+    assert!(out.status.success(), "{stderr}");
+    let seen = std::fs::read_to_string(dir.path().join("seen.txt")).unwrap();
+    assert_eq!(seen.trim(), "unset unset");
+}
+
 fn caps_app(dir: &Path) {
     std::fs::copy(guest_path("caps-fixture"), dir.join("caps.wasm")).unwrap();
     std::fs::write(

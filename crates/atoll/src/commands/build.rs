@@ -115,6 +115,13 @@ pub async fn run_jobs(jobs: Vec<Job>) -> Result<(), Failure> {
                 .arg("-c")
                 .arg(&job.command)
                 .current_dir(&job.dir)
+                // A `source` names the file where the function's own
+                // directory builds it (`target/wasm32-wasip1/...`): a target
+                // directory set for the user's shell would send cargo's
+                // output elsewhere, and the build would "succeed" with
+                // nothing to load.
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_BUILD_TARGET_DIR")
                 .kill_on_drop(true);
             if colour {
                 command.env("CARGO_TERM_COLOR", "always");
