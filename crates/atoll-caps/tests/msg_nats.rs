@@ -289,9 +289,17 @@ async fn tls_with_a_client_certificate() {
     });
     let dir = tempfile::tempdir().unwrap();
     let mut tls = tls_files(dir.path(), &ca);
-    // Without a certificate of its own, the server turns the node away.
+    // Without a certificate of its own, the server turns the node away,
+    // and the error says what is missing.
     let anonymous = tls_node(&server, &tls);
-    never_connects(&anonymous).await;
+    let err = never_connects(&anonymous).await;
+    assert_eq!(
+        err,
+        format!(
+            "not connected to NATS at 127.0.0.1:{} (reconnecting; the server asks for a client certificate and none is configured: set client_cert and client_key in [msg])",
+            server.url().rsplit(':').next().unwrap()
+        )
+    );
     let client = ca.issue(&["atoll-node"]);
     std::fs::write(dir.path().join("client.pem"), &client.cert).unwrap();
     std::fs::write(dir.path().join("client.key"), &client.key).unwrap();

@@ -18,7 +18,10 @@ use async_trait::async_trait;
 use atoll_manifest::TopicPattern;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use rustls::sign::CertifiedKey;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc};
 
@@ -51,6 +54,30 @@ struct Tls {
     config: rustls::ClientConfig,
     last_refusal: LastRefusal,
     trusted: String,
+    /// Without a client certificate of its own: whether a server asked
+    /// for one, which is why it then turns the node away.
+    uncertified: Option<Arc<NoCertificate>>,
+}
+
+/// A node's answer to a server that asks for a client certificate when
+/// `client_cert` is not set: none (rustls sends an empty one, as it would
+/// with no resolver), but the asking is remembered, so the error that
+/// follows says what is missing rather than only "not connected".
+#[derive(Debug, Default)]
+struct NoCertificate {
+    asked: AtomicBool,
+}
+
+impl rustls::client::ResolvesClientCert for NoCertificate {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    /// True, or rustls would not keep what it needs to answer a request.
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 impl NatsBroker {
@@ -104,8 +131,13 @@ impl NatsBroker {
         let builder = rustls::ClientConfig::builder()
             .dangerous()
             .with_custom_certificate_verifier(verifier);
+        let mut uncertified = None;
         let config = match &tls.client_cert {
-            None => builder.with_no_client_auth(),
+            None => {
+                let resolver = Arc::new(NoCertificate::default());
+                uncertified = Some(resolver.clone());
+                builder.with_client_cert_resolver(resolver)
+            }
             Some((cert, key)) => builder
                 .with_client_auth_cert(
                     crate::tls::read_certs(cert).map_err(|e| format!("client_cert: {e}"))?,
@@ -117,6 +149,7 @@ impl NatsBroker {
             config,
             last_refusal,
             trusted,
+            uncertified,
         });
         Ok(self)
     }
@@ -156,6 +189,9 @@ impl NatsBroker {
                 "; the last attempt failed: TLS: {}",
                 crate::tls::explain(&e, &tls.trusted)
             ),
+            None if tls.uncertified.as_ref().is_some_and(|u| u.asked.load(Ordering::Relaxed)) => {
+                "; the server asks for a client certificate and none is configured: set client_cert and client_key in [msg]".into()
+            }
             None => String::new(),
         }
     }
