@@ -138,7 +138,13 @@ impl TraceContext {
     /// The header for a request sent on the trace's behalf: Atoll's span as
     /// its parent.
     pub fn traceparent(&self) -> String {
-        format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, self.flags)
+        self.traceparent_for(self.span_id)
+    }
+
+    /// The header for a request sent from within span `span_id` of this
+    /// trace (a client span of Atoll's).
+    pub fn traceparent_for(&self, span_id: u64) -> String {
+        format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, span_id, self.flags)
     }
 
     /// The incoming `tracestate`, to pass on unchanged.
@@ -150,10 +156,15 @@ impl TraceContext {
     /// request's headers, unless the function set its own: a guest that
     /// traces itself knows its spans better.
     pub fn inject(&self, outbound: &mut HeaderMap) {
+        self.inject_from(self.span_id, outbound);
+    }
+
+    /// [`inject`](Self::inject), naming span `span_id` as the parent.
+    pub fn inject_from(&self, span_id: u64, outbound: &mut HeaderMap) {
         if outbound.contains_key(TRACEPARENT) {
             return;
         }
-        if let Ok(v) = HeaderValue::from_str(&self.traceparent()) {
+        if let Ok(v) = HeaderValue::from_str(&self.traceparent_for(span_id)) {
             outbound.insert(TRACEPARENT, v);
         }
         if let Some(state) = &self.state

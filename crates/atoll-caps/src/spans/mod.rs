@@ -9,6 +9,7 @@
 //! call site costs one atomic load ([`enabled`]) and builds nothing.
 
 pub mod otlp;
+pub mod resource;
 
 use crate::trace::TraceContext;
 use std::sync::{Arc, OnceLock};
@@ -23,6 +24,8 @@ pub enum SpanKind {
     Internal,
     /// A message Atoll took from a subscription.
     Consumer,
+    /// A request a function sent.
+    Client,
 }
 
 /// An attribute's value. Names the server already holds (an app's, a
