@@ -3,8 +3,10 @@
 //! tags every log line of the request, and the function's outbound HTTP
 //! requests carry it on with Atoll's own span as their parent.
 //!
-//! The sampled flag is passed on as it came, and set on traces Atoll starts
-//! so that services downstream that sample by their parent keep the trace.
+//! The sampled flag says whether the trace is recorded, as the sampler
+//! decides ([`crate::spans::sampler`]); by default it is passed on as it
+//! came, and set on traces Atoll starts so that services downstream that
+//! sample by their parent keep the trace.
 //! The ids here are the ones exported (`crate::spans`): Atoll's span for
 //! the request is the server span, the client's the server span's parent.
 
@@ -56,6 +58,7 @@ impl TraceContext {
             .map(|parent| TraceContext {
                 span_id: random_nonzero(),
                 parent: Some(parent.span_id),
+                flags: u8::from(crate::spans::sampler::sampled(parent.trace_id, Some(parent.sampled()))),
                 state: headers.get(TRACESTATE).cloned(),
                 ..parent
             })
@@ -69,7 +72,7 @@ impl TraceContext {
             trace_id,
             span_id: random_nonzero(),
             parent: None,
-            flags: 0x01,
+            flags: u8::from(crate::spans::sampler::sampled(trace_id, None)),
             state: None,
         }
     }
@@ -130,7 +133,8 @@ impl TraceContext {
         self.parent
     }
 
-    /// Whether the trace is sampled (recorded) by whoever started it.
+    /// Whether the trace is sampled (recorded): the caller's flag, or the
+    /// sampler's decision where it does not follow the caller.
     pub fn sampled(&self) -> bool {
         self.flags & 0x01 != 0
     }

@@ -542,6 +542,86 @@ fn the_standard_variables_configure_export() {
     assert!(terminate(&mut child).success());
 }
 
+/// `OTEL_TRACES_SAMPLER`: a trace sampled out is not exported, yet its ids
+/// go on to the upstream with the sampled flag cleared; a parent-based
+/// sampler follows the caller's flag, a ratio decides on the trace id
+/// alone, the same way for the same id.
+#[test]
+fn the_sampler_decides_what_is_exported_and_the_flag_says_so() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = app(tmp.path(), &collector.addr);
+    let serve = |sampler: &str, arg: &str| {
+        let mut child = atoll()
+            .arg("serve")
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--otlp-endpoint", &format!("http://{}", collector.addr)])
+            .env("OTEL_TRACES_SAMPLER", sampler)
+            .env("OTEL_TRACES_SAMPLER_ARG", arg)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = serving_address(&mut lines);
+        std::thread::spawn(move || for _ in lines {});
+        (child, addr)
+    };
+    // What the upstream was sent: (trace id, sampled flag).
+    let fetch = |addr: &str, traceparent: Option<&str>| -> (String, String) {
+        let path = format!("/web/fetch?http://{}/up", collector.addr);
+        let headers: Vec<(&str, &str)> = traceparent.iter().map(|t| ("traceparent", *t)).collect();
+        let r = http(addr, "GET", &path, &headers, b"");
+        let sent = body(&r)
+            .lines()
+            .find_map(|l| l.strip_prefix("upstream 200: traceparent="))
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string();
+        (sent[3..35].to_string(), sent[53..55].to_string())
+    };
+    let exported = |trace: &str| {
+        let spans = collector.received.lock().unwrap();
+        spans.spans.iter().filter(|(_, s)| hex(&s.trace_id) == trace).count()
+    };
+
+    // Parent-based, roots at ratio 0: only what the caller sampled.
+    let (mut child, addr) = serve("parentbased_traceidratio", "0");
+    let (root, flag) = fetch(&addr, None);
+    assert_eq!(flag, "00", "a root sampled out is sent on unsampled");
+    let unsampled = "00-22222222222222222222222222222222-00f067aa0ba902b7-00";
+    assert_eq!(fetch(&addr, Some(unsampled)), ("2".repeat(32), "00".into()));
+    let sampled = "00-33333333333333333333333333333333-00f067aa0ba902b7-01";
+    assert_eq!(fetch(&addr, Some(sampled)), ("3".repeat(32), "01".into()));
+    // Sent last, so the others, had they been exported, would be in by now.
+    collector.spans_when(|spans| spans.iter().filter(|s| hex(&s.trace_id) == "3".repeat(32)).count() >= 3);
+    assert_eq!(exported(&root), 0);
+    assert_eq!(exported(&"2".repeat(32)), 0);
+    assert!(terminate(&mut child).success());
+
+    // A ratio of one half, parent or not: the trace id's low half decides.
+    let (mut child, addr) = serve("traceidratio", "0.5");
+    let out = "00-4444444444444444ffffffffffffffff-00f067aa0ba902b7-01";
+    assert_eq!(
+        fetch(&addr, Some(out)),
+        ("4444444444444444ffffffffffffffff".into(), "00".into()),
+        "the caller's flag is not followed"
+    );
+    let kept = "00-55555555555555550000000000000001-00f067aa0ba902b7-00";
+    assert_eq!(
+        fetch(&addr, Some(kept)),
+        ("55555555555555550000000000000001".into(), "01".into())
+    );
+    collector.spans_when(|spans| {
+        spans
+            .iter()
+            .filter(|s| hex(&s.trace_id) == "55555555555555550000000000000001")
+            .count()
+            >= 3
+    });
+    assert_eq!(exported("4444444444444444ffffffffffffffff"), 0);
+    assert!(terminate(&mut child).success());
+}
+
 /// A schedule's run is the root of a trace of its own, its step under it.
 #[test]
 fn a_schedule_run_is_a_root_span() {
@@ -749,6 +829,17 @@ fn bad_otlp_options_are_refused_at_start() {
     assert!(!out.status.success());
     assert!(
         stderr.contains("OTEL_RESOURCE_ATTRIBUTES") && stderr.contains(r#"entry 2 ("region") is not key=value"#),
+        "{stderr}"
+    );
+    let (out, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0", "--otlp-endpoint", "http://127.0.0.1:4318"])
+        .env("OTEL_TRACES_SAMPLER", "traceidratio")
+        .env("OTEL_TRACES_SAMPLER_ARG", "10%"));
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("OTEL_TRACES_SAMPLER_ARG") && stderr.contains("not a ratio between 0 and 1"),
         "{stderr}"
     );
 }

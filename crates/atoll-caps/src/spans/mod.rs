@@ -10,6 +10,7 @@
 
 pub mod otlp;
 pub mod resource;
+pub mod sampler;
 
 use crate::trace::TraceContext;
 use std::sync::{Arc, OnceLock};
@@ -150,8 +151,7 @@ impl Began {
 }
 
 /// Whether `trace` is exported: an exporter is installed and the trace is
-/// sampled (a caller that said it does not sample the trace is followed,
-/// as a parent-based sampler does; the traces Atoll starts are sampled).
+/// sampled, as [`sampler`] decided when the trace was started or continued.
 pub fn wanted(trace: Option<&TraceContext>) -> bool {
     enabled() && trace.is_some_and(TraceContext::sampled)
 }

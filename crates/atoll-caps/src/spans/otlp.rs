@@ -113,12 +113,17 @@ pub fn start(config: &Config, service: Service) -> Result<Exporting, String> {
         .find(|(k, _)| k == "service.name")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    let sampler = super::sampler::Sampler::from_variables(
+        std::env::var(super::sampler::OTEL_TRACES_SAMPLER).ok().as_deref(),
+        std::env::var(super::sampler::OTEL_TRACES_SAMPLER_ARG).ok().as_deref(),
+    )?;
     let mut exporter = builder.build().map_err(|e| format!("cannot export spans: {e}"))?;
     exporter.set_resource(
         &Resource::builder_empty()
             .with_attributes(resource.into_iter().map(|(k, v)| KeyValue::new(k, v)))
             .build(),
     );
+    super::sampler::install(sampler);
     let (queue, spans) = mpsc::channel(QUEUE);
     let lost = Arc::new(Lost::default());
     let full = Arc::new(Notify::new());
@@ -133,6 +138,7 @@ pub fn start(config: &Config, service: Service) -> Result<Exporting, String> {
         target: "atoll::otlp",
         endpoint = endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"),
         service = %service_name,
+        sampler = ?sampler,
         "exporting spans over OTLP"
     );
     Ok(Exporting { stop, done })
