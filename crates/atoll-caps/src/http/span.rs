@@ -176,6 +176,24 @@ mod tests {
         assert_eq!(redacted(&url), "http://api.example/");
     }
 
+    proptest::proptest! {
+        /// Whatever a guest puts after the path, none of it is kept.
+        #[test]
+        fn no_query_fragment_or_user_info_survives(
+            path in "[a-z0-9/._-]{0,20}",
+            query in "[ -~]{0,30}",
+            user in "[a-z]{1,8}",
+            secret in "[A-Za-z0-9]{12}",
+        ) {
+            let text = format!("http://{user}:{secret}@api.example/{path}?{query}&k={secret}#{secret}");
+            if let Ok(url) = Url::parse(&text) {
+                let kept = redacted(&url);
+                proptest::prop_assert!(!kept.contains(&secret), "{}", kept);
+                proptest::prop_assert!(!kept.contains('?') && !kept.contains('#') && !kept.contains('@'), "{}", kept);
+            }
+        }
+    }
+
     #[test]
     fn nothing_is_built_unless_the_invocations_span_is_exported() {
         let trace = TraceContext::start();

@@ -138,7 +138,7 @@ pub fn start(config: &Config, service: Service) -> Result<Exporting, String> {
         target: "atoll::otlp",
         endpoint = endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"),
         service = %service_name,
-        sampler = ?sampler,
+        sampler = %sampler,
         "exporting spans over OTLP"
     );
     Ok(Exporting { stop, done })

@@ -44,6 +44,20 @@ impl Default for Sampler {
     }
 }
 
+/// As the variables name it, for the start-up log line.
+impl std::fmt::Display for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.parent_based {
+            f.write_str("parentbased_")?;
+        }
+        match self.root {
+            Root::On => f.write_str("always_on"),
+            Root::Off => f.write_str("always_off"),
+            Root::Ratio(below) => write!(f, "traceidratio {}", below as f64 / (1u64 << 63) as f64),
+        }
+    }
+}
+
 static SAMPLER: OnceLock<Sampler> = OnceLock::new();
 
 /// Samples every trace from now on with `sampler`; only the first call
@@ -147,6 +161,8 @@ mod tests {
         assert!(!s("traceidratio", Some("0")).decide(low, None));
         assert!(s("traceidratio", Some("1")).decide(high, None));
         assert!(s("traceidratio", None).decide(high, None), "no argument is 1.0");
+        assert_eq!(parent_half.to_string(), "parentbased_traceidratio 0.5");
+        assert_eq!(Sampler::default().to_string(), "parentbased_always_on");
         assert_eq!(Sampler::from_variables(Some(""), None).unwrap(), Sampler::default());
         assert_eq!(Sampler::from_variables(None, Some("0.1")).unwrap(), Sampler::default());
     }
