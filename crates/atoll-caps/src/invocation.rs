@@ -184,6 +184,9 @@ pub struct Invocation {
     /// What runs the functions this one links to; set only for functions
     /// with links.
     pub linker: Option<Arc<dyn crate::links::LinkTarget>>,
+    /// This invocation's span, set only when its trace is exported: the
+    /// parent of the client spans of its outbound requests.
+    pub span: Option<u64>,
 }
 
 impl std::fmt::Debug for Invocation {
@@ -214,6 +217,7 @@ impl Invocation {
             deadline: None,
             link: None,
             linker: None,
+            span: None,
         }
     }
 

@@ -3,8 +3,10 @@
 //! tags every log line of the request, and the function's outbound HTTP
 //! requests carry it on with Atoll's own span as their parent.
 //!
-//! The sampled flag is passed on as it came, and set on traces Atoll starts
-//! so that services downstream that sample by their parent keep the trace.
+//! The sampled flag says whether the trace is recorded, as the sampler
+//! decides ([`crate::spans::sampler`]); by default it is passed on as it
+//! came, and set on traces Atoll starts so that services downstream that
+//! sample by their parent keep the trace.
 //! The ids here are the ones exported (`crate::spans`): Atoll's span for
 //! the request is the server span, the client's the server span's parent.
 
@@ -56,6 +58,7 @@ impl TraceContext {
             .map(|parent| TraceContext {
                 span_id: random_nonzero(),
                 parent: Some(parent.span_id),
+                flags: u8::from(crate::spans::sampler::sampled(parent.trace_id, Some(parent.sampled()))),
                 state: headers.get(TRACESTATE).cloned(),
                 ..parent
             })
@@ -69,7 +72,7 @@ impl TraceContext {
             trace_id,
             span_id: random_nonzero(),
             parent: None,
-            flags: 0x01,
+            flags: u8::from(crate::spans::sampler::sampled(trace_id, None)),
             state: None,
         }
     }
@@ -130,7 +133,8 @@ impl TraceContext {
         self.parent
     }
 
-    /// Whether the trace is sampled (recorded) by whoever started it.
+    /// Whether the trace is sampled (recorded): the caller's flag, or the
+    /// sampler's decision where it does not follow the caller.
     pub fn sampled(&self) -> bool {
         self.flags & 0x01 != 0
     }
@@ -138,7 +142,13 @@ impl TraceContext {
     /// The header for a request sent on the trace's behalf: Atoll's span as
     /// its parent.
     pub fn traceparent(&self) -> String {
-        format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, self.flags)
+        self.traceparent_for(self.span_id)
+    }
+
+    /// The header for a request sent from within span `span_id` of this
+    /// trace (a client span of Atoll's).
+    pub fn traceparent_for(&self, span_id: u64) -> String {
+        format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, span_id, self.flags)
     }
 
     /// The incoming `tracestate`, to pass on unchanged.
@@ -150,10 +160,15 @@ impl TraceContext {
     /// request's headers, unless the function set its own: a guest that
     /// traces itself knows its spans better.
     pub fn inject(&self, outbound: &mut HeaderMap) {
+        self.inject_from(self.span_id, outbound);
+    }
+
+    /// [`inject`](Self::inject), naming span `span_id` as the parent.
+    pub fn inject_from(&self, span_id: u64, outbound: &mut HeaderMap) {
         if outbound.contains_key(TRACEPARENT) {
             return;
         }
-        if let Ok(v) = HeaderValue::from_str(&self.traceparent()) {
+        if let Ok(v) = HeaderValue::from_str(&self.traceparent_for(span_id)) {
             outbound.insert(TRACEPARENT, v);
         }
         if let Some(state) = &self.state

@@ -7,8 +7,12 @@
 //! The function may reach any public name (`http://*:*`) and exactly one
 //! loopback origin, the "granted" server, which answers redirects. A second
 //! server, never granted, counts what reaches it: it must see nothing.
+//!
+//! With spans exported, each refusal is also a client span with an error
+//! saying so, and the credentials some rows put in the URL are in none.
 
-use atoll_caps::http::{OutboundHttp, OutboundRequest};
+use atoll_caps::http::{Caller, OutboundHttp, OutboundRequest};
+use atoll_caps::spans::{self, Span, SpanKind, SpanSink, Value};
 use atoll_manifest::{HostPattern, HttpSettings};
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -16,8 +20,8 @@ use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How a row reaches its target.
 enum Via {
@@ -122,6 +126,19 @@ impl Server {
     }
 }
 
+/// Keeps every span recorded in this process.
+struct Kept(Arc<Mutex<Vec<Span>>>);
+
+impl SpanSink for Kept {
+    fn record(&self, span: Span) {
+        self.0.lock().unwrap().push(span);
+    }
+}
+
+fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
+    span.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
 fn get(url: String) -> OutboundRequest {
     OutboundRequest {
         method: Method::GET,
@@ -150,6 +167,16 @@ async fn address_tricks_are_refused_without_a_grant() {
     })
     .await;
     let redirects = TRICKS.iter().filter(|(via, ..)| matches!(via, Via::Redirect)).count();
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    assert!(
+        spans::install(Box::new(Kept(kept.clone()))),
+        "the first sink of this process"
+    );
+    let trace = atoll_caps::trace::TraceContext::start();
+    let caller = Caller {
+        trace: Some(&trace),
+        span: Some(7),
+    };
     let granted_port = granted.addr.port();
 
     let allowed = ["http://*:*".to_string(), format!("http://127.0.0.1:{granted_port}")];
@@ -163,12 +190,15 @@ async fn address_tricks_are_refused_without_a_grant() {
     // The granted origin is reachable, directly and through a redirect to
     // itself, so the refusals below are the policy's and nothing else's.
     let ok = client
-        .send(get(format!("http://127.0.0.1:{granted_port}/")))
+        .send(get(format!("http://127.0.0.1:{granted_port}/")), Default::default())
         .await
         .unwrap();
     assert_eq!((ok.status, &ok.body[..]), (200, &b"reached"[..]));
     let ok = client
-        .send(get(format!("http://127.0.0.1:{granted_port}/r/{redirects}")))
+        .send(
+            get(format!("http://127.0.0.1:{granted_port}/r/{redirects}")),
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(ok.status, 200);
@@ -184,7 +214,7 @@ async fn address_tricks_are_refused_without_a_grant() {
                 (url, format!("a redirect to {target}"))
             }
         };
-        match client.send(get(url)).await {
+        match client.send(get(url), caller).await {
             Ok(r) => failures.push(format!("{row}: reached, status {}", r.status)),
             Err(e) if !e.contains(expected) => failures.push(format!("{row}: refused for another reason: {e}")),
             Err(_) => {}
@@ -201,4 +231,21 @@ async fn address_tricks_are_refused_without_a_grant() {
         "nothing may reach the server nobody granted"
     );
     assert!(granted.hits.load(Ordering::SeqCst) > 0);
+
+    let kept = kept.lock().unwrap();
+    let refused: Vec<&Span> = kept
+        .iter()
+        .filter(|s| attribute(s, "error.type") == Some(&Value::Static("refused")))
+        .collect();
+    assert_eq!(refused.len(), TRICKS.len(), "{kept:#?}");
+    for span in &refused {
+        assert_eq!(span.kind, SpanKind::Client);
+        assert_eq!(span.parent, Some((7, false)));
+        assert!(span.error.as_deref().is_some_and(|e| !e.is_empty()));
+    }
+    let everything = format!("{kept:?}");
+    assert!(
+        !everything.contains("pass") && !everything.contains("example.com@"),
+        "{everything}"
+    );
 }

@@ -95,7 +95,7 @@ async fn both_bodies_flow_at_once() {
     tx.send(Bytes::from_static(b"piece 0;")).await.unwrap();
     // The response head arrives while the request body is still open.
     let response = client(addr, 1 << 20)
-        .send_streaming(post(addr, "/echo", Pieces(rx)))
+        .send_streaming(post(addr, "/echo", Pieces(rx)), Default::default())
         .await
         .unwrap();
     assert_eq!(response.status, StatusCode::OK);
@@ -127,7 +127,7 @@ async fn a_redirect_that_needs_the_streamed_body_again_comes_back_to_the_caller(
     tx.send(Bytes::from_static(b"once")).await.unwrap();
     drop(tx);
     let response = client(addr, 1 << 20)
-        .send_streaming(post(addr, "/307", Pieces(rx)))
+        .send_streaming(post(addr, "/307", Pieces(rx)), Default::default())
         .await
         .unwrap();
     assert_eq!(response.status, StatusCode::TEMPORARY_REDIRECT);
@@ -139,7 +139,7 @@ async fn a_redirect_that_needs_the_streamed_body_again_comes_back_to_the_caller(
     tx.send(Bytes::from_static(b"once")).await.unwrap();
     drop(tx);
     let response = client(addr, 1 << 20)
-        .send_streaming(post(addr, "/303", Pieces(rx)))
+        .send_streaming(post(addr, "/303", Pieces(rx)), Default::default())
         .await
         .unwrap();
     assert_eq!(response.status, StatusCode::OK);
@@ -152,7 +152,9 @@ async fn a_streamed_response_stops_at_the_size_limit() {
     let (tx, rx) = mpsc::channel(1);
     drop(tx);
     // Known too large from its length: refused before any body is read.
-    let refused = client(addr, 1000).send_streaming(post(addr, "/big", Pieces(rx))).await;
+    let refused = client(addr, 1000)
+        .send_streaming(post(addr, "/big", Pieces(rx)), Default::default())
+        .await;
     assert_eq!(
         refused.err().unwrap(),
         "the response is larger than the limit of 1000 bytes"
@@ -161,7 +163,7 @@ async fn a_streamed_response_stops_at_the_size_limit() {
     // A streamed echo has no length: it is cut where it passes the limit.
     let (tx, rx) = mpsc::channel(4);
     let response = client(addr, 1000)
-        .send_streaming(post(addr, "/echo", Pieces(rx)))
+        .send_streaming(post(addr, "/echo", Pieces(rx)), Default::default())
         .await
         .unwrap();
     let feeder = tokio::spawn(async move {

@@ -56,21 +56,17 @@ impl App {
         };
         // Counted until the response head: the body streams on afterwards.
         let started = std::time::Instant::now();
-        let trace = trigger
-            .request
-            .trace
-            .clone()
-            .filter(|t| atoll_caps::spans::wanted(Some(t)));
+        let mut inv = Invocation::new(f.name.clone(), trigger.request_id, f.grants.clone(), trigger.request);
+        let span = crate::pipeline::exported_span(&mut inv);
         let slot = match f.slot(None).await {
             Ok(slot) => slot,
             Err(error) => {
-                crate::pipeline::record(f, "", Some(&error), started, trace.as_ref());
+                crate::pipeline::record(f, "", Some(&error), started, span.as_ref());
                 return Err(failed(error));
             }
         };
-        let inv = Invocation::new(f.name.clone(), trigger.request_id, f.grants.clone(), trigger.request);
         let served = component.serve(inv, body, None).await;
-        crate::pipeline::record(f, "", served.as_ref().err(), started, trace.as_ref());
+        crate::pipeline::record(f, "", served.as_ref().err(), started, span.as_ref());
         Ok((served.map_err(failed)?, slot))
     }
 }

@@ -289,12 +289,12 @@ pub(crate) async fn invoke_function(
     until: Option<Instant>,
 ) -> Done {
     let started = Instant::now();
-    // Cloned only when exported: the invocation takes `inv`.
-    let trace = inv.request.trace.clone().filter(|t| spans::wanted(Some(t)));
+    let mut inv = inv;
+    let span = exported_span(&mut inv);
     let _slot = match f.slot(until).await {
         Ok(slot) => slot,
         Err(error) => {
-            record(f, op, Some(&error), started, trace.as_ref());
+            record(f, op, Some(&error), started, span.as_ref());
             return Done {
                 result: Err(error),
                 parts: ResponseParts::default(),
@@ -305,8 +305,19 @@ pub(crate) async fn invoke_function(
     let in_use = atoll_metrics::instance_in_use();
     let done = run_guest(f, inv, op, payload, until).await;
     drop(in_use);
-    record(f, op, done.result.as_ref().err(), started, trace.as_ref());
+    record(f, op, done.result.as_ref().err(), started, span.as_ref());
     done
+}
+
+/// The invocation's span, if its trace is exported: its id is chosen
+/// before the guest runs, as the parent of the client spans of its
+/// outbound requests ([`Invocation::span`]). With export off, one check.
+pub(crate) fn exported_span(inv: &mut Invocation) -> Option<(TraceContext, u64)> {
+    // Cloned only when exported: the invocation takes `inv`.
+    let trace = inv.request.trace.clone().filter(|t| spans::wanted(Some(t)))?;
+    let id = new_span_id();
+    inv.span = Some(id);
+    Some((trace, id))
 }
 
 /// One invocation in the metrics, and as a span of its trace if spans are
@@ -316,7 +327,7 @@ pub(crate) fn record(
     op: &str,
     error: Option<&CallError>,
     started: Instant,
-    trace: Option<&TraceContext>,
+    span: Option<&(TraceContext, u64)>,
 ) {
     use atoll_engine::Failure;
     use atoll_metrics::InvocationOutcome as O;
@@ -332,9 +343,9 @@ pub(crate) fn record(
     };
     let elapsed = started.elapsed();
     atoll_metrics::invocation(&f.app, &f.name, f.guest.abi().as_str(), outcome, elapsed);
-    // Callers pass a trace only when it is exported.
-    if let Some(trace) = trace {
-        spans::record(invocation_span(f, op, outcome, error, elapsed, trace));
+    // Callers pass a span only when it is exported.
+    if let Some((trace, id)) = span {
+        spans::record(invocation_span(f, op, outcome, error, elapsed, trace, *id));
     }
 }
 
@@ -347,9 +358,10 @@ fn invocation_span(
     error: Option<&CallError>,
     elapsed: std::time::Duration,
     trace: &TraceContext,
+    id: u64,
 ) -> spans::Span {
     let name = format!("invoke {}", f.name);
-    let mut span = Began::ago(elapsed).until_now(trace, new_span_id(), spans::SpanKind::Internal, name);
+    let mut span = Began::ago(elapsed).until_now(trace, id, spans::SpanKind::Internal, name);
     span.parent = Some((trace.span_id(), false));
     span.attributes.push(("atoll.app", f.app.clone().into()));
     span.attributes.push(("atoll.function", f.name.clone().into()));

@@ -217,6 +217,7 @@ impl WasiHttpFunction {
                 .cloned()
                 .filter(|_| inv.grants.allows(Capability::Http)),
             request: inv.request.clone(),
+            span: inv.span,
         };
         let state = ComponentState {
             wasi: self.sandbox(&inv, stderr.clone()),

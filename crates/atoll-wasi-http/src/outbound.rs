@@ -13,7 +13,7 @@
 //! or 308 redirect of a request with a body comes back to the component
 //! instead of being followed.
 
-use atoll_caps::http::{OutboundHttp, ResponseBodyError, StreamingRequest};
+use atoll_caps::http::{Caller, OutboundHttp, ResponseBodyError, StreamingRequest};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -24,6 +24,8 @@ pub(crate) struct Outbound {
     pub(crate) client: Option<OutboundHttp>,
     /// The request the component serves, whose trace its requests carry on.
     pub(crate) request: Arc<atoll_caps::RequestInfo>,
+    /// The invocation's span, when exported ([`atoll_caps::Invocation::span`]).
+    pub(crate) span: Option<u64>,
 }
 
 type ResponseFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
@@ -39,21 +41,24 @@ impl WasiHttpHooks for Outbound {
         let function = self.function.clone();
         let client = self.client.clone();
         let incoming = self.request.clone();
+        let span = self.span;
         Box::new(async move {
             use atoll_metrics::HostCallOutcome as O;
             let started = std::time::Instant::now();
+            let caller = Caller {
+                trace: incoming.trace.as_ref(),
+                span,
+            };
             let Some(client) = client else {
                 atoll_metrics::host_call("http", O::Refused, started.elapsed());
                 let why = format!(
                     "function \"{function}\" is not granted outbound HTTP: add \"http\" to its capabilities and the host to its allowed_hosts in atoll.toml"
                 );
+                caller.refused(request.method(), &request.uri().to_string(), &why);
                 tracing::debug!(target: "atoll::http_out", function = &*function, "{why}");
                 return Err(Error::InternalError(Some(why)));
             };
-            let (mut parts, body) = request.into_parts();
-            if let Some(trace) = &incoming.trace {
-                trace.inject(&mut parts.headers);
-            }
+            let (parts, body) = request.into_parts();
             let timeout = options.and_then(|o| {
                 [o.connect_timeout, o.first_byte_timeout, o.between_bytes_timeout]
                     .into_iter()
@@ -67,7 +72,7 @@ impl WasiHttpHooks for Outbound {
                     headers: parts.headers,
                     body,
                     timeout,
-                })
+                }, caller)
                 .await
                 .map_err(|why| {
                     atoll_metrics::host_call("http", O::Failed, started.elapsed());

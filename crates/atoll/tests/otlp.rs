@@ -27,8 +27,9 @@ struct Received {
     headers: Vec<(String, String)>,
 }
 
-/// A collector on loopback: `POST /v1/traces` is decoded and kept; any
-/// other request is answered with the `traceparent` it carried.
+/// A collector on loopback: `POST /v1/traces` is decoded and kept;
+/// `GET /hop...` is redirected to `/up`; any other request is answered
+/// with the `traceparent` it carried.
 struct Collector {
     addr: String,
     received: Arc<Mutex<Received>>,
@@ -90,7 +91,9 @@ fn answer(stream: TcpStream, received: &Mutex<Received>) {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
-    let reply = if request_line.starts_with("POST /v1/traces ") {
+    let reply = if request_line.starts_with("GET /hop") {
+        "HTTP/1.1 302 Found\r\nlocation: /up\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+    } else if request_line.starts_with("POST /v1/traces ") {
         let export = ExportTraceServiceRequest::decode(body.as_slice()).expect("a valid ExportTraceServiceRequest");
         let mut received = received.lock().unwrap();
         received.headers.push((authorization, tenant));
@@ -223,17 +226,17 @@ fn spans_reach_the_collector_with_the_ids_atoll_propagates() {
         .find_map(|l| l.strip_prefix("upstream 200: traceparent="))
         .unwrap_or_else(|| panic!("{r}"));
     assert!(sent.starts_with(&format!("00-{trace}-")), "{sent}");
-    let atoll_span = &sent[36..52];
+    let sent_parent = &sent[36..52];
 
     let r = http(&addr, "POST", "/pipe", &[], b"hi");
     assert_eq!(body(&r), "HI", "{r}");
     let r = http(&addr, "GET", "/fail", &[], b"");
     assert_eq!(status(&r), 500, "{r}");
 
-    // 3 server spans, 1 + 2 + 1 invocations.
-    let received = collector.spans_when(|spans| spans.len() >= 7);
+    // 3 server spans, 1 + 2 + 1 invocations, 1 outbound request.
+    let received = collector.spans_when(|spans| spans.len() >= 8);
     let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
-    assert_eq!(spans.len(), 7, "{spans:#?}");
+    assert_eq!(spans.len(), 8, "{spans:#?}");
     assert!(
         spans
             .iter()
@@ -252,12 +255,12 @@ fn spans_reach_the_collector_with_the_ids_atoll_propagates() {
         assert_eq!(text(resource, "service.version"), "1.2.3");
     }
 
-    // The fetch: client span -> Atoll's server span -> the invocation.
+    // The fetch: the client's span -> Atoll's server span -> the
+    // invocation -> its outbound request, whose span the upstream was sent.
     let server = spans
         .iter()
         .find(|s| hex(&s.trace_id) == trace && s.kind == SpanKind::Server as i32)
         .expect("the server span of the traced request");
-    assert_eq!(hex(&server.span_id), atoll_span, "the span Atoll sent on as the parent");
     assert_eq!(hex(&server.parent_span_id), client_span);
     assert_eq!(server.name, "GET /web/*rest");
     assert_eq!(text(&server.attributes, "http.request.method"), "GET");
@@ -277,6 +280,16 @@ fn spans_reach_the_collector_with_the_ids_atoll_propagates() {
     assert_eq!(text(&invocation.attributes, "atoll.abi"), "wasi-http");
     assert_eq!(text(&invocation.attributes, "atoll.outcome"), "ok");
     assert!(invocation.start_time_unix_nano >= server.start_time_unix_nano);
+    let outbound = spans
+        .iter()
+        .find(|s| hex(&s.trace_id) == trace && s.kind == SpanKind::Client as i32)
+        .expect("the outbound request's client span");
+    assert_eq!(outbound.parent_span_id, invocation.span_id);
+    assert_eq!(
+        hex(&outbound.span_id),
+        sent_parent,
+        "the span Atoll sent on as the parent"
+    );
 
     // The pipeline: a new trace, its two steps under its server span.
     let pipe = spans
@@ -309,8 +322,179 @@ fn spans_reach_the_collector_with_the_ids_atoll_propagates() {
     assert!(terminate(&mut served.child).success());
 }
 
+/// Every request a function sends is a client span under its invocation,
+/// from waPC (the `http` namespace) and components (`outgoing-handler`)
+/// alike, and the upstream is sent that span's id as its parent; a
+/// redirect followed is one span per hop; a request the policy refuses (or
+/// a component without the grant makes) is an error span saying why. No span holds the query string or an
+/// `[[http_auth]]` header.
+#[test]
+fn outbound_requests_are_client_spans_under_their_invocation() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = &collector.addr;
+    let extra = format!(
+        r#"
+[functions.f]
+source = "f.wasm"
+capabilities = ["http"]
+allowed_hosts = ["http://{upstream}"]
+
+[[routes]]
+method = "POST"
+path = "/call"
+steps = [{{ fn = "f", op = "fetch" }}]
+
+[functions.bare]
+source = "web.wasm"
+abi = "wasi-http"
+
+[[routes]]
+path = "/bare/*rest"
+fn = "bare"
+
+[[http_auth]]
+hosts = ["http://{upstream}"]
+headers = {{ "x-api-key" = "sekrit-key" }}
+"#
+    );
+    let dir = app_with(tmp.path(), upstream, &extra);
+    std::fs::copy(guest_path("caps-fixture"), dir.join("f.wasm")).unwrap();
+    let endpoint = format!("http://{upstream}");
+    let mut served = serve_with(&dir, &["--otlp-endpoint", &endpoint]);
+    let addr = served.addr.clone();
+    let traced = |n: u8| format!("00-{}-00f067aa0ba902b7-01", format!("{n:x}").repeat(32));
+    let call = |n: u8, url: &str| {
+        let body = serde_json::json!({ "url": url }).to_string();
+        http(&addr, "POST", "/call", &[("traceparent", &traced(n))], body.as_bytes())
+    };
+    // What the upstream says it was sent, from the fixture's JSON answer.
+    let sent_parent = |response: &str| -> String {
+        let answer: serde_json::Value = serde_json::from_str(body(response)).unwrap_or_else(|_| panic!("{response}"));
+        let sent = answer["body"].as_str().unwrap().strip_prefix("traceparent=").unwrap();
+        sent[36..52].to_string()
+    };
+
+    let up = call(1, &format!("http://{upstream}/up?token=s3cret"));
+    assert_eq!(status(&up), 200, "{up}");
+    let hop = call(2, &format!("http://{upstream}/hop?token=s3cret"));
+    assert_eq!(status(&hop), 200, "{hop}");
+    let refused = call(3, "http://elsewhere.example/x?token=s3cret");
+    assert_eq!(status(&refused), 500, "{refused}");
+    let fetch = format!("/web/fetch?http://{upstream}/up?token=s3cret");
+    let web = http(&addr, "GET", &fetch, &[("traceparent", &traced(4))], b"");
+    let web_sent = body(&web)
+        .lines()
+        .find_map(|l| l.strip_prefix("upstream 200: traceparent="))
+        .unwrap_or_else(|| panic!("{web}"))
+        .to_string();
+    let bare = format!("/bare/fetch?http://{upstream}/up");
+    let ungranted = http(&addr, "GET", &bare, &[("traceparent", &traced(5))], b"");
+    assert_eq!(status(&ungranted), 502, "{ungranted}");
+
+    // Per trace: a server span, an invocation, and 1, 2, 1, 1, 1 client spans.
+    let received = collector.spans_when(|spans| spans.len() >= 16);
+    let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
+    assert_eq!(spans.len(), 16, "{spans:#?}");
+    let of = |n: u8| -> (Vec<&Span>, &Span) {
+        let trace = format!("{n:x}").repeat(32);
+        let mine: Vec<&Span> = spans.iter().copied().filter(|s| hex(&s.trace_id) == trace).collect();
+        let server = mine.iter().find(|s| s.kind == SpanKind::Server as i32).unwrap();
+        let invocation = mine
+            .iter()
+            .find(|s| s.kind == SpanKind::Internal as i32)
+            .unwrap_or_else(|| panic!("trace {n}: {mine:#?}"));
+        assert_eq!(invocation.parent_span_id, server.span_id);
+        let clients: Vec<&Span> = mine
+            .iter()
+            .copied()
+            .filter(|s| s.kind == SpanKind::Client as i32)
+            .collect();
+        for client in &clients {
+            assert_eq!(client.parent_span_id, invocation.span_id, "under the invocation");
+            assert!(client.start_time_unix_nano >= invocation.start_time_unix_nano);
+        }
+        (clients, invocation)
+    };
+    let port: i64 = upstream.rsplit_once(':').unwrap().1.parse().unwrap();
+
+    // waPC, answered.
+    let (clients, _) = of(1);
+    assert_eq!(clients.len(), 1, "{clients:#?}");
+    let client = clients[0];
+    assert_eq!(
+        hex(&client.span_id),
+        sent_parent(&up),
+        "the upstream's parent is the client span"
+    );
+    assert_eq!(client.name, "GET");
+    assert_eq!(text(&client.attributes, "http.request.method"), "GET");
+    assert_eq!(text(&client.attributes, "server.address"), "127.0.0.1");
+    assert_eq!(int(&client.attributes, "server.port"), port);
+    assert_eq!(text(&client.attributes, "url.full"), format!("http://{upstream}/up"));
+    assert_eq!(int(&client.attributes, "http.response.status_code"), 200);
+    assert_ne!(client.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
+
+    // A redirect: a span for each request sent, the second a resend.
+    let (clients, _) = of(2);
+    assert_eq!(clients.len(), 2, "{clients:#?}");
+    let first = clients
+        .iter()
+        .find(|s| attr(&s.attributes, "http.request.resend_count").is_none())
+        .unwrap();
+    let second = clients
+        .iter()
+        .find(|s| attr(&s.attributes, "http.request.resend_count").is_some())
+        .unwrap();
+    assert_eq!(text(&first.attributes, "url.full"), format!("http://{upstream}/hop"));
+    assert_eq!(int(&first.attributes, "http.response.status_code"), 302);
+    assert_eq!(text(&second.attributes, "url.full"), format!("http://{upstream}/up"));
+    assert_eq!(int(&second.attributes, "http.request.resend_count"), 1);
+    assert_eq!(int(&second.attributes, "http.response.status_code"), 200);
+    assert_eq!(hex(&second.span_id), sent_parent(&hop), "each hop sends its own span");
+
+    // Refused by the policy: an error that says why; nothing was sent.
+    let (clients, invocation) = of(3);
+    assert_eq!(clients.len(), 1, "{clients:#?}");
+    let client = clients[0];
+    assert_eq!(text(&client.attributes, "error.type"), "refused");
+    assert_eq!(text(&client.attributes, "url.full"), "http://elsewhere.example/x");
+    assert_eq!(text(&client.attributes, "server.address"), "elsewhere.example");
+    assert!(attr(&client.attributes, "http.response.status_code").is_none());
+    let why = client.status.as_ref().unwrap();
+    assert_eq!(why.code, StatusCode::Error as i32);
+    assert!(why.message.contains("allowed_hosts"), "{why:?}");
+    assert_eq!(text(&invocation.attributes, "atoll.outcome"), "error");
+
+    // A component's outgoing-handler, the same.
+    let (clients, invocation) = of(4);
+    assert_eq!(clients.len(), 1, "{clients:#?}");
+    assert_eq!(text(&invocation.attributes, "atoll.abi"), "wasi-http");
+    assert_eq!(web_sent[36..52], hex(&clients[0].span_id));
+    assert_eq!(
+        text(&clients[0].attributes, "url.full"),
+        format!("http://{upstream}/up")
+    );
+    assert_eq!(int(&clients[0].attributes, "http.response.status_code"), 200);
+
+    // A component without the grant: refused before any client is asked.
+    let (clients, _) = of(5);
+    assert_eq!(clients.len(), 1, "{clients:#?}");
+    assert_eq!(text(&clients[0].attributes, "error.type"), "refused");
+    let why = clients[0].status.as_ref().unwrap();
+    assert!(why.message.contains("not granted outbound HTTP"), "{why:?}");
+
+    // No secret anywhere: not the query's token, not the injected header.
+    let everything = format!("{received:?}");
+    assert!(!everything.contains("s3cret"), "{everything}");
+    assert!(!everything.contains("sekrit"), "{everything}");
+    assert!(terminate(&mut served.child).success());
+}
+
 /// The standard variables work as they do for any OpenTelemetry SDK: the
-/// endpoint (with `/v1/traces` added) and headers, beside `--otlp-header`.
+/// endpoint (with `/v1/traces` added) and headers, beside `--otlp-header`;
+/// the service's name and the resource's attributes (percent-decoded),
+/// over what Atoll takes from the app.
 #[test]
 fn the_standard_variables_configure_export() {
     let collector = Collector::start();
@@ -322,6 +506,11 @@ fn the_standard_variables_configure_export() {
         .args(["--otlp-header", "authorization=Bearer sesame"])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", collector.addr))
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=blue")
+        .env("OTEL_SERVICE_NAME", "checkout")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=overridden, deployment.environment.name=prod,team=pay%2Cments,service.version=2.0",
+        )
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -329,7 +518,20 @@ fn the_standard_variables_configure_export() {
     let addr = serving_address(&mut lines);
     std::thread::spawn(move || for _ in lines {});
     assert_eq!(body(&http(&addr, "POST", "/pipe", &[], b"hi")), "HI");
-    collector.spans_when(|spans| spans.iter().any(|s| s.name == "POST /pipe"));
+    let received = collector.spans_when(|spans| spans.iter().any(|s| s.name == "POST /pipe"));
+    for (resource, _) in &received {
+        assert_eq!(text(resource, "service.name"), "checkout", "OTEL_SERVICE_NAME wins");
+        assert_eq!(text(resource, "deployment.environment.name"), "prod");
+        assert_eq!(text(resource, "team"), "pay,ments", "percent-decoded");
+        assert_eq!(
+            text(resource, "service.version"),
+            "2.0",
+            "the variable wins over the app's"
+        );
+        assert_eq!(text(resource, "atoll.apps"), "traced", "Atoll's own stay");
+        let names = resource.iter().filter(|kv| kv.key == "service.name").count();
+        assert_eq!(names, 1, "{resource:?}");
+    }
     let headers = collector.received.lock().unwrap().headers.clone();
     assert!(
         headers
@@ -337,6 +539,86 @@ fn the_standard_variables_configure_export() {
             .all(|(auth, tenant)| auth == "Bearer sesame" && tenant == "blue"),
         "{headers:?}"
     );
+    assert!(terminate(&mut child).success());
+}
+
+/// `OTEL_TRACES_SAMPLER`: a trace sampled out is not exported, yet its ids
+/// go on to the upstream with the sampled flag cleared; a parent-based
+/// sampler follows the caller's flag, a ratio decides on the trace id
+/// alone, the same way for the same id.
+#[test]
+fn the_sampler_decides_what_is_exported_and_the_flag_says_so() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = app(tmp.path(), &collector.addr);
+    let serve = |sampler: &str, arg: &str| {
+        let mut child = atoll()
+            .arg("serve")
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--otlp-endpoint", &format!("http://{}", collector.addr)])
+            .env("OTEL_TRACES_SAMPLER", sampler)
+            .env("OTEL_TRACES_SAMPLER_ARG", arg)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = serving_address(&mut lines);
+        std::thread::spawn(move || for _ in lines {});
+        (child, addr)
+    };
+    // What the upstream was sent: (trace id, sampled flag).
+    let fetch = |addr: &str, traceparent: Option<&str>| -> (String, String) {
+        let path = format!("/web/fetch?http://{}/up", collector.addr);
+        let headers: Vec<(&str, &str)> = traceparent.iter().map(|t| ("traceparent", *t)).collect();
+        let r = http(addr, "GET", &path, &headers, b"");
+        let sent = body(&r)
+            .lines()
+            .find_map(|l| l.strip_prefix("upstream 200: traceparent="))
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string();
+        (sent[3..35].to_string(), sent[53..55].to_string())
+    };
+    let exported = |trace: &str| {
+        let spans = collector.received.lock().unwrap();
+        spans.spans.iter().filter(|(_, s)| hex(&s.trace_id) == trace).count()
+    };
+
+    // Parent-based, roots at ratio 0: only what the caller sampled.
+    let (mut child, addr) = serve("parentbased_traceidratio", "0");
+    let (root, flag) = fetch(&addr, None);
+    assert_eq!(flag, "00", "a root sampled out is sent on unsampled");
+    let unsampled = "00-22222222222222222222222222222222-00f067aa0ba902b7-00";
+    assert_eq!(fetch(&addr, Some(unsampled)), ("2".repeat(32), "00".into()));
+    let sampled = "00-33333333333333333333333333333333-00f067aa0ba902b7-01";
+    assert_eq!(fetch(&addr, Some(sampled)), ("3".repeat(32), "01".into()));
+    // Sent last, so the others, had they been exported, would be in by now.
+    collector.spans_when(|spans| spans.iter().filter(|s| hex(&s.trace_id) == "3".repeat(32)).count() >= 3);
+    assert_eq!(exported(&root), 0);
+    assert_eq!(exported(&"2".repeat(32)), 0);
+    assert!(terminate(&mut child).success());
+
+    // A ratio of one half, parent or not: the trace id's low half decides.
+    let (mut child, addr) = serve("traceidratio", "0.5");
+    let out = "00-4444444444444444ffffffffffffffff-00f067aa0ba902b7-01";
+    assert_eq!(
+        fetch(&addr, Some(out)),
+        ("4444444444444444ffffffffffffffff".into(), "00".into()),
+        "the caller's flag is not followed"
+    );
+    let kept = "00-55555555555555550000000000000001-00f067aa0ba902b7-00";
+    assert_eq!(
+        fetch(&addr, Some(kept)),
+        ("55555555555555550000000000000001".into(), "01".into())
+    );
+    collector.spans_when(|spans| {
+        spans
+            .iter()
+            .filter(|s| hex(&s.trace_id) == "55555555555555550000000000000001")
+            .count()
+            >= 3
+    });
+    assert_eq!(exported("4444444444444444ffffffffffffffff"), 0);
     assert!(terminate(&mut child).success());
 }
 
@@ -535,6 +817,29 @@ fn bad_otlp_options_are_refused_at_start() {
     assert!(!out.status.success());
     assert!(
         stderr.contains("--otlp-header") && stderr.contains("NAME=VALUE"),
+        "{stderr}"
+    );
+    // A resource entry that cannot be read stops the start, named: spans
+    // without the attributes the operator meant would be lost as surely.
+    let (out, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0", "--otlp-endpoint", "http://127.0.0.1:4318"])
+        .env("OTEL_RESOURCE_ATTRIBUTES", "team=pay,region"));
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("OTEL_RESOURCE_ATTRIBUTES") && stderr.contains(r#"entry 2 ("region") is not key=value"#),
+        "{stderr}"
+    );
+    let (out, _, stderr) = run(atoll()
+        .arg("serve")
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0", "--otlp-endpoint", "http://127.0.0.1:4318"])
+        .env("OTEL_TRACES_SAMPLER", "traceidratio")
+        .env("OTEL_TRACES_SAMPLER_ARG", "10%"));
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("OTEL_TRACES_SAMPLER_ARG") && stderr.contains("not a ratio between 0 and 1"),
         "{stderr}"
     );
 }

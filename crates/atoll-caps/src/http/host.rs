@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `request` | map `{url: str, method?: str (GET), headers?: [[name, value]], body?: bin, timeout_ms?: uint}` | map `{status: uint, headers: [[name, value]], body: bin}` |
 
-use super::{HttpGrant, OutboundRequest, OutboundResponse};
+use super::{Caller, HttpGrant, OutboundRequest, OutboundResponse};
 use crate::wire::{decode, encode};
 use crate::{HostCallError, Invocation};
 use http::Method;
@@ -53,22 +53,26 @@ pub(super) async fn call(
             .map_err(|_| HostCallError::BadPayload(format!("\"{m}\" is not an HTTP method")))?,
     };
     let injected: Vec<String> = client.injected_names().map(|n| n.to_string()).collect();
-    let mut headers: Vec<(String, String)> = req
+    let headers: Vec<(String, String)> = req
         .headers
         .into_iter()
         .filter(|(n, _)| !injected.iter().any(|i| i.eq_ignore_ascii_case(n)))
         .collect();
-    if let Some(trace) = &inv.request.trace {
-        trace_headers(trace, &mut headers);
-    }
+    let caller = Caller {
+        trace: inv.request.trace.as_ref(),
+        span: inv.span,
+    };
     let out: OutboundResponse = client
-        .send(OutboundRequest {
-            method,
-            url: req.url,
-            headers,
-            body: req.body.into(),
-            timeout: req.timeout_ms.map(Duration::from_millis),
-        })
+        .send(
+            OutboundRequest {
+                method,
+                url: req.url,
+                headers,
+                body: req.body.into(),
+                timeout: req.timeout_ms.map(Duration::from_millis),
+            },
+            caller,
+        )
         .await
         .map_err(|e| HostCallError::Failed(format!("http: {e}")))?;
     Ok(encode(&Response {
@@ -76,21 +80,4 @@ pub(super) async fn call(
         headers: &out.headers,
         body: &out.body,
     }))
-}
-
-/// The request's trace carried on, unless the function set its own
-/// `traceparent`: the rule of [`crate::trace::TraceContext::inject`], on
-/// the waPC payload's header list.
-fn trace_headers(trace: &crate::trace::TraceContext, headers: &mut Vec<(String, String)>) {
-    use crate::trace::{TRACEPARENT, TRACESTATE};
-    let has = |headers: &Vec<(String, String)>, name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    if has(headers, TRACEPARENT) {
-        return;
-    }
-    headers.push((TRACEPARENT.into(), trace.traceparent()));
-    if !has(headers, TRACESTATE)
-        && let Some(state) = trace.tracestate().and_then(|v| v.to_str().ok())
-    {
-        headers.push((TRACESTATE.into(), state.into()));
-    }
 }

@@ -6,14 +6,16 @@
 //! is checked again and the host's auth headers ([`AuthRule`]) are sent
 //! only to the origins they were declared for. A function never sees those
 //! headers' values: they are added after it hands over the request, marked
-//! sensitive, and never logged.
+//! sensitive, and never logged (nor put in a span: [`span`]).
 
 mod grant;
 mod host;
 pub mod policy;
+mod span;
 mod streaming;
 
 pub use grant::{Http, HttpGrant};
+pub use span::{Caller, FailureKind};
 pub use streaming::{LimitedResponseBody, ResponseBodyError, StreamingRequest, StreamingResponse};
 
 use atoll_manifest::{HostPattern, HttpSettings};
@@ -21,6 +23,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use policy::{AddressPolicy, PolicyResolver};
 use reqwest::Url;
+use span::ClientSpan;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,12 +109,29 @@ impl OutboundHttp {
     }
 
     /// Sends `req`, following allowed redirects, and reads the response up
-    /// to the configured size limit.
-    pub async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
+    /// to the configured size limit. `caller` is the trace it is sent in.
+    pub async fn send(&self, req: OutboundRequest, caller: Caller<'_>) -> Result<OutboundResponse, String> {
         let headers = guest_headers(&req.headers)?;
         let body = HopBody::Reusable(req.body);
-        let (response, _) = self.exchange(req.method, &req.url, headers, body, req.timeout).await?;
-        self.read(response).await
+        let (response, span) = self
+            .exchange(req.method, &req.url, headers, body, req.timeout, caller)
+            .await?;
+        let status = response.status().as_u16();
+        // The last hop's span covers reading the body: the host call's time.
+        match self.read(response).await {
+            Ok(read) => {
+                if let Some(span) = span {
+                    span.answered(status);
+                }
+                Ok(read)
+            }
+            Err((kind, why)) => {
+                if let Some(span) = span {
+                    span.failed(kind, Some(status), &why);
+                }
+                Err(why)
+            }
+        }
     }
 
     /// Sends a request whose body is a stream, sent as it is produced, and
@@ -124,7 +144,13 @@ impl OutboundHttp {
     /// would need it again, is returned to the caller instead of followed.
     /// Redirects that turn the request into a bodiless GET are followed and
     /// checked hop by hop as for `send`.
-    pub async fn send_streaming<B>(&self, req: StreamingRequest<B>) -> Result<StreamingResponse, String>
+    ///
+    /// The last hop's client span ends when the response head is in.
+    pub async fn send_streaming<B>(
+        &self,
+        req: StreamingRequest<B>,
+        caller: Caller<'_>,
+    ) -> Result<StreamingResponse, String>
     where
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Into<Bytes>,
@@ -140,12 +166,21 @@ impl OutboundHttp {
         } else {
             HopBody::Once(Some(reqwest::Body::wrap(streaming::Exclusive::new(req.body))))
         };
-        let (response, _) = self.exchange(req.method, &req.url, headers, body, req.timeout).await?;
+        let (response, span) = self
+            .exchange(req.method, &req.url, headers, body, req.timeout, caller)
+            .await?;
         let max = self.settings.max_response;
-        if response.content_length().is_some_and(|n| n > max) {
-            return Err(format!("the response is larger than the limit of {max} bytes"));
-        }
         let status = response.status();
+        if response.content_length().is_some_and(|n| n > max) {
+            let why = format!("the response is larger than the limit of {max} bytes");
+            if let Some(span) = span {
+                span.failed(FailureKind::ResponseTooLarge, Some(status.as_u16()), &why);
+            }
+            return Err(why);
+        }
+        if let Some(span) = span {
+            span.answered(status.as_u16());
+        }
         let headers = response.headers().clone();
         Ok(StreamingResponse {
             status,
@@ -155,46 +190,73 @@ impl OutboundHttp {
     }
 
     /// The request's hops: each checked, with the host's auth headers for
-    /// its origin, within one overall budget. Returns the final response
-    /// (or a redirect that cannot be followed) and its URL.
-    async fn exchange(
+    /// its origin, within one overall budget, and, if `caller`'s spans are
+    /// exported, a client span each. Returns the final response (or a
+    /// redirect that cannot be followed) with its hop's span, still open.
+    async fn exchange<'c>(
         &self,
         mut method: Method,
         url: &str,
         guest_headers: HeaderMap,
         mut body: HopBody,
         timeout: Option<Duration>,
-    ) -> Result<(reqwest::Response, Url), String> {
+        caller: Caller<'c>,
+    ) -> Result<(reqwest::Response, Option<ClientSpan<'c>>), String> {
         let started = Instant::now();
         let budget = timeout.unwrap_or(self.settings.timeout).min(self.settings.timeout);
-        let first = Url::parse(url).map_err(|e| format!("invalid URL \"{url}\": {e}"))?;
+        let first = match Url::parse(url) {
+            Ok(first) => first,
+            Err(e) => {
+                // The span gets the reason, not the URL, whose query may hold a token.
+                if let Some(span) = caller.begin(&method, None, 0) {
+                    span.failed(FailureKind::InvalidUrl, None, &format!("invalid URL: {e}"));
+                }
+                return Err(format!("invalid URL \"{url}\": {e}"));
+            }
+        };
         let mut url = first.clone();
-        for hop in 0..=self.settings.max_redirects {
-            self.check(&url, hop > 0)?;
+        let mut hop = 0;
+        loop {
+            let span = caller.begin(&method, Some(&url), hop);
+            let fail = |span: Option<ClientSpan<'c>>, kind, status, why: String| {
+                if let Some(span) = span {
+                    span.failed(kind, status, &why);
+                }
+                Err(why)
+            };
+            if let Err(why) = self.check(&url, hop > 0) {
+                return fail(span, FailureKind::Refused, None, why);
+            }
             let mut headers = guest_headers.clone();
+            caller.inject(span.as_ref(), &mut headers);
             for (name, value) in self.auth_for(&url) {
                 headers.insert(name, value);
             }
-            let remaining = budget
-                .checked_sub(started.elapsed())
-                .ok_or_else(|| format!("timed out after {budget:?}"))?;
-            let response = self
+            let Some(remaining) = budget.checked_sub(started.elapsed()) else {
+                return fail(span, FailureKind::Timeout, None, format!("timed out after {budget:?}"));
+            };
+            let sent = self
                 .client
                 .request(method.clone(), url.clone())
                 .headers(headers)
                 .body(body.for_hop())
                 .timeout(remaining)
                 .send()
-                .await
-                .map_err(|e| describe(&e, &url))?;
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(e) => {
+                    let (kind, why) = describe(&e, &url);
+                    return fail(span, kind, None, why);
+                }
+            };
             let status = response.status();
             let location = response.headers().get(http::header::LOCATION).cloned();
             if let (true, Some(location)) = (status.is_redirection(), location) {
-                let next = location
-                    .to_str()
-                    .ok()
-                    .and_then(|l| url.join(l).ok())
-                    .ok_or_else(|| format!("{} sent an invalid redirect location", origin(&url)))?;
+                let Some(next) = location.to_str().ok().and_then(|l| url.join(l).ok()) else {
+                    let why = format!("{} sent an invalid redirect location", origin(&url));
+                    return fail(span, FailureKind::Transport, Some(status.as_u16()), why);
+                };
                 if status == StatusCode::SEE_OTHER
                     || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
                         && method != Method::GET
@@ -204,10 +266,22 @@ impl OutboundHttp {
                     body = HopBody::Reusable(Bytes::new());
                 } else if !body.resendable() {
                     tracing::debug!(target: "atoll::http_out", from = %origin(&url), to = %origin(&next), status = status.as_u16(), "redirect not followed: the streamed body cannot be sent again");
-                    return Ok((response, url));
+                    return Ok((response, span));
+                }
+                if hop == self.settings.max_redirects {
+                    let why = format!(
+                        "too many redirects (more than {}) starting at {}",
+                        self.settings.max_redirects,
+                        origin(&first)
+                    );
+                    return fail(span, FailureKind::Refused, Some(status.as_u16()), why);
                 }
                 tracing::debug!(target: "atoll::http_out", from = %origin(&url), to = %origin(&next), status = status.as_u16(), "redirect");
+                if let Some(span) = span {
+                    span.answered(status.as_u16());
+                }
                 url = next;
+                hop += 1;
                 continue;
             }
             tracing::debug!(
@@ -219,13 +293,8 @@ impl OutboundHttp {
                 duration_ms = started.elapsed().as_millis() as u64,
                 "outbound request"
             );
-            return Ok((response, url));
+            return Ok((response, span));
         }
-        Err(format!(
-            "too many redirects (more than {}) starting at {}",
-            self.settings.max_redirects,
-            origin(&first)
-        ))
     }
 
     /// The allowlist, then the literal address if the host is one.
@@ -278,10 +347,16 @@ impl OutboundHttp {
             .collect()
     }
 
-    async fn read(&self, mut response: reqwest::Response) -> Result<OutboundResponse, String> {
+    async fn read(&self, mut response: reqwest::Response) -> Result<OutboundResponse, (FailureKind, String)> {
         let max = self.settings.max_response;
+        let too_large = || {
+            (
+                FailureKind::ResponseTooLarge,
+                format!("the response is larger than the limit of {max} bytes"),
+            )
+        };
         if response.content_length().is_some_and(|n| n > max) {
-            return Err(format!("the response is larger than the limit of {max} bytes"));
+            return Err(too_large());
         }
         let status = response.status().as_u16();
         let headers = response
@@ -295,13 +370,16 @@ impl OutboundHttp {
             })
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading the response: {e}"))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                FailureKind::Timeout
+            } else {
+                FailureKind::Transport
+            };
+            (kind, format!("reading the response: {e}"))
+        })? {
             if (body.len() + chunk.len()) as u64 > max {
-                return Err(format!("the response is larger than the limit of {max} bytes"));
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
@@ -379,7 +457,17 @@ fn origin(url: &Url) -> String {
     )
 }
 
-fn describe(e: &reqwest::Error, url: &Url) -> String {
+/// What the guest is told of a request that got no response, and its kind
+/// for the span: the resolver's refusal of a private address is the
+/// policy's, not the network's.
+fn describe(e: &reqwest::Error, url: &Url) -> (FailureKind, String) {
+    let mut kind = if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_connect() {
+        FailureKind::Connect
+    } else {
+        FailureKind::Transport
+    };
     let mut msg = format!("request to {} failed", origin(url));
     if e.is_timeout() {
         msg.push_str(": timed out");
@@ -390,6 +478,9 @@ fn describe(e: &reqwest::Error, url: &Url) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     let mut last = None;
     while let Some(s) = source {
+        if s.downcast_ref::<policy::NonPublic>().is_some() {
+            kind = FailureKind::Refused;
+        }
         last = Some(s.to_string());
         source = s.source();
     }
@@ -397,5 +488,5 @@ fn describe(e: &reqwest::Error, url: &Url) -> String {
         msg.push_str(": ");
         msg.push_str(&cause);
     }
-    msg
+    (kind, msg)
 }

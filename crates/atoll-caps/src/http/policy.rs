@@ -143,6 +143,24 @@ pub fn is_localhost(name: &str) -> bool {
     name == "localhost" || name.ends_with(".localhost")
 }
 
+/// The resolver's refusal: `host` resolves to no address the function
+/// may reach. A type of its own, so a failed request can tell it from a
+/// network's failure.
+#[derive(Debug)]
+pub struct NonPublic(pub String);
+
+impl std::fmt::Display for NonPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} resolves only to loopback, private or otherwise non-public addresses, which this function may not reach",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NonPublic {}
+
 /// Resolves names for one function's HTTP client and drops the addresses
 /// it may not reach. reqwest connects only to what this returns.
 pub struct PolicyResolver(pub AddressPolicy);
@@ -162,10 +180,7 @@ impl Resolve for PolicyResolver {
                 resolved.into_iter().filter(|a| is_public(a.ip())).collect()
             };
             if allowed.is_empty() {
-                return Err(format!(
-                    "{host} resolves only to loopback, private or otherwise non-public addresses, which this function may not reach"
-                )
-                .into());
+                return Err(Box::new(NonPublic(host)) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })

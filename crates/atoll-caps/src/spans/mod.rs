@@ -9,6 +9,8 @@
 //! call site costs one atomic load ([`enabled`]) and builds nothing.
 
 pub mod otlp;
+pub mod resource;
+pub mod sampler;
 
 use crate::trace::TraceContext;
 use std::sync::{Arc, OnceLock};
@@ -23,6 +25,8 @@ pub enum SpanKind {
     Internal,
     /// A message Atoll took from a subscription.
     Consumer,
+    /// A request a function sent.
+    Client,
 }
 
 /// An attribute's value. Names the server already holds (an app's, a
@@ -147,8 +151,7 @@ impl Began {
 }
 
 /// Whether `trace` is exported: an exporter is installed and the trace is
-/// sampled (a caller that said it does not sample the trace is followed,
-/// as a parent-based sampler does; the traces Atoll starts are sampled).
+/// sampled, as [`sampler`] decided when the trace was started or continued.
 pub fn wanted(trace: Option<&TraceContext>) -> bool {
     enabled() && trace.is_some_and(TraceContext::sampled)
 }

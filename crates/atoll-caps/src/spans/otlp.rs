@@ -50,7 +50,8 @@ pub struct Config {
 }
 
 /// What the exported spans say of the process: the service is the app
-/// (or `atoll` when it hosts several).
+/// (or `atoll` when it hosts several), unless the standard variables say
+/// otherwise ([`super::resource`]).
 pub struct Service {
     pub name: String,
     pub version: Option<String>,
@@ -102,8 +103,27 @@ pub fn start(config: &Config, service: Service) -> Result<Exporting, String> {
     if let Some(url) = &endpoint {
         builder = builder.with_endpoint(url.clone());
     }
+    let resource = super::resource::attributes(
+        &service,
+        std::env::var(super::resource::OTEL_SERVICE_NAME).ok().as_deref(),
+        std::env::var(super::resource::OTEL_RESOURCE_ATTRIBUTES).ok().as_deref(),
+    )?;
+    let service_name = resource
+        .iter()
+        .find(|(k, _)| k == "service.name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let sampler = super::sampler::Sampler::from_variables(
+        std::env::var(super::sampler::OTEL_TRACES_SAMPLER).ok().as_deref(),
+        std::env::var(super::sampler::OTEL_TRACES_SAMPLER_ARG).ok().as_deref(),
+    )?;
     let mut exporter = builder.build().map_err(|e| format!("cannot export spans: {e}"))?;
-    exporter.set_resource(&resource(&service));
+    exporter.set_resource(
+        &Resource::builder_empty()
+            .with_attributes(resource.into_iter().map(|(k, v)| KeyValue::new(k, v)))
+            .build(),
+    );
+    super::sampler::install(sampler);
     let (queue, spans) = mpsc::channel(QUEUE);
     let lost = Arc::new(Lost::default());
     let full = Arc::new(Notify::new());
@@ -117,7 +137,8 @@ pub fn start(config: &Config, service: Service) -> Result<Exporting, String> {
     tracing::info!(
         target: "atoll::otlp",
         endpoint = endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"),
-        service = %service.name,
+        service = %service_name,
+        sampler = %sampler,
         "exporting spans over OTLP"
     );
     Ok(Exporting { stop, done })
@@ -148,18 +169,6 @@ pub fn parse_header(text: &str) -> Result<(String, String), String> {
     http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a header name"))?;
     http::HeaderValue::from_str(value).map_err(|_| format!("the value of {name:?} is not a valid header value"))?;
     Ok((name.to_string(), value.to_string()))
-}
-
-fn resource(service: &Service) -> Resource {
-    let mut attributes = vec![
-        KeyValue::new("service.name", service.name.clone()),
-        KeyValue::new("atoll.version", env!("CARGO_PKG_VERSION")),
-        KeyValue::new("atoll.apps", service.apps.join(",")),
-    ];
-    if let Some(version) = &service.version {
-        attributes.push(KeyValue::new("service.version", version.clone()));
-    }
-    Resource::builder_empty().with_attributes(attributes).build()
 }
 
 /// Spans dropped with the queue full since the last report: counted on the
@@ -299,6 +308,7 @@ fn span_data(span: Span, scope: &InstrumentationScope) -> SpanData {
             SpanKind::Server => opentelemetry::trace::SpanKind::Server,
             SpanKind::Internal => opentelemetry::trace::SpanKind::Internal,
             SpanKind::Consumer => opentelemetry::trace::SpanKind::Consumer,
+            SpanKind::Client => opentelemetry::trace::SpanKind::Client,
         },
         name: span.name.into(),
         start_time: span.start,
