@@ -43,6 +43,17 @@ impl SourceText {
         }
     }
 
+    /// The same text, its `[variables]` values masked in every line an
+    /// error quotes: for a runtime configuration, where they are set.
+    pub fn hiding_variable_values(mut self) -> Self {
+        let mut secrets: Vec<_> = self.secrets.iter().copied().collect();
+        secrets.extend(crate::redact::variable_values(&self.text));
+        secrets.sort_unstable();
+        secrets.dedup_by(|later, earlier| later.0 < earlier.1);
+        self.secrets = secrets.into();
+        self
+    }
+
     /// Resolves a byte span to its line and column (in characters) in
     /// logarithmic time. Offsets past the end are clamped; one inside a
     /// multi-byte character resolves to the character after it (spans from

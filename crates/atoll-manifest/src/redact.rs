@@ -58,6 +58,38 @@ pub(crate) fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
     ranges
 }
 
+/// The values in a runtime configuration's `[variables]` and
+/// `[apps.NAME.variables]` tables: each may be a secret's, and nothing in
+/// the file says which. A value is masked from after its `=` to the end of
+/// its line.
+pub(crate) fn variable_values(text: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut in_variables = false;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            let name = header.split(']').next().unwrap_or("").trim();
+            in_variables = name == "variables" || (name.starts_with("apps.") && name.ends_with(".variables"));
+            continue;
+        }
+        if !in_variables || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some(eq) = body.find('=') else { continue };
+        let value = &body[eq + 1..];
+        let lead = value.len() - value.trim_start().len();
+        let value_end = body.trim_end().len();
+        if eq + 1 + lead < value_end {
+            found.push((start + eq + 1 + lead, start + value_end));
+        }
+    }
+    found
+}
+
 /// Where a URL ends: its authority cannot hold these either.
 fn ends_url(c: char) -> bool {
     c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ']' | '}' | '`')
@@ -249,6 +281,31 @@ mod urls {
         for (url, logged) in cases {
             assert_eq!(without_password(url), logged, "{url}");
         }
+    }
+}
+
+#[cfg(test)]
+mod variables {
+    use super::*;
+
+    fn masked(text: &str) -> String {
+        let mut ranges = variable_values(text);
+        ranges.sort_unstable();
+        mask(text, (0, text.len()), 0, &ranges).0
+    }
+
+    #[test]
+    fn values_under_variables_tables_are_masked_and_nothing_else() {
+        let text = "data_dir = \"state\"\n[variables]\ntoken = \"s3cret\"  \n# a comment = kept\n\n[apps.shop.variables]\npin = 1234\n[kv.default]\nbackend = \"redb\"\n";
+        assert_eq!(
+            masked(text),
+            "data_dir = \"state\"\n[variables]\ntoken = ***  \n# a comment = kept\n\n[apps.shop.variables]\npin = ***\n[kv.default]\nbackend = \"redb\"\n"
+        );
+        // CRLF line ends, and a value left empty (an error of its own).
+        assert_eq!(
+            masked("[variables]\r\na = \"x\"\r\nb =\r\n"),
+            "[variables]\r\na = ***\r\nb =\r\n"
+        );
     }
 }
 

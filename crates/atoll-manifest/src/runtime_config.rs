@@ -217,7 +217,7 @@ impl RuntimeConfigFile {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<RuntimeConfigFile, ManifestErrors> {
-        let src = SourceText::new(path, text);
+        let src = SourceText::new(path, text).hiding_variable_values();
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let loc = src.locate(e.span().unwrap_or(0..0));
             src.error(loc, "", e.message().trim())
@@ -436,6 +436,18 @@ fn check_coordinator(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_quoting_a_variable_never_shows_its_value() {
+        for text in ["[variables]\ntoken = \"s3cret\n", "[variables]\ntoken = 5e3cret\n"] {
+            let err = RuntimeConfigFile::parse(text, Path::new("rt.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("rt.toml:2:"), "{err}");
+            assert!(!err.contains("3cret"), "{err}");
+            assert!(err.contains("token = ***"), "{err}");
+        }
+    }
 
     #[test]
     fn an_error_quoting_a_url_never_shows_its_password() {
