@@ -187,6 +187,9 @@ pub struct Invocation {
     /// This invocation's span, set only when its trace is exported: the
     /// parent of the client spans of its outbound requests.
     pub span: Option<u64>,
+    /// The span this invocation's nests under, where it is not the
+    /// request's: a linked call's is its caller's invocation.
+    pub parent_span: Option<u64>,
 }
 
 impl std::fmt::Debug for Invocation {
@@ -218,6 +221,7 @@ impl Invocation {
             link: None,
             linker: None,
             span: None,
+            parent_span: None,
         }
     }
 

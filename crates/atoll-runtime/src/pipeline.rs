@@ -312,12 +312,21 @@ pub(crate) async fn invoke_function(
 /// The invocation's span, if its trace is exported: its id is chosen
 /// before the guest runs, as the parent of the client spans of its
 /// outbound requests ([`Invocation::span`]). With export off, one check.
-pub(crate) fn exported_span(inv: &mut Invocation) -> Option<(TraceContext, u64)> {
+pub(crate) fn exported_span(inv: &mut Invocation) -> Option<ExportedSpan> {
     // Cloned only when exported: the invocation takes `inv`.
     let trace = inv.request.trace.clone().filter(|t| spans::wanted(Some(t)))?;
     let id = new_span_id();
     inv.span = Some(id);
-    Some((trace, id))
+    let parent = inv.parent_span.unwrap_or_else(|| trace.span_id());
+    Some(ExportedSpan { trace, id, parent })
+}
+
+/// An invocation's span, to be recorded when it ends.
+pub(crate) struct ExportedSpan {
+    trace: TraceContext,
+    id: u64,
+    /// The request's span, or a linked call's caller's invocation.
+    parent: u64,
 }
 
 /// One invocation in the metrics, and as a span of its trace if spans are
@@ -327,7 +336,7 @@ pub(crate) fn record(
     op: &str,
     error: Option<&CallError>,
     started: Instant,
-    span: Option<&(TraceContext, u64)>,
+    span: Option<&ExportedSpan>,
 ) {
     use atoll_engine::Failure;
     use atoll_metrics::InvocationOutcome as O;
@@ -344,25 +353,25 @@ pub(crate) fn record(
     let elapsed = started.elapsed();
     atoll_metrics::invocation(&f.app, &f.name, f.guest.abi().as_str(), outcome, elapsed);
     // Callers pass a span only when it is exported.
-    if let Some((trace, id)) = span {
-        spans::record(invocation_span(f, op, outcome, error, elapsed, trace, *id));
+    if let Some(span) = span {
+        spans::record(invocation_span(f, op, outcome, error, elapsed, span));
     }
 }
 
 /// An invocation as an internal span, the child of the request's (or the
-/// run's) span: a pipeline's steps show as its children, in order.
+/// run's) span: a pipeline's steps show as its children, in order, and a
+/// linked call as the child of its caller's invocation.
 fn invocation_span(
     f: &LoadedFunction,
     op: &str,
     outcome: atoll_metrics::InvocationOutcome,
     error: Option<&CallError>,
     elapsed: std::time::Duration,
-    trace: &TraceContext,
-    id: u64,
+    exported: &ExportedSpan,
 ) -> spans::Span {
     let name = format!("invoke {}", f.name);
-    let mut span = Began::ago(elapsed).until_now(trace, id, spans::SpanKind::Internal, name);
-    span.parent = Some((trace.span_id(), false));
+    let mut span = Began::ago(elapsed).until_now(&exported.trace, exported.id, spans::SpanKind::Internal, name);
+    span.parent = Some((exported.parent, false));
     span.attributes.push(("atoll.app", f.app.clone().into()));
     span.attributes.push(("atoll.function", f.name.clone().into()));
     span.attributes.push(("atoll.abi", f.guest.abi().as_str().into()));
@@ -428,6 +437,7 @@ impl LinkTarget for App {
             from.request.clone(),
         );
         inv.link = Some(call);
+        inv.parent_span = from.span;
         if !f.grants.links.is_empty() {
             inv.linker = from.linker.clone();
         }

@@ -655,6 +655,45 @@ steps = [{ fn = "upper", op = "upper", input = "word" }]
     assert!(terminate(&mut served.child).success());
 }
 
+/// A linked call's invocation is the child of its caller's, so a trace
+/// shows which function called which.
+#[test]
+fn a_linked_call_nests_under_its_callers_invocation() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"
+[functions.caller]
+source = "plain.wasm"
+links = ["upper"]
+
+[[routes]]
+method = "POST"
+path = "/linked"
+steps = [{ fn = "caller", op = "host" }]
+"#;
+    let dir = app_with(tmp.path(), &collector.addr, extra);
+    let endpoint = format!("http://{}", collector.addr);
+    let mut served = serve_with(&dir, &["--otlp-endpoint", &endpoint]);
+    // The fixture's `host` makes the host call its payload names.
+    let r = http(&served.addr, "POST", "/linked", &[], b"upper:upper:hi");
+    assert_eq!(body(&r), "HI", "{r}");
+    let received = collector.spans_when(|spans| spans.len() >= 3);
+    let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
+    let named = |name: &str| {
+        *spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span {name}: {spans:#?}"))
+    };
+    let server = named("POST /linked");
+    let caller = named("invoke caller");
+    let callee = named("invoke upper");
+    assert_eq!(caller.parent_span_id, server.span_id);
+    assert_eq!(callee.parent_span_id, caller.span_id, "{spans:#?}");
+    assert_eq!(callee.trace_id, server.trace_id);
+    assert!(terminate(&mut served.child).success());
+}
+
 /// A message taken from a subscription is the root of a trace of its own:
 /// a consumer span, its step under it.
 #[test]

@@ -13,7 +13,15 @@ pub fn atoll() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_atoll"));
     cmd.env("ATOLL_CACHE_DIR", shared_cache_dir())
         .env_remove("ATOLL_LOG")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        .env_remove("ATOLL_OTLP_ENDPOINT");
+    // A developer's own OpenTelemetry settings would change what the
+    // servers under test export; a test sets what it means to.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            cmd.env_remove(name);
+        }
+    }
     cmd
 }
 
