@@ -80,7 +80,17 @@ pub fn verifier(roots: RootCertStore, check: Check) -> Result<Arc<dyn ServerCert
         .map_err(|e| format!("cannot check certificates against these roots: {e}"))?;
     Ok(match check {
         Check::ChainAndName => webpki,
-        Check::ChainOnly => Arc::new(AnyName(webpki)),
+        Check::ChainOnly => Arc::new(Judged {
+            inner: webpki,
+            // The chain is checked before the name, so a name mismatch is
+            // the only error that can hide behind it.
+            judge: |verdict: Verdict| match verdict {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
+                other => other,
+            },
+        }),
     })
 }
 
@@ -114,22 +124,36 @@ impl LastRefusal {
 /// `inner`, remembering its verdicts in a [`LastRefusal`].
 pub fn remembering(inner: Arc<dyn ServerCertVerifier>) -> (Arc<dyn ServerCertVerifier>, LastRefusal) {
     let last = LastRefusal::default();
-    (
-        Arc::new(Remembering {
-            inner,
-            last: last.clone(),
-        }),
-        last,
-    )
+    let kept = last.clone();
+    let verifier = Judged {
+        inner,
+        judge: move |verdict: Verdict| {
+            kept.set(verdict.as_ref().err().cloned());
+            verdict
+        },
+    };
+    (Arc::new(verifier), last)
 }
 
-#[derive(Debug)]
-struct Remembering {
+type Verdict = Result<ServerCertVerified, rustls::Error>;
+
+/// `inner`, its verdict on a server's certificate passed through `judge`
+/// and its checks of signatures left as they are: the one shape of both
+/// adjustments here (remembering a refusal, overlooking a name).
+struct Judged<F> {
     inner: Arc<dyn ServerCertVerifier>,
-    last: LastRefusal,
+    judge: F,
 }
 
-impl ServerCertVerifier for Remembering {
+impl<F> std::fmt::Debug for Judged<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Judged")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Fn(Verdict) -> Verdict + Send + Sync> ServerCertVerifier for Judged<F> {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -137,12 +161,11 @@ impl ServerCertVerifier for Remembering {
         server_name: &ServerName<'_>,
         ocsp: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        self.last.set(verdict.as_ref().err().cloned());
-        verdict
+    ) -> Verdict {
+        (self.judge)(
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
+        )
     }
 
     fn verify_tls12_signature(
@@ -165,54 +188,6 @@ impl ServerCertVerifier for Remembering {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-/// WebPKI's checks, but for a name mismatch: the chain is checked before
-/// the name, so that is the only error which can hide behind it.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }
 
