@@ -275,12 +275,9 @@ fn a_failing_build_shows_its_output_and_fails() {
 /// file where its own directory builds it.
 #[test]
 fn a_build_ignores_a_target_directory_set_for_the_shell() {
-    let dir = app("");
-    let manifest = std::fs::read_to_string(dir.path().join("atoll.toml")).unwrap().replace(
-        "source = \"plain.wasm\"",
-        "source = \"plain.wasm\"\nbuild = { command = \"echo ${CARGO_TARGET_DIR-unset} ${CARGO_BUILD_TARGET_DIR-unset} > seen.txt\" }",
+    let dir = unbuilt_app(
+        "echo ${CARGO_TARGET_DIR-unset} ${CARGO_BUILD_TARGET_DIR-unset} > seen.txt && cp plain.src.wasm plain.wasm",
     );
-    std::fs::write(dir.path().join("atoll.toml"), manifest).unwrap();
     let (out, _, stderr) = run(atoll()
         .arg("build")
         .arg(dir.path())
