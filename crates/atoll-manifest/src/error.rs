@@ -46,11 +46,9 @@ impl SourceText {
     /// The same text, its `[variables]` values masked in every line an
     /// error quotes: for a runtime configuration, where they are set.
     pub fn hiding_variable_values(mut self) -> Self {
-        let mut secrets: Vec<_> = self.secrets.iter().copied().collect();
-        secrets.extend(crate::redact::variable_values(&self.text));
-        secrets.sort_unstable();
-        secrets.dedup_by(|later, earlier| later.0 < earlier.1);
-        self.secrets = secrets.into();
+        let mut secrets = crate::redact::variable_values(&self.text);
+        secrets.extend_from_slice(&self.secrets);
+        self.secrets = crate::redact::merged(secrets).into();
         self
     }
 

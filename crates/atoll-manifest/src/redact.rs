@@ -53,9 +53,21 @@ pub fn without_password(text: &str) -> String {
 pub(crate) fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
     let mut ranges = userinfo_passwords(text);
     ranges.extend(password_parameters(text));
+    merged(ranges)
+}
+
+/// `ranges` in order, overlapping ones joined into one, as [`mask`] takes
+/// them.
+pub(crate) fn merged(mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
     ranges.sort_unstable();
-    ranges.dedup_by(|later, earlier| later.0 < earlier.1);
-    ranges
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match out.last_mut() {
+            Some(last) if start < last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
 }
 
 /// The values in a runtime configuration's `[variables]` and
@@ -289,9 +301,12 @@ mod variables {
     use super::*;
 
     fn masked(text: &str) -> String {
-        let mut ranges = variable_values(text);
-        ranges.sort_unstable();
-        mask(text, (0, text.len()), 0, &ranges).0
+        mask(text, (0, text.len()), 0, &merged(variable_values(text))).0
+    }
+
+    #[test]
+    fn overlapping_ranges_are_joined_not_dropped() {
+        assert_eq!(merged(vec![(5, 9), (0, 6), (12, 14), (8, 10)]), [(0, 10), (12, 14)]);
     }
 
     #[test]
