@@ -270,6 +270,29 @@ fn a_failing_build_shows_its_output_and_fails() {
     assert!(stderr.contains("the build of plain failed"), "{stderr}");
 }
 
+/// A load error quotes the line it points at; a password or a variable's
+/// value on that line never reaches the terminal.
+#[test]
+fn load_errors_never_show_a_password_or_a_variables_value() {
+    let dir = app("");
+    let rt = dir.path().join("rt.toml");
+    for (config, secret, shown) in [
+        (
+            "[cluster]\ncoordinator = \"redis://admin:hunter2@10.0.0.5:99999/3\"\n",
+            "hunter2",
+            "redis://admin:***@10.0.0.5:99999/3",
+        ),
+        ("[variables]\ntoken = \"s3cret-token\n", "s3cret-token", "token = ***"),
+    ] {
+        std::fs::write(&rt, config).unwrap();
+        let (out, stdout, stderr) = run(atoll().arg("check").arg(dir.path()).arg("--runtime-config").arg(&rt));
+        assert!(!out.status.success(), "{stdout}{stderr}");
+        assert!(stderr.contains("rt.toml:2:"), "{stderr}");
+        assert!(stderr.contains(shown), "{stderr}");
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{stdout}{stderr}");
+    }
+}
+
 /// A target directory exported for the user's shell (common with a shared
 /// cargo cache) does not reach a function's build: its `source` names the
 /// file where its own directory builds it.
