@@ -11,8 +11,10 @@
 # installed once with `cargo install` into target/bench-tools/ (about 15
 # minutes on 2 cores); set WASMTIME=skip to leave it out.
 #
-# Rounds alternate between the servers so drift on a shared machine hits
-# both; each server's figure is the median of its rounds.
+# Every server is first warmed up with an unmeasured round ($WARMUP
+# seconds, default 3). Rounds alternate between the servers so drift on a
+# shared machine hits both; each server's figure is the median of its
+# rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
@@ -103,21 +105,29 @@ curl -s http://127.0.0.1:38081/component | grep -q "hello from wasi:http" || { e
 [ "$WASMTIME" = skip ] || curl -s http://127.0.0.1:38083/component | grep -q "hello from wasi:http" || { echo "wasmtime serve did not answer" >&2; exit 1; }
 
 
+names="hyper atoll atoll_nometrics atoll_quiet atoll_wagi atoll_component"
+[ "$WASMTIME" = skip ] || names+=" wasmtime_serve"
+# Sets port, pid and path for a row's server.
+target() {
+  path=""
+  case $1 in
+    hyper) port=38080; pid=$pid_hyper;;
+    atoll) port=38081; pid=$pid_atoll;;
+    atoll_quiet) port=38082; pid=$pid_atoll_quiet;;
+    atoll_nometrics) port=38084; pid=$pid_atoll_nometrics;;
+    atoll_wagi) port=38081; pid=$pid_atoll; path=$CGI_PATH;;
+    atoll_component) port=38081; pid=$pid_atoll; path=component;;
+    wasmtime_serve) port=38083; pid=$pid_wasmtime; path=component;;
+  esac
+}
+
+echo "warming every server up (${WARMUP:-3}s each, not measured)..." >&2
+for name in $names; do target "$name"; warm 127.0.0.1:$port "$path"; done
+
 declare -A results cpus
 for round in $(seq "$ROUNDS"); do
-  names="hyper atoll atoll_nometrics atoll_quiet atoll_wagi atoll_component"
-  [ "$WASMTIME" = skip ] || names+=" wasmtime_serve"
   for name in $names; do
-    path=""
-    case $name in
-      hyper) port=38080; pid=$pid_hyper;;
-      atoll) port=38081; pid=$pid_atoll;;
-      atoll_quiet) port=38082; pid=$pid_atoll_quiet;;
-      atoll_nometrics) port=38084; pid=$pid_atoll_nometrics;;
-      atoll_wagi) port=38081; pid=$pid_atoll; path=$CGI_PATH;;
-      atoll_component) port=38081; pid=$pid_atoll; path=component;;
-      wasmtime_serve) port=38083; pid=$pid_wasmtime; path=component;;
-    esac
+    target "$name"
     read -r r c < <(measure 127.0.0.1:$port "$pid" "$path")
     results[$name]+="$r "
     cpus[$name]+="$c "

@@ -24,6 +24,11 @@ measure() {
     END {printf "%s %.3f\n", rps, (a-b)/t*1e6/n}'
 }
 
+# One unmeasured wrk round of $WARMUP seconds (default 3) against
+# http://$1/$2: a fresh server's first seconds (pool slots mapped, caches
+# cold) are its slowest, and would otherwise land in its first round only.
+warm() { wrk -t1 -c"$CONNECTIONS" -d"${WARMUP:-3}s" "http://$1/${2:-}" >/dev/null; }
+
 # The median of the numbers on standard input, one per line.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # The median of the space-separated numbers in $1.

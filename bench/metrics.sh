@@ -53,7 +53,7 @@ curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:38282/-/metrics | grep -
 
 
 # Warm both (pool slots, compile cache, connection setup).
-measure 127.0.0.1:38281 "$pid_on" >/dev/null; measure 127.0.0.1:38282 "$pid_off" >/dev/null
+warm 127.0.0.1:38281; warm 127.0.0.1:38282
 rps_ratios=""; cpu_ratios=""
 for pair in $(seq "$PAIRS"); do
   # Alternate which goes first, so neither always follows the other.
