@@ -694,6 +694,47 @@ steps = [{ fn = "caller", op = "host" }]
     assert!(terminate(&mut served.child).success());
 }
 
+/// A waPC function that answers with a header value HTTP cannot carry
+/// fails its request, and both its spans say so and why.
+#[test]
+fn a_response_header_the_guest_cannot_set_is_an_error_on_both_spans() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = r#"
+[functions.caps]
+source = "caps.wasm"
+
+[[routes]]
+method = "POST"
+path = "/tag"
+steps = [{ fn = "caps", op = "tag" }]
+"#;
+    let dir = app_with(tmp.path(), &collector.addr, extra);
+    std::fs::copy(guest_path("caps-fixture"), dir.join("caps.wasm")).unwrap();
+    let endpoint = format!("http://{}", collector.addr);
+    let mut served = serve_with(&dir, &["--otlp-endpoint", &endpoint]);
+    // The fixture's `tag` puts its body in an `x-tag` header.
+    let r = http(&served.addr, "POST", "/tag", &[], b"bad\x01value");
+    assert_eq!(status(&r), 500, "{r}");
+    let received = collector.spans_when(|spans| spans.len() >= 2);
+    let spans: Vec<&Span> = received.iter().map(|(_, s)| s).collect();
+    let server = spans
+        .iter()
+        .find(|s| s.name == "POST /tag")
+        .unwrap_or_else(|| panic!("no server span: {spans:#?}"));
+    assert_eq!(int(&server.attributes, "http.response.status_code"), 500);
+    assert_eq!(server.status.as_ref().unwrap().code, StatusCode::Error as i32);
+    let invocation = spans
+        .iter()
+        .find(|s| s.name == "invoke caps")
+        .unwrap_or_else(|| panic!("no invocation span: {spans:#?}"));
+    assert_eq!(invocation.parent_span_id, server.span_id);
+    assert_eq!(text(&invocation.attributes, "atoll.outcome"), "error");
+    let why = &invocation.status.as_ref().unwrap().message;
+    assert!(why.contains("header \"x-tag\""), "{why}");
+    assert!(terminate(&mut served.child).success());
+}
+
 /// A message taken from a subscription is the root of a trace of its own:
 /// a consumer span, its step under it.
 #[test]
