@@ -41,8 +41,27 @@ pub fn read_roots(path: &Path) -> Result<RootCertStore, String> {
 /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
 pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| format!("{} has no private key in it (expected PEM): {e}", path.display()))
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        // An encrypted key is a key, just not one PEM parsers read: saying
+        // "no private key" would send its owner looking for the wrong thing.
+        if is_encrypted_key(&bytes) {
+            format!(
+                "{} holds an encrypted private key, and Atoll reads only unencrypted ones: write a decrypted copy readable only by Atoll's user (`openssl pkey -in {} -out FILE`, which asks for the passphrase) and name that",
+                path.display(),
+                path.display()
+            )
+        } else {
+            format!("{} has no private key in it (expected PEM): {e}", path.display())
+        }
+    })
+}
+
+/// Whether PEM text holds a passphrase-protected key: PKCS#8's
+/// `ENCRYPTED PRIVATE KEY`, or OpenSSL's older `Proc-Type: 4,ENCRYPTED`
+/// header inside an RSA or EC key.
+fn is_encrypted_key(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED")
 }
 
 /// Checks that the private key in `key` belongs to the certificate in

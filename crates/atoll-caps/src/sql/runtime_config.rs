@@ -341,6 +341,25 @@ mod root_cert_tests {
         std::fs::write(dir.path().join("me.key"), &me.key).unwrap();
         std::fs::write(dir.path().join("other.key"), &other.key).unwrap();
         std::fs::write(dir.path().join("junk.pem"), "not PEM at all\n").unwrap();
+        // Passphrase-protected keys as `openssl genpkey -aes256` (PKCS#8)
+        // and `openssl genrsa -aes256` (OpenSSL's older headers) write them;
+        // the base64 under the labels is any key's, as only they are read.
+        let body: String = me
+            .key
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(
+            dir.path().join("locked.key"),
+            format!("-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}\n-----END ENCRYPTED PRIVATE KEY-----\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("locked-rsa.key"),
+            format!("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,0123456789ABCDEF0123456789ABCDEF\n\n{body}\n-----END RSA PRIVATE KEY-----\n"),
+        )
+        .unwrap();
         let url = |tls: &str| format!("postgres://u:secret@db/x?{tls}");
         let parsed = parse_in(dir.path(), &url("sslcert=me.pem&sslkey=me.key")).unwrap();
         let Some(SqlBackendConfig::Postgres { tls, .. }) = parsed.get("pg") else {
@@ -392,6 +411,20 @@ mod root_cert_tests {
                 format!(
                     "sql.pg.url: sslkey \"junk.pem\": {} has no private key in it",
                     at("junk.pem")
+                ),
+            ),
+            (
+                "sslcert=me.pem&sslkey=locked.key",
+                format!(
+                    "sql.pg.url: sslkey \"locked.key\": {} holds an encrypted private key, and Atoll reads only unencrypted ones",
+                    at("locked.key")
+                ),
+            ),
+            (
+                "sslcert=me.pem&sslkey=locked-rsa.key",
+                format!(
+                    "sql.pg.url: sslkey \"locked-rsa.key\": {} holds an encrypted private key",
+                    at("locked-rsa.key")
                 ),
             ),
             (
