@@ -38,46 +38,112 @@ pub fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1), decrypted with
+/// `passphrase` if it is an encrypted PKCS#8 key (`ENCRYPTED PRIVATE KEY`,
+/// what `openssl genpkey -aes256` and OpenSSL 3's `genrsa -aes256` write).
+pub fn read_key(path: &Path, passphrase: Option<&str>) -> Result<PrivateKeyDer<'static>, KeyError> {
+    let bytes = std::fs::read(path).map_err(|e| KeyError::Unusable(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(KeyError::Unusable(format!(
+            "{} holds a key encrypted the way older OpenSSL did (Proc-Type: 4,ENCRYPTED), which Atoll does not read: convert it to an encrypted PKCS#8 key (`openssl pkcs8 -topk8 -v2 aes-256-cbc -in {} -out FILE`) or write a decrypted copy (`openssl pkey -in {} -out FILE`)",
+            path.display(),
+            path.display(),
+            path.display()
+        )));
+    }
+    if let Some(block) = pem_block(&text, "ENCRYPTED PRIVATE KEY") {
+        let Some(passphrase) = passphrase else {
+            return Err(KeyError::Locked(path.display().to_string()));
+        };
+        return decrypt(path, block, passphrase);
+    }
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        // An encrypted key is a key, just not one PEM parsers read: saying
-        // "no private key" would send its owner looking for the wrong thing.
-        if is_encrypted_key(&bytes) {
-            format!(
-                "{} holds an encrypted private key, and Atoll reads only unencrypted ones: write a decrypted copy readable only by Atoll's user (`openssl pkey -in {} -out FILE`, which asks for the passphrase) and name that",
-                path.display(),
-                path.display()
-            )
-        } else {
-            format!("{} has no private key in it (expected PEM): {e}", path.display())
-        }
+        KeyError::Unusable(format!(
+            "{} has no private key in it (expected PEM): {e}",
+            path.display()
+        ))
     })
 }
 
-/// Whether PEM text holds a passphrase-protected key: PKCS#8's
-/// `ENCRYPTED PRIVATE KEY`, or OpenSSL's older `Proc-Type: 4,ENCRYPTED`
-/// header inside an RSA or EC key.
-fn is_encrypted_key(pem: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(pem);
-    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED")
+/// Why a key file cannot be used.
+#[derive(Debug)]
+pub enum KeyError {
+    /// The key is encrypted and no passphrase was given (its path).
+    Locked(String),
+    /// Anything else, in words.
+    Unusable(String),
 }
 
-/// Checks that the private key in `key` belongs to the certificate in
+impl KeyError {
+    /// In words; for a locked key, what to do about it: `unlock` names the
+    /// setting its passphrase goes in, where there is one.
+    pub fn explain(self, unlock: Option<&str>) -> String {
+        let path = match self {
+            KeyError::Unusable(message) => return message,
+            KeyError::Locked(path) => path,
+        };
+        let decrypt = format!(
+            "write a decrypted copy readable only by Atoll's user (`openssl pkey -in {path} -out FILE`, which asks for the passphrase) and name that"
+        );
+        match unlock {
+            Some(setting) => {
+                format!("{path} holds an encrypted private key: give its passphrase as {setting}, or {decrypt}")
+            }
+            None => {
+                format!("{path} holds an encrypted private key, and Atoll reads only unencrypted ones here: {decrypt}")
+            }
+        }
+    }
+}
+
+/// The text of the first PEM block labelled `label`, its markers included.
+fn pem_block<'t>(text: &'t str, label: &str) -> Option<&'t str> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let from = text.find(&begin)?;
+    let to = from + text[from..].find(&end)? + end.len();
+    Some(&text[from..to])
+}
+
+/// An encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt, with AES-CBC), as the
+/// plain PKCS#8 key it holds.
+fn decrypt(path: &Path, block: &str, passphrase: &str) -> Result<PrivateKeyDer<'static>, KeyError> {
+    const READ: &str = "Atoll reads PBES2 with PBKDF2 or scrypt and AES-CBC, what OpenSSL 3 writes; convert another with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+    let unusable = |why: String| KeyError::Unusable(format!("{}: {why}", path.display()));
+    let (_, der) = pkcs8::der::pem::decode_vec(block.as_bytes())
+        .map_err(|e| unusable(format!("its encrypted private key is not valid PEM: {e}")))?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+        .map_err(|e| unusable(format!("its encrypted private key cannot be read ({e}): {READ}")))?;
+    match info.decrypt(passphrase) {
+        Ok(plain) => Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into())),
+        // A wrong passphrase shows as bad padding (which pkcs5 0.7 reports
+        // as `EncryptFailed`), or as bytes that are not a key when the
+        // padding happens to pass.
+        Err(
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed)
+            | pkcs8::Error::Asn1(_),
+        ) => Err(unusable("the passphrase given does not decrypt its private key".into())),
+        Err(e) => Err(unusable(format!(
+            "its private key is encrypted in a way Atoll does not read ({e}): {READ}"
+        ))),
+    }
+}
+
+/// Checks that `key`, read from `key_path`, belongs to the certificate in
 /// `cert`: a mismatched pair is otherwise found only by the server, at
 /// connect, as a handshake failure that names neither file.
-pub fn check_pair(cert: &Path, key: &Path) -> Result<(), String> {
+pub fn check_pair(cert: &Path, key_path: &Path, key: PrivateKeyDer<'static>) -> Result<(), String> {
     let provider = rustls::crypto::ring::default_provider();
-    let certified = rustls::sign::CertifiedKey::from_der(read_certs(cert)?, read_key(key)?, &provider);
+    let certified = rustls::sign::CertifiedKey::from_der(read_certs(cert)?, key, &provider);
     match certified {
         Ok(_) => Ok(()),
         Err(rustls::Error::InconsistentKeys(_)) => Err(format!(
             "the private key in {} is not the key of the certificate in {}",
-            key.display(),
+            key_path.display(),
             cert.display()
         )),
-        Err(e) => Err(format!("{} cannot be used as a private key: {e}", key.display())),
+        Err(e) => Err(format!("{} cannot be used as a private key: {e}", key_path.display())),
     }
 }
 

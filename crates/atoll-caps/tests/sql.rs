@@ -570,7 +570,8 @@ fn tls_setup() -> TlsSetup {
 /// The same, but for a server that also asks each client for a
 /// certificate its CA signed, whose common name is the user it logs in as
 /// (`hostssl ... cert`). Beside `ca.pem`: `client.pem` and `client.key`
-/// for the user `postgres`; `stranger.pem` and `stranger.key`, the same
+/// for the user `postgres` (and `client-sealed.key`, its key encrypted
+/// with the passphrase `pg key pass`); `stranger.pem` and `stranger.key`, the same
 /// but signed by another CA; `someone-else.pem` and `someone-else.key`,
 /// signed by the CA for another user.
 fn client_cert_setup() -> TlsSetup {
@@ -593,6 +594,7 @@ fn tls_server(client_certs: bool) -> TlsSetup {
         let client = ca.issue(&["postgres"]);
         write("client.pem", &client.cert);
         write("client.key", &client.key);
+        write("client-sealed.key", &client.sealed_key("pg key pass"));
         let stranger = TestCa::new("another CA").issue(&["postgres"]);
         write("stranger.pem", &stranger.cert);
         write("stranger.key", &stranger.key);
@@ -749,6 +751,18 @@ async fn postgres_with_a_client_certificate() {
         .unwrap();
     assert_eq!(
         db.rows("balances", vec![]).await,
+        [[Int(1), Int(70)], [Int(2), Int(30)]]
+    );
+    // The same key encrypted, with its passphrase as libpq takes it.
+    let services = tls
+        .load(
+            "localhost",
+            "sslmode=verify-full&sslrootcert=ca.pem&sslcert=client.pem&sslkey=client-sealed.key&sslpassword=pg%20key%20pass",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        Db::new(&services).rows("balances", vec![]).await,
         [[Int(1), Int(70)], [Int(2), Int(30)]]
     );
 }

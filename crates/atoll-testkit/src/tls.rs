@@ -47,3 +47,25 @@ impl TestCa {
         }
     }
 }
+
+impl Issued {
+    /// The private key encrypted with `passphrase`, as `openssl genpkey
+    /// -aes256` writes one: PKCS#8 `ENCRYPTED PRIVATE KEY`, PBES2 with
+    /// PBKDF2-HMAC-SHA256 and AES-256-CBC.
+    pub fn sealed_key(&self, passphrase: &str) -> String {
+        use pkcs8::der::pem::LineEnding;
+        use pkcs8::rand_core::{OsRng, RngCore};
+        let (_, der) = pkcs8::der::pem::decode_vec(self.key.as_bytes()).expect("the key's PEM");
+        let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).expect("a PKCS#8 key");
+        let (mut salt, mut iv) = ([0u8; 16], [0u8; 16]);
+        OsRng.fill_bytes(&mut salt);
+        OsRng.fill_bytes(&mut iv);
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &salt, &iv).expect("PBES2 parameters");
+        info.encrypt_with_params(params, passphrase)
+            .expect("encrypting the key")
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .expect("PEM")
+            .to_string()
+    }
+}

@@ -141,7 +141,7 @@ impl NatsBroker {
             Some((cert, key)) => builder
                 .with_client_auth_cert(
                     crate::tls::read_certs(cert).map_err(|e| format!("client_cert: {e}"))?,
-                    crate::tls::read_key(key).map_err(|e| format!("client_key: {e}"))?,
+                    crate::tls::read_key(key, None).map_err(|e| format!("client_key: {}", e.explain(None)))?,
                 )
                 .map_err(|e| format!("client_cert and client_key do not make a pair: {e}"))?,
         };

@@ -139,7 +139,9 @@ fn tls(src: &SourceText, m: &Spanned<RawMsg>, base: &Path) -> Result<NatsTls, Ve
     };
     let ca_file = file("ca_file", &r.ca_file, &|p| crate::tls::read_roots(p).map(drop));
     let cert = file("client_cert", &r.client_cert, &|p| crate::tls::read_certs(p).map(drop));
-    let key = file("client_key", &r.client_key, &|p| crate::tls::read_key(p).map(drop));
+    let key = file("client_key", &r.client_key, &|p| {
+        crate::tls::read_key(p, None).map(drop).map_err(|e| e.explain(None))
+    });
     let client_cert = match (&r.client_cert, &r.client_key) {
         (Some(_), None) | (None, Some(_)) => {
             errors.push(src.error(
@@ -152,7 +154,9 @@ fn tls(src: &SourceText, m: &Spanned<RawMsg>, base: &Path) -> Result<NatsTls, Ve
         _ => cert.zip(key),
     };
     if let (Some((cert, key)), Some(at)) = (&client_cert, &r.client_key)
-        && let Err(e) = crate::tls::check_pair(cert, key)
+        && let Err(e) = crate::tls::read_key(key, None)
+            .map_err(|e| e.explain(None))
+            .and_then(|k| crate::tls::check_pair(cert, key, k))
     {
         errors.push(src.error(src.locate(at.span()), "msg.client_key", e));
     }

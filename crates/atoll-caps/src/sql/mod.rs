@@ -46,7 +46,7 @@ mod value;
 pub use grant::{Granted, SqlGrant};
 pub use migrations::Migration;
 pub use postgres::PostgresDatabase;
-pub use postgres_tls::{ClientCert, TlsFiles};
+pub use postgres_tls::{ClientCert, Passphrase, TlsFiles};
 pub use runtime_config::{SqlBackendConfig, SqlLocation};
 pub use sqlite::SqliteDatabase;
 pub use value::SqlValue;

@@ -66,6 +66,28 @@ pub struct TlsFiles {
 pub struct ClientCert {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// `sslpassword`, if the key is encrypted.
+    pub passphrase: Option<Passphrase>,
+}
+
+/// libpq's `sslpassword`: the passphrase of an encrypted `sslkey`. Its
+/// `Debug` hides it, so no error or log line can show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(pub String);
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(***)")
+    }
+}
+
+/// Where an encrypted `sslkey`'s passphrase goes, for errors.
+const UNLOCK: &str = "sslpassword=PASSPHRASE in the URL (percent-encoded)";
+
+impl ClientCert {
+    fn passphrase(&self) -> Option<&str> {
+        self.passphrase.as_ref().map(|p| p.0.as_str())
+    }
 }
 
 impl TlsFiles {
@@ -76,6 +98,7 @@ impl TlsFiles {
             client_cert: self.client_cert.as_ref().map(|c| ClientCert {
                 cert: base.join(&c.cert),
                 key: base.join(&c.key),
+                passphrase: c.passphrase.clone(),
             }),
         }
     }
@@ -90,7 +113,7 @@ pub fn split(url: &str) -> Result<SplitUrl, String> {
     let mut mode_at = None;
     let mut root_cert = None;
     let mut system_roots = false;
-    let (mut cert, mut key) = (None, None);
+    let (mut cert, mut key, mut passphrase) = (None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key_name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match decode(key_name).as_str() {
@@ -125,6 +148,7 @@ pub fn split(url: &str) -> Result<SplitUrl, String> {
             }
             "sslcert" => cert = Some(file_value("sslcert", value, "the client certificate")?),
             "sslkey" => key = Some(file_value("sslkey", value, "the client certificate's private key")?),
+            "sslpassword" => passphrase = Some(Passphrase(decode(value))),
             _ => kept.push(pair.to_string()),
         }
     }
@@ -144,8 +168,11 @@ pub fn split(url: &str) -> Result<SplitUrl, String> {
                 .into(),
         );
     }
+    if passphrase.is_some() && key.is_none() {
+        return Err("sslpassword needs sslkey=FILE: it is the passphrase of an encrypted sslkey".into());
+    }
     let client_cert = match (cert, key) {
-        (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+        (Some(cert), Some(key)) => Some(ClientCert { cert, key, passphrase }),
         (None, None) => None,
         (Some(_), None) => {
             return Err(
@@ -204,8 +231,9 @@ pub fn check_files(written: &TlsFiles, files: &TlsFiles) -> Result<(), String> {
     }
     if let (Some(w), Some(c)) = (&written.client_cert, &files.client_cert) {
         tls::read_certs(&c.cert).map_err(|e| format!("sslcert \"{}\": {e}", w.cert.display()))?;
-        tls::read_key(&c.key).map_err(|e| format!("sslkey \"{}\": {e}", w.key.display()))?;
-        tls::check_pair(&c.cert, &c.key).map_err(|e| format!("sslkey \"{}\": {e}", w.key.display()))?;
+        let key = tls::read_key(&c.key, c.passphrase())
+            .map_err(|e| format!("sslkey \"{}\": {}", w.key.display(), e.explain(Some(UNLOCK))))?;
+        tls::check_pair(&c.cert, &c.key, key).map_err(|e| format!("sslkey \"{}\": {e}", w.key.display()))?;
     }
     Ok(())
 }
@@ -235,7 +263,8 @@ pub fn client_config(mode: SslMode, files: &TlsFiles) -> Result<ClientConfig, St
     builder
         .with_client_auth_cert(
             tls::read_certs(&client.cert).map_err(|e| format!("sslcert: {e}"))?,
-            tls::read_key(&client.key).map_err(|e| format!("sslkey: {e}"))?,
+            tls::read_key(&client.key, client.passphrase())
+                .map_err(|e| format!("sslkey: {}", e.explain(Some(UNLOCK))))?,
         )
         .map_err(|e| format!("sslcert and sslkey do not make a pair: {e}"))
 }
@@ -293,6 +322,7 @@ mod tests {
         let want = ClientCert {
             cert: "certs/me.pem".into(),
             key: "me.key".into(),
+            passphrase: None,
         };
         assert_eq!(s.files.client_cert, Some(want.clone()));
         let resolved = s.files.resolve(Path::new("/etc/atoll"));
@@ -301,8 +331,16 @@ mod tests {
             Some(ClientCert {
                 cert: "/etc/atoll/certs/me.pem".into(),
                 key: "/etc/atoll/me.key".into(),
+                passphrase: None,
             })
         );
+        // sslpassword goes with the key, percent-decoded, never to the
+        // driver, and never shown.
+        let s = split("postgres://db/x?sslcert=me.pem&sslkey=me.key&sslpassword=p%40ss%20w0rd").unwrap();
+        assert_eq!(s.client_url, "postgres://db/x");
+        let cert = s.files.client_cert.unwrap();
+        assert_eq!(cert.passphrase(), Some("p@ss w0rd"));
+        assert!(!format!("{cert:?}").contains("w0rd"), "{cert:?}");
         // libpq 16: the system's roots, and verify-full unless said.
         for url in [
             "postgres://db/x?sslrootcert=system",
@@ -338,6 +376,10 @@ mod tests {
             (
                 "postgres://db/x?sslkey=c.key&sslmode=require",
                 "sslkey needs sslcert=FILE: sslcert and sslkey go together",
+            ),
+            (
+                "postgres://db/x?sslpassword=secret",
+                "sslpassword needs sslkey=FILE: it is the passphrase of an encrypted sslkey",
             ),
             (
                 "postgres://db/x?sslrootcert=system&sslmode=require",

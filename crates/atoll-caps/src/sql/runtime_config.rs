@@ -341,9 +341,9 @@ mod root_cert_tests {
         std::fs::write(dir.path().join("me.key"), &me.key).unwrap();
         std::fs::write(dir.path().join("other.key"), &other.key).unwrap();
         std::fs::write(dir.path().join("junk.pem"), "not PEM at all\n").unwrap();
-        // Passphrase-protected keys as `openssl genpkey -aes256` (PKCS#8)
-        // and `openssl genrsa -aes256` (OpenSSL's older headers) write them;
-        // the base64 under the labels is any key's, as only they are read.
+        std::fs::write(dir.path().join("sealed.key"), me.sealed_key("open sesame")).unwrap();
+        // OpenSSL's older encrypted form (`openssl genrsa -aes256
+        // -traditional`); only its headers are read, so any base64 will do.
         let body: String = me
             .key
             .lines()
@@ -351,12 +351,7 @@ mod root_cert_tests {
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(
-            dir.path().join("locked.key"),
-            format!("-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}\n-----END ENCRYPTED PRIVATE KEY-----\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("locked-rsa.key"),
+            dir.path().join("sealed-rsa.key"),
             format!("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,0123456789ABCDEF0123456789ABCDEF\n\n{body}\n-----END RSA PRIVATE KEY-----\n"),
         )
         .unwrap();
@@ -370,7 +365,21 @@ mod root_cert_tests {
             Some(crate::sql::ClientCert {
                 cert: dir.path().join("me.pem"),
                 key: dir.path().join("me.key"),
+                passphrase: None,
             })
+        );
+        // An encrypted key with its passphrase (percent-encoded) loads.
+        let parsed = parse_in(
+            dir.path(),
+            &url("sslcert=me.pem&sslkey=sealed.key&sslpassword=open%20sesame"),
+        )
+        .unwrap();
+        let Some(SqlBackendConfig::Postgres { tls, .. }) = parsed.get("pg") else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(
+            tls.client_cert.as_ref().and_then(|c| c.passphrase.as_ref()),
+            Some(&crate::sql::Passphrase("open sesame".into()))
         );
         for (settings, want) in [
             (
@@ -414,17 +423,24 @@ mod root_cert_tests {
                 ),
             ),
             (
-                "sslcert=me.pem&sslkey=locked.key",
+                "sslcert=me.pem&sslkey=sealed.key",
                 format!(
-                    "sql.pg.url: sslkey \"locked.key\": {} holds an encrypted private key, and Atoll reads only unencrypted ones",
-                    at("locked.key")
+                    "sql.pg.url: sslkey \"sealed.key\": {} holds an encrypted private key: give its passphrase as sslpassword=PASSPHRASE in the URL (percent-encoded), or write a decrypted copy",
+                    at("sealed.key")
                 ),
             ),
             (
-                "sslcert=me.pem&sslkey=locked-rsa.key",
+                "sslcert=me.pem&sslkey=sealed.key&sslpassword=open%20sesam",
                 format!(
-                    "sql.pg.url: sslkey \"locked-rsa.key\": {} holds an encrypted private key",
-                    at("locked-rsa.key")
+                    "sql.pg.url: sslkey \"sealed.key\": {}: the passphrase given does not decrypt its private key",
+                    at("sealed.key")
+                ),
+            ),
+            (
+                "sslcert=me.pem&sslkey=sealed-rsa.key&sslpassword=open%20sesame",
+                format!(
+                    "sql.pg.url: sslkey \"sealed-rsa.key\": {} holds a key encrypted the way older OpenSSL did (Proc-Type: 4,ENCRYPTED), which Atoll does not read: convert it to an encrypted PKCS#8 key",
+                    at("sealed-rsa.key")
                 ),
             ),
             (
@@ -449,6 +465,8 @@ mod root_cert_tests {
             // The message itself; the excerpt under it quotes the file's line.
             let message = err.lines().next().unwrap();
             assert!(!message.contains("secret") && !message.contains("PRIVATE"), "{err}");
+            // Nor does the quoted line show a passphrase.
+            assert!(!err.contains("sesam"), "{err}");
         }
     }
 }
