@@ -38,7 +38,7 @@ pub mod reachable;
 mod services;
 pub mod spans;
 pub mod sql;
-mod tls;
+pub mod tls;
 pub mod trace;
 pub mod vars;
 mod wire;

@@ -21,7 +21,9 @@ mod router;
 mod server;
 mod streamed_request;
 mod timed_io;
+mod tls;
 
 pub use metrics_listener::serve_metrics;
 pub use router::{Lookup, Router};
 pub use server::{Admin, HttpConfig, HttpServer, Refused, clash};
+pub use tls::server_config as tls_config;

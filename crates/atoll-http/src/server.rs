@@ -49,6 +49,9 @@ pub struct HttpConfig {
     /// Whether `GET /-/metrics` is answered on this server's port (it is
     /// not when the metrics have a listener of their own).
     pub metrics_here: bool,
+    /// HTTPS with this configuration ([`crate::tls_config`]); plain HTTP
+    /// without.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for HttpConfig {
@@ -64,6 +67,7 @@ impl Default for HttpConfig {
             write_timeout: Duration::from_secs(30),
             max_buffered: 512 << 20,
             metrics_here: true,
+            tls: None,
         }
     }
 }
@@ -402,11 +406,44 @@ impl HttpServer {
         let shared = self.shared.clone();
         let service = hyper::service::service_fn(move |req| handler::handle(shared.clone(), req));
         let config = &self.shared.config;
-        let io = TokioIo::new(TimedIo::new(stream, config.header_timeout, config.write_timeout));
-        let conn = builder.serve_connection(io, service).into_owned();
-        let conn = graceful.watch(conn);
+        let (first_byte, write) = (config.header_timeout, config.write_timeout);
+        let timed = TimedIo::new(stream, first_byte, write);
+        let Some(tls) = &config.tls else {
+            let conn = builder.serve_connection(TokioIo::new(timed), service).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%remote, error = %e, "connection ended with an error");
+                }
+                drop(open);
+            });
+            return;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+        let builder = builder.clone();
+        // Taken now, so a drain that begins during the handshake waits for
+        // this connection too.
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // The handshake is held to the time a request's headers get:
+            // a client that starts one and stops would otherwise keep its
+            // connection for ever.
+            let tls = match tokio::time::timeout(first_byte, acceptor.accept(timed)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            // Timed again inside TLS: the first request's bytes have the
+            // same deadline as on a plain connection.
+            let io = TokioIo::new(TimedIo::new(tls, first_byte, write));
+            let conn = builder.serve_connection(io, service).into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
             drop(open);

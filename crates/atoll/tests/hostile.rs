@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{atoll, run, start_serving, status, terminate};
+use common::{atoll, https_get, localhost_certificate, run, start_serving, status, terminate};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -701,6 +701,48 @@ fn hostile_clients_idle_and_slow_headers_are_timed_out() {
         // Closed by the server: end of stream (or a reset), not a timeout.
         match s.read(&mut buf) {
             Ok(n) => assert_eq!(n, 0, "an idle connection got data"),
+            Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "still open after 10 s"),
+        }
+    }
+}
+
+/// Over HTTPS (`--tls-cert`), clients that connect and never start their
+/// handshake, or stop partway through their ClientHello, are closed after
+/// `--header-timeout`; HTTPS requests are served meanwhile.
+#[test]
+fn hostile_clients_stalled_tls_handshakes_are_timed_out() {
+    let files = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = localhost_certificate(files.path());
+    let server = Server::start(&["--header-timeout", "2s", "--tls-cert", &cert, "--tls-key", &key]);
+    let addr = server
+        .addr
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("served at {}", server.addr))
+        .to_string();
+    let idle: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    // A handshake record announcing 512 bytes, and the first 6 of them.
+    let partial: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])
+                .unwrap();
+            s
+        })
+        .collect();
+    for _ in 0..20 {
+        let reply = https_get(&addr, &ca, "/ping").unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 200") && reply.contains("Hello, world!"),
+            "{reply}"
+        );
+    }
+    for mut s in idle.into_iter().chain(partial) {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        // Closed by the server (nothing, or a TLS alert first), not still
+        // open when the read gives up.
+        match s.read(&mut buf) {
+            Ok(n) => assert!(n == 0 || buf[0] == 0x15, "a stalled handshake got {:?}", &buf[..n]),
             Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "still open after 10 s"),
         }
     }

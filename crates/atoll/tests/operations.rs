@@ -131,6 +131,68 @@ fn prometheus_scrapes_counts_that_match_the_requests_sent() {
     terminate(&mut served.child);
 }
 
+/// `--tls-cert` and `--tls-key`: the app over HTTPS, end to end through
+/// the binary, with the log saying `https://`; files that cannot serve
+/// are refused at start, naming the flag.
+#[test]
+fn serve_over_https_with_tls_cert_and_key() {
+    let example = atoll_testkit::repo_root().join("examples/hello");
+    let (out, _, stderr) = run(atoll().arg("build").arg(&example));
+    assert!(out.status.success(), "{stderr}");
+    let files = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = localhost_certificate(files.path());
+    let at = |name: &str| files.path().join(name).display().to_string();
+    std::fs::write(
+        at("other.key"),
+        atoll_testkit::TestCa::new("x").issue(&["localhost"]).key,
+    )
+    .unwrap();
+
+    let (mut child, address, lines) = start_serving(&example, &["--tls-cert", &cert, "--tls-key", &key]);
+    std::thread::spawn(move || for _ in lines {});
+    let addr = address
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("the serving line says {address}"));
+    let reply = https_get(addr, &ca, "/hello/tls").unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("tls"), "{reply}");
+    terminate(&mut child);
+
+    for (args, want) in [
+        (
+            vec!["--tls-cert", "/nonexistent/server.pem", "--tls-key", "server.key"],
+            "--tls-cert: cannot read /nonexistent/server.pem".to_string(),
+        ),
+        (
+            vec!["--tls-cert", "server.pem", "--tls-key", "other.key"],
+            format!(
+                "--tls-key: the private key in {} is not the key of the certificate in {}",
+                at("other.key"),
+                at("server.pem")
+            ),
+        ),
+        (vec!["--tls-cert", "server.pem"], "--tls-key <FILE>".to_string()),
+    ] {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.starts_with('-') || a.starts_with('/') {
+                    a.to_string()
+                } else {
+                    at(a)
+                }
+            })
+            .collect();
+        let (out, _, stderr) = run(atoll()
+            .arg("serve")
+            .arg(&example)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args));
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(stderr.contains(&want), "{args:?}: missing {want:?} in:\n{stderr}");
+    }
+}
+
 /// `--no-metrics`: nothing recorded, and no endpoint.
 #[test]
 fn no_metrics_means_no_endpoint() {

@@ -41,6 +41,14 @@ pub struct Args {
     /// Rebuild and reload when the app's files change (development).
     #[arg(long)]
     pub watch: bool,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this certificate
+    /// chain: PEM, the server's certificate first, then any intermediates.
+    /// Needs --tls-key.
+    #[arg(long, value_name = "FILE", env = "ATOLL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(long, value_name = "FILE", env = "ATOLL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Enable `PUT /-/bundle` for requests with `Authorization: Bearer <TOKEN>`.
     #[arg(long, value_name = "TOKEN", env = "ATOLL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -110,6 +118,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(token) = &args.admin_token {
         check_admin_token(token)?;
     }
+    // Read and checked before anything is loaded: a wrong file is found at
+    // once, not after the apps have compiled.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(atoll_http::tls_config(cert, key).map_err(|e| anyhow::anyhow!(e))?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let fd_limit = crate::process::raise_fd_limit();
     let ceiling = fd_limit.map_or(usize::MAX, crate::process::connection_ceiling);
     let max_connections = match args.max_connections {
@@ -236,6 +251,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         write_timeout: args.write_timeout,
         max_buffered: args.max_buffered,
         metrics_here: metrics_listener.is_none(),
+        tls,
     };
     let server = if several {
         HttpServer::with_apps(apps.clone(), http).map_err(|e| anyhow::anyhow!(e))?
@@ -248,7 +264,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     for app in &apps {
         let app_config = crate::supervisor::app_config(&config, several, &app.manifest.app.name);
-        log_app(app, addr, several);
+        log_app(app, scheme, addr, several);
         log_stores(app, &app_config);
         log_databases(app, &app_config);
     }
@@ -281,7 +297,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // One line says it all: what is served, where, and how long loading took.
     let list = |f: fn(&App) -> &str| apps.iter().map(|a| f(a)).collect::<Vec<_>>().join(", ");
     tracing::info!(
-        address = %format!("http://{addr}"),
+        address = %format!("{scheme}://{addr}"),
         app = %list(|a| &a.manifest.app.name),
         version = %list(|a| &a.manifest.app.version),
         functions = apps.iter().map(|a| a.manifest.functions.len()).sum::<usize>(),
@@ -409,7 +425,7 @@ fn check_admin_token(token: &str) -> anyhow::Result<()> {
 
 /// What the app answers and runs: each route with the URL to try it at,
 /// each schedule and subscription.
-fn log_app(app: &App, addr: SocketAddr, several: bool) {
+fn log_app(app: &App, scheme: &str, addr: SocketAddr, several: bool) {
     let info = &app.manifest.app;
     if several || info.base != "/" || !info.hosts.is_empty() {
         tracing::info!(app = %info.name, version = %info.version, mount = %info.mount(), "app");
@@ -419,7 +435,7 @@ fn log_app(app: &App, addr: SocketAddr, several: bool) {
         tracing::info!(
             app = %info.name,
             route = %route.describe(),
-            url = %format!("http://{addr}{base}{}", route.path),
+            url = %format!("{scheme}://{addr}{base}{}", route.path),
             steps = %route.pipeline.describe(),
             "route"
         );

@@ -191,6 +191,49 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `GET path` over HTTPS to `addr`, as `localhost`, trusting only the CA
+/// whose certificate is `ca_pem`; the raw response text.
+pub fn https_get(addr: &str, ca_pem: &str, path: &str) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let client = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(client, tcp);
+    tls.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes())?;
+    let mut reply = Vec::new();
+    // The server closes after its response without TLS's close_notify,
+    // which reads as an error after the bytes that count.
+    if let Err(e) = tls.read_to_end(&mut reply)
+        && reply.is_empty()
+    {
+        return Err(e);
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// A certificate for `localhost` that a new test CA signed, written to
+/// `dir` as `server.pem` and `server.key`: the CA's certificate and the two
+/// files' paths.
+pub fn localhost_certificate(dir: &Path) -> (String, String, String) {
+    let ca = atoll_testkit::TestCa::new("atoll test CA");
+    let issued = ca.issue(&["localhost"]);
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&cert, &issued.cert).unwrap();
+    std::fs::write(&key, &issued.key).unwrap();
+    (ca.pem(), cert.display().to_string(), key.display().to_string())
+}
+
 /// The status code of a raw response.
 pub fn status(response: &str) -> u16 {
     response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
