@@ -4,6 +4,9 @@
 # server (crates/atoll-bench) and against `wasmtime serve` (same Wasmtime
 # version as Atoll's) running the same component, in the same run, with the
 # same client (wrk), on the same machine. Prints requests/s and the ratios.
+# The waPC function is also served over HTTPS (`--tls-cert`, with a
+# certificate the script makes with openssl; wrk's connections are kept
+# alive, so this is the cost of TLS records, not of handshakes).
 #
 #   bench/http.sh [seconds-per-round] [connections]
 #
@@ -92,10 +95,16 @@ target/dist/hyper-hello 127.0.0.1:38080 2>/dev/null & pids+=($!); pid_hyper=$!
 ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38081 --log-format json 2>/dev/null & pids+=($!); pid_atoll=$!
 ATOLL_LOG=warn ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38082 --log-format json 2>/dev/null & pids+=($!); pid_atoll_quiet=$!
 ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38084 --log-format json --no-metrics 2>/dev/null & pids+=($!); pid_atoll_nometrics=$!
+# The same server over HTTPS, with a certificate of the run's own.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -days 1 -subj /CN=localhost \
+  -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
+ATOLL_CACHE_DIR="$work/cache" target/dist/atoll serve "$work" --listen 127.0.0.1:38085 --log-format json \
+  --tls-cert "$work/tls.pem" --tls-key "$work/tls.key" 2>/dev/null & pids+=($!); pid_atoll_tls=$!
 if [ "$WASMTIME" != skip ]; then
   "$WASMTIME" serve -Scli --addr 127.0.0.1:38083 "$work/component.wasm" 2>/dev/null & pids+=($!); pid_wasmtime=$!
 fi
 wait_port 127.0.0.1:38080; wait_port 127.0.0.1:38081; wait_port 127.0.0.1:38082; wait_port 127.0.0.1:38084
+wait_port 127.0.0.1:38085 https
 [ "$WASMTIME" = skip ] || wait_port 127.0.0.1:38083
 [ "$(curl -s http://127.0.0.1:38081/)" = "Hello, world!" ] || { echo "atoll did not answer Hello, world!" >&2; exit 1; }
 # The WAGI program's first argument is the query's first item.
@@ -105,16 +114,18 @@ curl -s http://127.0.0.1:38081/component | grep -q "hello from wasi:http" || { e
 [ "$WASMTIME" = skip ] || curl -s http://127.0.0.1:38083/component | grep -q "hello from wasi:http" || { echo "wasmtime serve did not answer" >&2; exit 1; }
 
 
-names="hyper atoll atoll_nometrics atoll_quiet atoll_wagi atoll_component"
+names="hyper atoll atoll_nometrics atoll_quiet atoll_tls atoll_wagi atoll_component"
 [ "$WASMTIME" = skip ] || names+=" wasmtime_serve"
-# Sets port, pid and path for a row's server.
+# Sets port, pid, path and scheme for a row's server.
 target() {
   path=""
+  scheme=http
   case $1 in
     hyper) port=38080; pid=$pid_hyper;;
     atoll) port=38081; pid=$pid_atoll;;
     atoll_quiet) port=38082; pid=$pid_atoll_quiet;;
     atoll_nometrics) port=38084; pid=$pid_atoll_nometrics;;
+    atoll_tls) port=38085; pid=$pid_atoll_tls; scheme=https;;
     atoll_wagi) port=38081; pid=$pid_atoll; path=$CGI_PATH;;
     atoll_component) port=38081; pid=$pid_atoll; path=component;;
     wasmtime_serve) port=38083; pid=$pid_wasmtime; path=component;;
@@ -122,13 +133,13 @@ target() {
 }
 
 echo "warming every server up (${WARMUP:-3}s each, not measured)..." >&2
-for name in $names; do target "$name"; warm 127.0.0.1:$port "$path"; done
+for name in $names; do target "$name"; SCHEME=$scheme warm 127.0.0.1:$port "$path"; done
 
 declare -A results cpus
 for round in $(seq "$ROUNDS"); do
   for name in $names; do
     target "$name"
-    read -r r c < <(measure 127.0.0.1:$port "$pid" "$path")
+    read -r r c < <(SCHEME=$scheme measure 127.0.0.1:$port "$pid" "$path")
     results[$name]+="$r "
     cpus[$name]+="$c "
     echo "round $round/$ROUNDS: $name $r req/s, $c us CPU/request" >&2
@@ -148,6 +159,8 @@ row "plain hyper (baseline)" "$h" "$hc"
 row "atoll, waPC function, request log on" "$a" "$ac"
 row "atoll, waPC function, log on, --no-metrics" "$n" "$nc"
 row "atoll, waPC function, request log off" "$q" "$qc"
+t=$(med "${results[atoll_tls]}"); tc=$(med "${cpus[atoll_tls]}")
+row "atoll, waPC function, log on, HTTPS" "$t" "$tc"
 row "atoll, WAGI (CGI) program, log on" "$w" "$wc"
 k=$(med "${results[atoll_component]}"); kc=$(med "${cpus[atoll_component]}")
 row "atoll, wasi:http component, log on" "$k" "$kc"

@@ -4,19 +4,21 @@
 # Waits up to 60 s for http://$1/ to answer; exits the script otherwise. A
 # fresh compile cache means Atoll compiles every module before it listens,
 # which on a loaded 2-core machine has taken more than 10 s.
-wait_port() { for _ in $(seq 600); do curl -sf "http://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
+# $2 is the scheme, http unless given (https is not verified: the benches'
+# certificates are their own).
+wait_port() { for _ in $(seq 600); do curl -sfk "${2:-http}://$1/" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 
 # CPU time (user+system, in clock ticks) a server process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
 # Prints "requests/s cpu-microseconds-per-request" for one wrk round of
-# $DURATION seconds with $CONNECTIONS connections against http://$1/$3,
-# served by process $2.
+# $DURATION seconds with $CONNECTIONS connections against $SCHEME://$1/$3
+# (SCHEME: http unless set), served by process $2.
 measure() {
   local before after out
   before=$(cpu_ticks "$2")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://$1/${3:-}")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${SCHEME:-http}://$1/${3:-}")
   after=$(cpu_ticks "$2")
   echo "$out" | awk -v b="$before" -v a="$after" -v t="$TICK" '
     /Requests\/sec/ {rps=$2}
@@ -25,9 +27,9 @@ measure() {
 }
 
 # One unmeasured wrk round of $WARMUP seconds (default 3) against
-# http://$1/$2: a fresh server's first seconds (pool slots mapped, caches
+# $SCHEME://$1/$2: a fresh server's first seconds (pool slots mapped, caches
 # cold) are its slowest, and would otherwise land in its first round only.
-warm() { wrk -t1 -c"$CONNECTIONS" -d"${WARMUP:-3}s" "http://$1/${2:-}" >/dev/null; }
+warm() { wrk -t1 -c"$CONNECTIONS" -d"${WARMUP:-3}s" "${SCHEME:-http}://$1/${2:-}" >/dev/null; }
 
 # The median of the numbers on standard input, one per line.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
