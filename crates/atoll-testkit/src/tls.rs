@@ -31,6 +31,22 @@ impl TestCa {
         self.issuer.pem()
     }
 
+    /// A TLS client configuration trusting this CA only, offering `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(self.issuer.der().clone())
+            .expect("the CA's certificate as a root");
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("TLS 1.2 and 1.3 with ring")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        std::sync::Arc::new(config)
+    }
+
     /// A certificate for `names` (host names, or IP addresses such as
     /// `127.0.0.1`, which become IP address names as clients expect), for
     /// a server or a client.

@@ -191,22 +191,12 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `GET path` over HTTPS to `addr`, as `localhost`, trusting only the CA
-/// whose certificate is `ca_pem`; the raw response text.
-pub fn https_get(addr: &str, ca_pem: &str, path: &str) -> std::io::Result<String> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+/// `GET path` over HTTPS to `addr`, as `localhost`, trusting only `ca`;
+/// the raw response text.
+pub fn https_get(addr: &str, ca: &atoll_testkit::TestCa, path: &str) -> std::io::Result<String> {
+    let config = ca.client_config(&[b"http/1.1"]);
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let client = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let client = rustls::ClientConnection::new(config, name).unwrap();
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     let mut tls = rustls::StreamOwned::new(client, tcp);
@@ -223,15 +213,14 @@ pub fn https_get(addr: &str, ca_pem: &str, path: &str) -> std::io::Result<String
 }
 
 /// A certificate for `localhost` that a new test CA signed, written to
-/// `dir` as `server.pem` and `server.key`: the CA's certificate and the two
-/// files' paths.
-pub fn localhost_certificate(dir: &Path) -> (String, String, String) {
+/// `dir` as `server.pem` and `server.key`: the CA and the two files' paths.
+pub fn localhost_certificate(dir: &Path) -> (atoll_testkit::TestCa, String, String) {
     let ca = atoll_testkit::TestCa::new("atoll test CA");
     let issued = ca.issue(&["localhost"]);
     let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
     std::fs::write(&cert, &issued.cert).unwrap();
     std::fs::write(&key, &issued.key).unwrap();
-    (ca.pem(), cert.display().to_string(), key.display().to_string())
+    (ca, cert.display().to_string(), key.display().to_string())
 }
 
 /// The status code of a raw response.
