@@ -135,15 +135,22 @@ fn decrypt(path: &Path, block: &str, passphrase: &str) -> Result<PrivateKeyDer<'
 /// connect, as a handshake failure that names neither file.
 pub fn check_pair(cert: &Path, key_path: &Path, key: PrivateKeyDer<'static>) -> Result<(), String> {
     let provider = rustls::crypto::ring::default_provider();
-    let certified = rustls::sign::CertifiedKey::from_der(read_certs(cert)?, key, &provider);
-    match certified {
-        Ok(_) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(_)) => Err(format!(
+    rustls::sign::CertifiedKey::from_der(read_certs(cert)?, key, &provider)
+        .map(drop)
+        .map_err(|e| pair_error(&e, cert, key_path))
+}
+
+/// Why the certificate in `cert` and the key in `key` do not make a pair,
+/// in words: what rustls says when it pairs them (here, or in a
+/// configuration builder that checks the same).
+pub fn pair_error(e: &rustls::Error, cert: &Path, key: &Path) -> String {
+    match e {
+        rustls::Error::InconsistentKeys(_) => format!(
             "the private key in {} is not the key of the certificate in {}",
-            key_path.display(),
+            key.display(),
             cert.display()
-        )),
-        Err(e) => Err(format!("{} cannot be used as a private key: {e}", key_path.display())),
+        ),
+        e => format!("{} cannot be used as a private key: {e}", key.display()),
     }
 }
 

@@ -349,6 +349,9 @@ impl HttpServer {
             .max_concurrent_streams(256)
             .keep_alive_interval(config.header_timeout)
             .keep_alive_timeout(config.write_timeout);
+        // Shared with each connection's task, which serves it after any
+        // TLS handshake.
+        let builder = Arc::new(builder);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let open = Arc::new(AtomicUsize::new(0));
         let mut failures = AcceptFailures::default();
@@ -397,7 +400,7 @@ impl HttpServer {
 
     fn spawn_connection(
         &self,
-        builder: &auto::Builder<TokioExecutor>,
+        builder: &Arc<auto::Builder<TokioExecutor>>,
         graceful: &hyper_util::server::graceful::GracefulShutdown,
         stream: tokio::net::TcpStream,
         remote: SocketAddr,
@@ -408,46 +411,57 @@ impl HttpServer {
         let config = &self.shared.config;
         let (first_byte, write) = (config.header_timeout, config.write_timeout);
         let timed = TimedIo::new(stream, first_byte, write);
-        let Some(tls) = &config.tls else {
-            let conn = builder.serve_connection(TokioIo::new(timed), service).into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%remote, error = %e, "connection ended with an error");
-                }
-                drop(open);
-            });
-            return;
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+        let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let builder = builder.clone();
-        // Taken now, so a drain that begins during the handshake waits for
+        // Taken now, so a drain that begins during a TLS handshake waits for
         // this connection too.
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            // The handshake is held to the time a request's headers get:
-            // a client that starts one and stops would otherwise keep its
-            // connection for ever.
-            let tls = match tokio::time::timeout(first_byte, acceptor.accept(timed)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                    return;
+            let _open = open;
+            let ended = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(timed), service).into_owned();
+                    watcher.watch(conn).await
                 }
-                Err(_) => {
-                    tracing::debug!(%remote, "TLS handshake timed out");
-                    return;
+                Some(acceptor) => {
+                    let Some(tls) = handshake(acceptor, timed, first_byte, remote).await else {
+                        return;
+                    };
+                    // Timed again inside TLS: the first request's bytes have
+                    // the same deadline as on a plain connection.
+                    let io = TokioIo::new(TimedIo::new(tls, first_byte, write));
+                    watcher.watch(builder.serve_connection(io, service).into_owned()).await
                 }
             };
-            // Timed again inside TLS: the first request's bytes have the
-            // same deadline as on a plain connection.
-            let io = TokioIo::new(TimedIo::new(tls, first_byte, write));
-            let conn = builder.serve_connection(io, service).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
+            if let Err(e) = ended {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
-            drop(open);
         });
+    }
+}
+
+/// The server's side of a TLS handshake, held to `limit` (the time a
+/// request's headers get): a client that starts one and stops would
+/// otherwise keep its connection for ever. `None`, logged, if it fails.
+async fn handshake<T>(
+    acceptor: tokio_rustls::TlsAcceptor,
+    io: T,
+    limit: Duration,
+    remote: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<T>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(limit, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "TLS handshake timed out");
+            None
+        }
     }
 }
 

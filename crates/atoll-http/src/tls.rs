@@ -14,13 +14,14 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
     use atoll_caps::tls;
     let chain = tls::read_certs(cert).map_err(|e| format!("--tls-cert: {e}"))?;
     let private = tls::read_key(key, None).map_err(|e| format!("--tls-key: {}", e.explain(None)))?;
-    tls::check_pair(cert, key, private.clone_key()).map_err(|e| format!("--tls-key: {e}"))?;
+    // `with_single_cert` pairs the key with the certificate as
+    // `tls::check_pair` does, and fails the same way.
     let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, private)
-        .map_err(|e| format!("--tls-cert and --tls-key cannot be used together: {e}"))?;
+        .map_err(|e| format!("--tls-key: {}", tls::pair_error(&e, cert, key)))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
