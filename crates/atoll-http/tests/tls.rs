@@ -5,7 +5,7 @@
 mod support;
 
 use atoll_http::HttpConfig;
-use atoll_testkit::{TestCa, guest_path};
+use atoll_testkit::{TestCa, guest_path, localhost_certificate};
 use bytes::Bytes;
 use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
@@ -36,14 +36,10 @@ path = "/echo"
 steps = [{{ fn = "plain", op = "ping" }}]
 "#
     );
-    let ca = TestCa::new("atoll test CA");
-    let issued = ca.issue(&["localhost"]);
     let files = tempfile::tempdir().unwrap();
-    let (cert, key) = (files.path().join("server.pem"), files.path().join("server.key"));
-    std::fs::write(&cert, &issued.cert).unwrap();
-    std::fs::write(&key, &issued.key).unwrap();
+    let (ca, cert, key) = localhost_certificate(files.path());
     let http = HttpConfig {
-        tls: Some(atoll_http::tls_config(&cert, &key).unwrap()),
+        tls: Some(atoll_http::tls_config(cert.as_ref(), key.as_ref()).unwrap()),
         header_timeout,
         ..HttpConfig::default()
     };

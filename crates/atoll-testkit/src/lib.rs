@@ -16,7 +16,7 @@ mod servers;
 mod tls;
 pub use logs::{capture_logs, captured};
 pub use servers::{NatsServer, NatsServerTls, PostgresServer, PostgresTls, PrometheusServer, RedisServer, free_port};
-pub use tls::{Issued, TestCa};
+pub use tls::{Issued, TestCa, localhost_certificate};
 
 /// Rust fixtures under `tests/guests`, with the target each is built for.
 const RUST_GUESTS: &[(&str, &str)] = &[

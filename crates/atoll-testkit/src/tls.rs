@@ -64,6 +64,18 @@ impl TestCa {
     }
 }
 
+/// A certificate for `localhost` that a new test CA signed, written to
+/// `dir` as `server.pem` and `server.key`: the CA and the two files' paths,
+/// as a server under test is given them.
+pub fn localhost_certificate(dir: &std::path::Path) -> (TestCa, String, String) {
+    let ca = TestCa::new("atoll test CA");
+    let issued = ca.issue(&["localhost"]);
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&cert, &issued.cert).expect("writing server.pem");
+    std::fs::write(&key, &issued.key).expect("writing server.key");
+    (ca, cert.display().to_string(), key.display().to_string())
+}
+
 impl Issued {
     /// The private key encrypted with `passphrase`, as `openssl genpkey
     /// -aes256` writes one: PKCS#8 `ENCRYPTED PRIVATE KEY`, PBES2 with

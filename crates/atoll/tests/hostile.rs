@@ -17,7 +17,8 @@
 
 mod common;
 
-use common::{atoll, https_get, localhost_certificate, run, start_serving, status, terminate};
+use atoll_testkit::localhost_certificate;
+use common::{atoll, https_get, run, start_serving, status, terminate};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

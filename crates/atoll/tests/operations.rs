@@ -140,7 +140,7 @@ fn serve_over_https_with_tls_cert_and_key() {
     let (out, _, stderr) = run(atoll().arg("build").arg(&example));
     assert!(out.status.success(), "{stderr}");
     let files = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = localhost_certificate(files.path());
+    let (ca, cert, key) = atoll_testkit::localhost_certificate(files.path());
     let at = |name: &str| files.path().join(name).display().to_string();
     std::fs::write(
         at("other.key"),

@@ -212,17 +212,6 @@ pub fn https_get(addr: &str, ca: &atoll_testkit::TestCa, path: &str) -> std::io:
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
-/// A certificate for `localhost` that a new test CA signed, written to
-/// `dir` as `server.pem` and `server.key`: the CA and the two files' paths.
-pub fn localhost_certificate(dir: &Path) -> (atoll_testkit::TestCa, String, String) {
-    let ca = atoll_testkit::TestCa::new("atoll test CA");
-    let issued = ca.issue(&["localhost"]);
-    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
-    std::fs::write(&cert, &issued.cert).unwrap();
-    std::fs::write(&key, &issued.key).unwrap();
-    (ca, cert.display().to_string(), key.display().to_string())
-}
-
 /// The status code of a raw response.
 pub fn status(response: &str) -> u16 {
     response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
